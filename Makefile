@@ -1,0 +1,35 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= demo
+
+.PHONY: demo test lint format typecheck clean
+
+$(BIN)/nkpredict: pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev,dask]"
+	touch $(BIN)/nkpredict
+
+demo: $(BIN)/nkpredict
+	$(BIN)/nkpredict simulate --out $(DEMO_DIR)/cohort
+	$(BIN)/nkpredict features --expression $(DEMO_DIR)/cohort/expression.csv --out $(DEMO_DIR)/features.csv
+
+lint: $(BIN)/nkpredict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/nkpredict
+	$(BIN)/mypy service training
+
+test: lint typecheck
+	$(BIN)/pytest -q
+
+format: $(BIN)/nkpredict
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) mlruns .pytest_cache .ruff_cache .mypy_cache
