@@ -11,7 +11,8 @@ tab-separated files next to this module:
 ``axes.tsv``
     One row per NK receptor axis or intracellular program the genes belong to.
 ``pathways.tsv``
-    Gene sets (mechanism pathways, lineage programs, covariates) with their genes.
+    Gene sets (mechanism pathways, lineage programs, covariates) with their genes and the
+    ``axis`` they act through (``-`` for none).
 ``VERSION``
     The catalogue version, recorded with every fitted model.
 """
@@ -79,6 +80,12 @@ class GeneSet:
     category: str = "user"
     description: str = ""
     reference: str = ""
+    axis: str | None = None
+
+    @property
+    def unit(self) -> str:
+        """The axis-level unit this set's score is attributed to (its axis, else its category)."""
+        return self.axis if self.axis else self.category.upper()
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,9 @@ class Catalog:
         for gene in self.genes:
             if gene.axis not in axis_names:
                 raise CatalogError(f"gene {gene.symbol} names unknown axis {gene.axis!r}")
+        for gene_set in self.gene_sets:
+            if gene_set.axis is not None and gene_set.axis not in axis_names:
+                raise CatalogError(f"gene set {gene_set.name} names unknown axis {gene_set.axis!r}")
         set_names = [s.name for s in self.gene_sets]
         if len(set(set_names)) != len(set_names):
             raise CatalogError("gene-set names must be unique")
@@ -209,6 +219,7 @@ def load_catalog() -> Catalog:
             category=row["category"],
             description=row["description"],
             reference=row["reference"],
+            axis=None if row["axis"] == "-" else row["axis"],
         )
         for row in _read_tsv("pathways.tsv")
     )

@@ -1,0 +1,172 @@
+"""Gradient-boosted trees (XGBoost) with early stopping on an inner validation split."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from sklearn.base import BaseEstimator
+from sklearn.model_selection import train_test_split
+
+from nkpredict.exceptions import InputError, ModelLoadError, NotFittedError
+
+logger = logging.getLogger(__name__)
+
+Task = Literal["classification", "regression"]
+_MIN_SAMPLES_FOR_EARLY_STOPPING = 40
+
+
+class BoostedTrees(BaseEstimator):  # type: ignore[misc]
+    """An XGBoost booster tuned by early stopping, with a scikit-learn interface.
+
+    ``fit`` holds out ``validation_fraction`` of the training samples (stratified for
+    classification), boosts until the validation loss stops improving for
+    ``early_stopping_rounds`` rounds, then refits on all samples with the number of rounds
+    found. The fitted booster is plain XGBoost (saved as UBJ/JSON, no pickles).
+
+    Parameters
+    ----------
+    task : {"classification", "regression"}
+    n_estimators : int
+        Maximum number of boosting rounds.
+    max_depth, learning_rate, subsample, colsample_bytree, min_child_weight, reg_lambda
+        XGBoost tree parameters.
+    early_stopping_rounds : int or None
+        ``None`` or 0 switches early stopping off (all ``n_estimators`` rounds are used).
+    validation_fraction : float
+        Share of samples held out for early stopping.
+    n_jobs : int or None
+        Threads for XGBoost (``None``: all cores).
+    device : str
+        ``"cpu"`` or ``"cuda"``.
+    random_state : int
+    """
+
+    def __init__(
+        self,
+        task: Task = "classification",
+        n_estimators: int = 600,
+        max_depth: int = 3,
+        learning_rate: float = 0.05,
+        subsample: float = 0.8,
+        colsample_bytree: float = 0.8,
+        min_child_weight: float = 1.0,
+        reg_lambda: float = 1.0,
+        early_stopping_rounds: int | None = 40,
+        validation_fraction: float = 0.2,
+        n_jobs: int | None = None,
+        device: str = "cpu",
+        random_state: int = 0,
+    ) -> None:
+        self.task = task
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.learning_rate = learning_rate
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.min_child_weight = min_child_weight
+        self.reg_lambda = reg_lambda
+        self.early_stopping_rounds = early_stopping_rounds
+        self.validation_fraction = validation_fraction
+        self.n_jobs = n_jobs
+        self.device = device
+        self.random_state = random_state
+
+    def xgb_params(self) -> dict[str, Any]:
+        """The XGBoost training parameters these settings stand for."""
+        params: dict[str, Any] = {
+            "objective": "binary:logistic" if self.task == "classification" else "reg:squarederror",
+            "eval_metric": "logloss" if self.task == "classification" else "rmse",
+            "tree_method": "hist",
+            "max_depth": self.max_depth,
+            "eta": self.learning_rate,
+            "subsample": self.subsample,
+            "colsample_bytree": self.colsample_bytree,
+            "min_child_weight": self.min_child_weight,
+            "lambda": self.reg_lambda,
+            "device": self.device,
+            "seed": self.random_state,
+        }
+        if self.n_jobs is not None:
+            params["nthread"] = self.n_jobs
+        return params
+
+    def fit(self, X: pd.DataFrame | np.ndarray, y: Any) -> BoostedTrees:
+        """Fit on features ``X`` (n_samples, n_features) and target ``y`` (n_samples,)."""
+        values = np.asarray(X, dtype=np.float32)
+        target = np.asarray(y, dtype=np.float32)
+        if values.shape[0] != target.shape[0] or values.shape[0] == 0:
+            raise InputError("features and target must have the same, non-zero number of rows")
+        self.feature_names_in_ = (
+            np.asarray(X.columns, dtype=object) if isinstance(X, pd.DataFrame) else None
+        )
+        self.n_rounds_ = self._rounds_by_early_stopping(values, target)
+        full = xgb.DMatrix(values, label=target)
+        self.booster_ = xgb.train(self.xgb_params(), full, num_boost_round=self.n_rounds_)
+        return self
+
+    def _rounds_by_early_stopping(self, values: np.ndarray, target: np.ndarray) -> int:
+        if not self.early_stopping_rounds or values.shape[0] < _MIN_SAMPLES_FOR_EARLY_STOPPING:
+            return self.n_estimators
+        stratify = target if self.task == "classification" else None
+        x_fit, x_val, y_fit, y_val = train_test_split(
+            values,
+            target,
+            test_size=self.validation_fraction,
+            random_state=self.random_state,
+            stratify=stratify,
+        )
+        booster = xgb.train(
+            self.xgb_params(),
+            xgb.DMatrix(x_fit, label=y_fit),
+            num_boost_round=self.n_estimators,
+            evals=[(xgb.DMatrix(x_val, label=y_val), "validation")],
+            early_stopping_rounds=self.early_stopping_rounds,
+            verbose_eval=False,
+        )
+        rounds = int(booster.best_iteration) + 1
+        logger.debug("early stopping chose %d boosting rounds", rounds)
+        return rounds
+
+    def _booster(self) -> xgb.Booster:
+        if not hasattr(self, "booster_"):
+            raise NotFittedError("BoostedTrees is not fitted")
+        return self.booster_
+
+    def predict_margin(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Raw model output (log-odds for classification), shape (n_samples,)."""
+        values = np.asarray(X, dtype=np.float32)
+        return np.asarray(self._booster().inplace_predict(values, predict_type="margin"))
+
+    def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Class probabilities, shape (n_samples, 2); column 1 is "resistant"."""
+        if self.task != "classification":
+            raise InputError("predict_proba is only defined for classification models")
+        p = 1.0 / (1.0 + np.exp(-self.predict_margin(X)))
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """0/1 calls at probability 0.5 (classification) or predicted scores (regression)."""
+        if self.task == "classification":
+            return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+        return self.predict_margin(X)
+
+    def save(self, path: str) -> None:
+        """Write the booster in XGBoost's own format (``.ubj`` or ``.json``)."""
+        self._booster().save_model(path)
+
+    @classmethod
+    def load(cls, path: str, params: dict[str, Any], n_rounds: int) -> BoostedTrees:
+        """Rebuild a fitted instance from a saved booster and its constructor parameters."""
+        model = cls(**params)
+        model.booster_ = xgb.Booster()
+        try:
+            model.booster_.load_model(path)
+        except xgb.core.XGBoostError as exc:
+            raise ModelLoadError(f"corrupted or unreadable booster at {path}: {exc}") from exc
+        model.n_rounds_ = n_rounds
+        model.feature_names_in_ = None
+        return model

@@ -1,0 +1,536 @@
+"""Expression matrices: reading, validation, scale detection and conversion to log2(TPM+1).
+
+Every matrix in nkpredict is *samples x genes* (rows are samples, columns gene identifiers)
+and, once prepared, on the **log2(TPM+1)** scale with HGNC symbols as columns:
+
+1. :func:`read_expression` reads CSV/TSV/Parquet/h5ad files into a float64 frame;
+2. :func:`validate_matrix` rejects what cannot be interpreted (empty, non-numeric, duplicated
+   samples, all-NaN samples, infinite values);
+3. :func:`to_log_tpm` detects (:func:`detect_scale`) or takes the scale and converts;
+4. :func:`nkpredict.genes.harmonize_matrix` maps the columns to HGNC symbols.
+
+:func:`prepare_expression` runs steps 2-4.
+
+Scale rules (thresholds below)
+------------------------------
+``log``
+    The maximum finite value is at most ``LOG_MAX`` (50): log2(x+1) of any realistic
+    expression stays below about 30, while linear TPM/counts of a whole transcriptome exceed
+    50. Negative values are allowed (background-corrected microarray log2 intensities).
+``counts``
+    Maximum above ``LOG_MAX`` and every finite value a non-negative integer.
+``tpm``
+    Maximum above ``LOG_MAX``, non-negative, some values not integers (TPM, CPM, FPKM).
+
+A matrix whose maximum is above ``LOG_MAX`` but has negative values has no interpretable
+scale (:class:`~nkpredict.exceptions.ScaleError`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import anndata
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from nkpredict.catalog import Catalog
+from nkpredict.exceptions import CoverageError, ExpressionFormatError, ScaleError
+from nkpredict.genes import (
+    HarmonizationReport,
+    gene_like_fraction,
+    harmonize_matrix,
+    map_identifiers,
+)
+
+__all__ = [
+    "LOG_MAX",
+    "Orientation",
+    "PreparedExpression",
+    "Scale",
+    "detect_scale",
+    "prepare_expression",
+    "read_expression",
+    "to_log_tpm",
+    "validate_matrix",
+]
+
+logger = logging.getLogger(__name__)
+
+Scale = Literal["counts", "tpm", "log"]
+Orientation = Literal["auto", "samples", "genes"]
+
+LOG_MAX = 50.0
+"""Largest value a log2(x+1) matrix may hold; above it values are taken as linear."""
+LOG_MIN_WARN = -1.0
+"""Log-scale values below this are accepted with a warning (log2(x+1) is never below 0)."""
+GENE_LIKE_MIN = 0.5
+"""Fraction of labels that must look like gene identifiers for :func:`read_expression` to
+treat them as genes when ``orientation="auto"``."""
+
+_SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".tab": "\t"}
+_PARQUET = {".parquet", ".pq"}
+_H5AD = ".h5ad"
+_CHUNK_CELLS = 20_000_000  # values read per chunk from an h5ad file
+_PREVIEW = 5
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _preview(names: Sequence[object]) -> str:
+    shown = ", ".join(repr(str(n)) for n in names[:_PREVIEW])
+    return shown + (f" and {len(names) - _PREVIEW} more" if len(names) > _PREVIEW else "")
+
+
+def _first_cell(matrix: pd.DataFrame, mask: np.ndarray) -> str:
+    """Describe the first True cell of ``mask`` (shape (n_samples, n_genes)), row by row."""
+    rows, cols = np.nonzero(mask)
+    return f"sample {str(matrix.index[rows[0]])!r}, gene {str(matrix.columns[cols[0]])!r}"
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def _file_kind(path: Path) -> str:
+    """The reader for ``path``: a separator, ``"parquet"`` or ``"h5ad"``."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes[-1:] == [".gz"]:
+        ext = suffixes[-2] if len(suffixes) > 1 else ""
+        if ext in _SEPARATORS:
+            return _SEPARATORS[ext]
+    elif suffixes:
+        ext = suffixes[-1]
+        if ext in _SEPARATORS:
+            return _SEPARATORS[ext]
+        if ext in _PARQUET:
+            return "parquet"
+        if ext == _H5AD:
+            return "h5ad"
+    known = ", ".join([*_SEPARATORS, *sorted(_PARQUET), _H5AD])
+    raise ExpressionFormatError(
+        f"{path}: unknown expression file type (expected {known}; .gz for text files)"
+    )
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """Parquet: a stored pandas index is kept, else a non-numeric first column is the id."""
+    frame = pd.read_parquet(path)
+    if isinstance(frame.index, pd.RangeIndex) and frame.shape[1] > 0:
+        first = frame.columns[0]
+        if not pd.api.types.is_numeric_dtype(frame[first]):
+            frame = frame.set_index(first)
+    return frame
+
+
+def _read_table(path: Path, kind: str) -> pd.DataFrame:
+    try:
+        if kind == "parquet":
+            frame = _read_parquet(path)
+        else:
+            frame = pd.read_csv(path, sep=kind, index_col=0, dtype={0: str})
+    except (OSError, ValueError, KeyError) as exc:
+        raise ExpressionFormatError(f"{path}: cannot read expression table: {exc}") from exc
+    frame.index = frame.index.map(str)
+    frame.columns = frame.columns.map(str)
+    return frame
+
+
+def _orient(frame: pd.DataFrame, orientation: Orientation, path: Path) -> pd.DataFrame:
+    if orientation == "genes":
+        return frame.T
+    if orientation == "samples":
+        return frame
+    rows, cols = gene_like_fraction(frame.index), gene_like_fraction(frame.columns)
+    transpose = rows >= GENE_LIKE_MIN > cols
+    logger.info(
+        "%s: %.0f%% of row and %.0f%% of column labels look like genes: %s",
+        path,
+        100 * rows,
+        100 * cols,
+        "genes are rows, transposing" if transpose else "samples are rows",
+    )
+    return frame.T if transpose else frame
+
+
+def _gene_positions(labels: Sequence[str], genes: Collection[str], path: Path) -> np.ndarray:
+    """Positions of ``labels`` that are in ``genes`` or harmonize to a symbol in ``genes``."""
+    wanted = set(genes)
+    mapping, _ = map_identifiers(labels)
+    positions = [i for i, g in enumerate(labels) if g in wanted or mapping.get(g) in wanted]
+    if not positions:
+        raise CoverageError(f"{path}: none of the {len(wanted)} requested genes is in the file")
+    return np.asarray(positions)
+
+
+def _dense_rows(x: Any, positions: np.ndarray) -> np.ndarray:
+    """Read the ``positions`` columns of a backed AnnData ``X`` row chunk by row chunk.
+
+    ``x`` is an h5py dataset (dense) or an AnnData backed sparse dataset; slicing rows of
+    either yields an ndarray or a scipy sparse matrix.
+
+    Returns
+    -------
+    ndarray, shape (n_obs, len(positions))
+    """
+    n_obs, n_vars = x.shape
+    out = np.empty((n_obs, positions.size), dtype=np.float64)
+    step = max(1, _CHUNK_CELLS // max(n_vars, 1))
+    for start in range(0, n_obs, step):
+        block = x[start : start + step]
+        if sparse.issparse(block):
+            out[start : start + step] = block[:, positions].toarray()
+        else:
+            out[start : start + step] = np.asarray(block)[:, positions]
+    return out
+
+
+def _read_h5ad(path: Path, genes: Collection[str] | None) -> pd.DataFrame:
+    """AnnData: obs are samples (or cells), var_names are genes; X read in row chunks."""
+    try:
+        adata = anndata.read_h5ad(path, backed="r")
+    except (OSError, ValueError, KeyError) as exc:
+        raise ExpressionFormatError(f"{path}: cannot read h5ad file: {exc}") from exc
+    try:
+        if adata.X is None:
+            raise ExpressionFormatError(f"{path}: the h5ad file has no X matrix")
+        var_names = [str(v) for v in adata.var_names]
+        if genes is None:
+            positions = np.arange(len(var_names))
+        else:
+            positions = _gene_positions(var_names, genes, path)
+        values = _dense_rows(adata.X, positions)
+        columns = [var_names[i] for i in positions]
+        return pd.DataFrame(values, index=[str(o) for o in adata.obs_names], columns=columns)
+    finally:
+        adata.file.close()
+
+
+def read_expression(
+    path: str | Path,
+    orientation: Orientation = "auto",
+    genes: Collection[str] | None = None,
+) -> pd.DataFrame:
+    """Read an expression matrix from a file.
+
+    Formats, by extension: ``.csv``; ``.tsv``, ``.txt``, ``.tab`` (tab-separated); each of
+    those optionally gzipped (``.csv.gz``); ``.parquet``/``.pq``; ``.h5ad`` (AnnData).
+
+    In text files the first column holds the row labels. In Parquet files a stored pandas
+    index is used, else a non-numeric first column. In h5ad files obs are samples (bulk
+    samples or single cells) and ``var_names`` are genes; ``X`` (dense or sparse) is read in
+    row chunks so that only the selected gene columns are ever densified.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    orientation : {"auto", "samples", "genes"}
+        What the rows of a text/Parquet file are. ``"auto"`` transposes when at least half of
+        the row labels look like gene identifiers (current symbols, Ensembl IDs, known Entrez
+        IDs, DepMap names) and fewer than half of the column labels do. h5ad files always
+        follow the AnnData convention (``"genes"`` is refused).
+    genes : collection of str, optional
+        Keep only the gene columns whose label, or the HGNC symbol it harmonizes to, is in
+        ``genes``. Absent genes are not an error here (see
+        :meth:`nkpredict.genes.HarmonizationReport.missing`).
+
+    Returns
+    -------
+    DataFrame, shape (n_samples, n_genes)
+        float64, index named ``sample_id``, string labels, values as stored (any scale),
+        validated by :func:`validate_matrix`.
+
+    Raises
+    ------
+    ExpressionFormatError
+        Missing file, unknown extension, unreadable file or invalid matrix.
+    CoverageError
+        ``genes`` given and none of them is in the file.
+    """
+    path = Path(path)
+    if orientation not in get_args(Orientation):
+        raise ExpressionFormatError(f"orientation must be one of {get_args(Orientation)}")
+    if not path.is_file():
+        raise ExpressionFormatError(f"{path}: no such expression file")
+    kind = _file_kind(path)
+    if kind == "h5ad":
+        if orientation == "genes":
+            raise ExpressionFormatError(f"{path}: h5ad files are always obs=samples x var=genes")
+        frame = _read_h5ad(path, genes)
+    else:
+        frame = _orient(_read_table(path, kind), orientation, path)
+        if genes is not None:
+            frame = frame.iloc[:, _gene_positions(list(frame.columns), genes, path)]
+    frame = validate_matrix(frame)
+    frame.index.name = "sample_id"
+    frame.columns.name = None
+    logger.info("%s: read %d samples x %d genes", path, *frame.shape)
+    return frame
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def _non_numeric_cell(matrix: pd.DataFrame) -> str:
+    """Describe the first cell that is not a number (row by row)."""
+    mask = np.zeros(matrix.shape, dtype=bool)
+    for j in range(matrix.shape[1]):
+        column = matrix.iloc[:, j]
+        if not pd.api.types.is_numeric_dtype(column):
+            mask[:, j] = (pd.to_numeric(column, errors="coerce").isna() & column.notna()).to_numpy()
+    return _first_cell(matrix, mask) if mask.any() else "an unknown cell"
+
+
+def _numeric_values(matrix: pd.DataFrame) -> np.ndarray:
+    try:
+        return matrix.to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError):
+        where = _non_numeric_cell(matrix)
+        raise ExpressionFormatError(f"non-numeric expression value at {where}") from None
+
+
+def validate_matrix(matrix: pd.DataFrame) -> pd.DataFrame:
+    """Check a samples x genes matrix and return it as float64 with string labels.
+
+    Duplicated gene columns are allowed (:func:`nkpredict.genes.harmonize_matrix` merges
+    them); NaN cells are allowed as long as no sample is entirely NaN.
+
+    Parameters
+    ----------
+    matrix : DataFrame, shape (n_samples, n_genes)
+
+    Returns
+    -------
+    DataFrame, shape (n_samples, n_genes)
+        A float64 copy; index and columns converted to ``str``, index name kept.
+
+    Raises
+    ------
+    ExpressionFormatError
+        Empty matrix, a non-numeric cell, duplicated sample IDs, an all-NaN sample or an
+        infinite value; the message names the sample (and gene).
+    """
+    n_samples, n_genes = matrix.shape
+    if n_samples == 0 or n_genes == 0:
+        raise ExpressionFormatError(
+            f"the expression matrix is empty ({n_samples} samples x {n_genes} genes)"
+        )
+    index = matrix.index.map(str)
+    duplicated = index[index.duplicated()].unique().tolist()
+    if duplicated:
+        raise ExpressionFormatError(f"duplicated sample IDs: {_preview(duplicated)}")
+    values = _numeric_values(matrix)
+    infinite = np.isinf(values)
+    if infinite.any():
+        raise ExpressionFormatError(f"infinite expression value at {_first_cell(matrix, infinite)}")
+    empty = np.isnan(values).all(axis=1)
+    if empty.any():
+        raise ExpressionFormatError(f"samples with only missing values: {_preview(index[empty])}")
+    frame = pd.DataFrame(values, index=index, columns=matrix.columns.map(str))
+    frame.index.name = matrix.index.name
+    return frame
+
+
+# --- scale -----------------------------------------------------------------------------------
+
+
+def _is_integer(values: np.ndarray) -> np.ndarray:
+    """Element-wise: finite and integer-valued (NaN counts as integer, i.e. not offending)."""
+    with np.errstate(invalid="ignore"):
+        return np.isnan(values) | (values == np.round(values))
+
+
+def detect_scale(matrix: pd.DataFrame) -> Scale:
+    """Guess the scale of a validated matrix (rules and thresholds in the module docstring).
+
+    Parameters
+    ----------
+    matrix : DataFrame, shape (n_samples, n_genes)
+        Numeric, finite or NaN.
+
+    Returns
+    -------
+    {"counts", "tpm", "log"}
+
+    Raises
+    ------
+    ScaleError
+        No finite value, or values above ``LOG_MAX`` together with negative values.
+    """
+    values = matrix.to_numpy(dtype=np.float64)
+    if not np.isfinite(values).any():
+        raise ScaleError("cannot detect the scale: the matrix has no finite value")
+    top = float(np.nanmax(values))
+    integer = bool(_is_integer(values).all())
+    if top <= LOG_MAX:
+        if integer:
+            logger.warning(
+                "all values are integers with maximum %g <= %g: taken as log values; declare "
+                "scale='counts' if they are (low-depth) read counts",
+                top,
+                LOG_MAX,
+            )
+        return "log"
+    negative = values < 0
+    if negative.any():
+        raise ScaleError(
+            f"values up to {top:g} look linear, but the value at {_first_cell(matrix, negative)} "
+            "is negative: linear expression cannot be negative"
+        )
+    scale: Scale = "counts" if integer else "tpm"
+    logger.info("detected %s scale (maximum %g)", scale, top)
+    return scale
+
+
+def _require_non_negative(matrix: pd.DataFrame, values: np.ndarray, scale: Scale) -> None:
+    negative = values < 0
+    if negative.any():
+        raise ScaleError(f"negative value on the {scale} scale at {_first_cell(matrix, negative)}")
+
+
+def _counts_to_log(matrix: pd.DataFrame, values: np.ndarray) -> np.ndarray:
+    """Counts -> log2(CPM+1); library size = sum of the sample's counts (NaN skipped)."""
+    _require_non_negative(matrix, values, "counts")
+    fractional = ~_is_integer(values)
+    if fractional.any():
+        raise ScaleError(
+            f"non-integer value on the counts scale at {_first_cell(matrix, fractional)}; "
+            "round expected counts or declare scale='tpm'"
+        )
+    library = np.nansum(values, axis=1)
+    if (library == 0).any():
+        raise ScaleError(
+            f"samples with zero library size: {_preview(matrix.index[library == 0].tolist())}"
+        )
+    return np.log2(values / library[:, None] * 1e6 + 1.0)
+
+
+def _tpm_to_log(matrix: pd.DataFrame, values: np.ndarray) -> np.ndarray:
+    """TPM/CPM/FPKM -> log2(x+1), without renormalising (see :func:`to_log_tpm`)."""
+    _require_non_negative(matrix, values, "tpm")
+    return np.log2(values + 1.0)
+
+
+def _check_log(matrix: pd.DataFrame, values: np.ndarray) -> np.ndarray:
+    """Log values are kept; values above ``LOG_MAX`` are refused, below -1 warned about."""
+    too_high = values > LOG_MAX
+    if too_high.any():
+        raise ScaleError(
+            f"value above {LOG_MAX:g} on the log scale at {_first_cell(matrix, too_high)}: "
+            "these look like linear values (declare scale='counts' or 'tpm', or 'auto')"
+        )
+    too_low = values < LOG_MIN_WARN
+    if too_low.any():
+        logger.warning(
+            "%d log-scale values below %g (first at %s): kept as they are (microarray log2 "
+            "intensities can be negative)",
+            int(too_low.sum()),
+            LOG_MIN_WARN,
+            _first_cell(matrix, too_low),
+        )
+    return values.copy()
+
+
+_CONVERTERS: dict[str, Callable[[pd.DataFrame, np.ndarray], np.ndarray]] = {
+    "counts": _counts_to_log,
+    "tpm": _tpm_to_log,
+    "log": _check_log,
+}
+
+
+def to_log_tpm(
+    matrix: pd.DataFrame, scale: Scale | Literal["auto"] = "auto"
+) -> tuple[pd.DataFrame, Scale]:
+    """Bring a validated matrix to log2(TPM+1).
+
+    - ``counts``: per-sample CPM (library size = the sample's total over all columns, NaN
+      skipped), then log2(x+1). The project calls this "TPM-like": gene lengths are not used,
+      which is exact for 3'-tag data and a monotone per-gene shift for full-length data.
+    - ``tpm``: log2(x+1) of the values as given, *not* renormalised to sum to 1e6: the file
+      may hold a subset of the genes the TPM were computed over (a DepMap extract, a panel),
+      and renormalising would make every value depend on which genes happen to be present.
+    - ``log``: unchanged (assumed log2(x+1); negative microarray values allowed, values below
+      -1 logged as a warning).
+
+    Parameters
+    ----------
+    matrix : DataFrame, shape (n_samples, n_genes)
+        Validated (see :func:`validate_matrix`); NaN cells stay NaN.
+    scale : {"auto", "counts", "tpm", "log"}
+        The scale of ``matrix``; ``"auto"`` uses :func:`detect_scale`.
+
+    Returns
+    -------
+    log_matrix : DataFrame, shape (n_samples, n_genes)
+        float64, same labels.
+    scale : {"counts", "tpm", "log"}
+        The scale the input was taken to be.
+
+    Raises
+    ------
+    ScaleError
+        Unknown scale; negative values on the counts or TPM scale; non-integer counts; a
+        zero library size; values above ``LOG_MAX`` on the log scale. Messages name the
+        offending sample and gene.
+    """
+    if scale != "auto" and scale not in _CONVERTERS:
+        raise ScaleError(f"unknown scale {scale!r}: expected auto, counts, tpm or log")
+    resolved: Scale = detect_scale(matrix) if scale == "auto" else scale
+    values = _CONVERTERS[resolved](matrix, matrix.to_numpy(dtype=np.float64))
+    return pd.DataFrame(values, index=matrix.index, columns=matrix.columns), resolved
+
+
+# --- the whole preparation -------------------------------------------------------------------
+
+
+@dataclass
+class PreparedExpression:
+    """A matrix ready for feature extraction.
+
+    Attributes
+    ----------
+    matrix : DataFrame, shape (n_samples, n_symbols)
+        log2(TPM+1), HGNC symbols as columns.
+    scale : {"counts", "tpm", "log"}
+        The scale the input was taken to be.
+    report : HarmonizationReport
+        What happened to the gene identifiers.
+    """
+
+    matrix: pd.DataFrame
+    scale: Scale
+    report: HarmonizationReport
+
+
+def prepare_expression(
+    matrix: pd.DataFrame,
+    scale: Scale | Literal["auto"] = "auto",
+    catalog: Catalog | None = None,
+) -> PreparedExpression:
+    """Validate, convert to log2(TPM+1) and harmonize gene identifiers.
+
+    The scale conversion comes before harmonization so that library sizes use every column
+    of the input, including those later dropped as unmapped.
+
+    Parameters
+    ----------
+    matrix : DataFrame, shape (n_samples, n_genes)
+        Any accepted scale and gene identifiers.
+    scale : {"auto", "counts", "tpm", "log"}
+        See :func:`to_log_tpm`.
+    catalog : Catalog, optional
+        For catalogue aliases; defaults to :func:`nkpredict.catalog.load_catalog`.
+
+    Returns
+    -------
+    PreparedExpression
+    """
+    log_matrix, resolved = to_log_tpm(validate_matrix(matrix), scale)
+    harmonized, report = harmonize_matrix(log_matrix, catalog)
+    return PreparedExpression(matrix=harmonized, scale=resolved, report=report)

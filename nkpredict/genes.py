@@ -1,0 +1,314 @@
+"""Gene identifier harmonization to current HGNC symbols, with a report of what happened.
+
+Accepted identifiers (surrounding whitespace is stripped, case does not matter):
+
+- current HGNC symbols (``NCR3LG1``; ``ncr3lg1`` is accepted and reported as renamed);
+- Ensembl gene IDs with or without version (``ENSG00000188211``, ``ENSG00000188211.5``;
+  GENCODE's ``_PAR_Y`` copies map to the same symbol as their X-chromosome gene);
+- Entrez gene IDs (``374383``);
+- DepMap-style ``SYMBOL (ENTREZ)`` names (``NCR3LG1 (374383)``): the Entrez ID is used first,
+  the symbol part (resolved like any symbol) when the ID is unknown;
+- NK catalogue aliases (``B7-H6`` -> ``NCR3LG1``, ``PVRL2`` -> ``NECTIN2``);
+- HGNC previous symbols, then HGNC alias symbols (``C10orf54`` -> ``VSIR``), when they point
+  to exactly one current symbol; otherwise the identifier is *ambiguous* and dropped.
+
+The first rule that matches wins, in the order exact current symbol > Ensembl > Entrez >
+DepMap > catalogue alias > previous symbol > alias. Genome annotation: :mod:`nkpredict.annotation`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from nkpredict.annotation import GeneAnnotation, load_annotation
+from nkpredict.catalog import Catalog, load_catalog
+from nkpredict.exceptions import GeneMappingError
+
+__all__ = [
+    "HarmonizationReport",
+    "gene_like_fraction",
+    "harmonize_matrix",
+    "map_identifiers",
+]
+
+logger = logging.getLogger(__name__)
+
+_ENSEMBL = re.compile(r"^(ENSG\d{11})(?:\.\d+)?(?:_PAR_Y)?$")
+_ENTREZ = re.compile(r"^\d+$")
+_DEPMAP = re.compile(r"^(.+?)\s*\((\d+)\)$")
+_PREVIEW = 5
+
+
+@dataclass
+class HarmonizationReport:
+    """What happened to each input gene identifier.
+
+    Attributes
+    ----------
+    n_input : int
+        Number of input identifiers (duplicates counted).
+    mapped : dict[str, str]
+        Every input identifier that ended up in the output -> its HGNC symbol.
+    renamed : dict[str, str]
+        The part of ``mapped`` whose identifier differs from its symbol (alias, previous symbol,
+        Ensembl, Entrez, DepMap name, other case or surrounding whitespace).
+    ambiguous : dict[str, list[str]]
+        Dropped identifiers that name several current symbols -> the sorted candidates.
+    unmapped : list[str]
+        Dropped identifiers that match nothing, in input order.
+    collided : dict[str, list[str]]
+        Symbol -> the two or more input identifiers merged into it, in input order.
+    """
+
+    n_input: int
+    mapped: dict[str, str] = field(default_factory=dict)
+    renamed: dict[str, str] = field(default_factory=dict)
+    ambiguous: dict[str, list[str]] = field(default_factory=dict)
+    unmapped: list[str] = field(default_factory=list)
+    collided: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def symbols(self) -> list[str]:
+        """The output symbols, unique, in order of first occurrence."""
+        return list(dict.fromkeys(self.mapped.values()))
+
+    def missing(self, required: Iterable[str]) -> list[str]:
+        """Symbols of ``required`` that no input identifier mapped to, in ``required`` order."""
+        present = set(self.mapped.values())
+        return [symbol for symbol in dict.fromkeys(required) if symbol not in present]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable copy (plain dicts, lists, strings and ints)."""
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One short human-readable line."""
+        return (
+            f"{self.n_input} input ids: {len(self.mapped)} mapped ({len(self.renamed)} renamed), "
+            f"{len(self.ambiguous)} ambiguous, {len(self.unmapped)} unmapped, "
+            f"{len(self.collided)} collisions"
+        )
+
+
+@dataclass(frozen=True)
+class _Resolution:
+    symbol: str | None
+    candidates: tuple[str, ...] = ()
+
+
+class _Resolver:
+    """Resolves one identifier with the annotation and the catalogue aliases."""
+
+    def __init__(self, annotation: GeneAnnotation, catalog: Catalog) -> None:
+        self._annotation = annotation
+        self._symbols = dict(annotation.symbols)
+        self._symbols.update({s.upper(): s for s in catalog.symbols})
+        self._catalog_aliases = catalog.alias_map()
+
+    def resolve(self, identifier: str) -> _Resolution:
+        """Ensembl, Entrez and DepMap patterns first (no current symbol has their shape),
+        then names: current symbol > catalogue alias > previous symbol > alias."""
+        key = identifier.strip().upper()
+        match = _ENSEMBL.match(key)
+        if match:
+            return _Resolution(self._annotation.ensembl.get(match.group(1)))
+        if _ENTREZ.match(key):
+            return _Resolution(self._annotation.entrez.get(key))
+        match = _DEPMAP.match(key)
+        if match and match.group(2) in self._annotation.entrez:
+            return _Resolution(self._annotation.entrez[match.group(2)])
+        return self._resolve_name(match.group(1) if match else key)
+
+    def _resolve_name(self, key: str) -> _Resolution:
+        """Resolve an upper-cased name: symbol, catalogue alias, previous symbol, alias."""
+        if key in self._symbols:
+            return _Resolution(self._symbols[key])
+        if key in self._catalog_aliases:
+            return _Resolution(self._catalog_aliases[key])
+        for table in (self._annotation.previous, self._annotation.aliases):
+            candidates = table.get(key)
+            if candidates:
+                if len(candidates) == 1:
+                    return _Resolution(next(iter(candidates)))
+                return _Resolution(None, tuple(sorted(candidates)))
+        return _Resolution(None)
+
+    def looks_like_gene(self, identifier: str) -> bool:
+        """True for a current symbol, an Ensembl gene ID, a known Entrez ID or a DepMap name."""
+        key = identifier.strip().upper()
+        return bool(
+            key in self._symbols
+            or _ENSEMBL.match(key)
+            or key in self._annotation.entrez
+            or _DEPMAP.match(key)
+        )
+
+
+@lru_cache(maxsize=8)
+def _resolver(catalog: Catalog | None) -> _Resolver:
+    return _Resolver(load_annotation(), catalog if catalog is not None else load_catalog())
+
+
+def gene_like_fraction(labels: Iterable[object], catalog: Catalog | None = None) -> float:
+    """Fraction of ``labels`` that look like gene identifiers (used to detect orientation).
+
+    Counted as gene-like: current symbols, Ensembl gene IDs, known Entrez IDs and DepMap-style
+    names. Aliases are not counted: too many short words (cell-line or patient codes) are
+    someone's alias.
+
+    Parameters
+    ----------
+    labels : iterable of object, length n
+        Row or column labels; non-strings are converted with ``str``.
+
+    Returns
+    -------
+    float
+        In [0, 1]; 0 for no labels.
+    """
+    resolver = _resolver(catalog)
+    flags = [resolver.looks_like_gene(str(label)) for label in labels]
+    return float(np.mean(flags)) if flags else 0.0
+
+
+def map_identifiers(
+    ids: Sequence[str], catalog: Catalog | None = None
+) -> tuple[dict[str, str], HarmonizationReport]:
+    """Map gene identifiers to current HGNC symbols.
+
+    Parameters
+    ----------
+    ids : sequence of str, length n
+        Gene identifiers in any accepted form (see the module docstring); duplicates allowed.
+    catalog : Catalog, optional
+        Supplies the NK catalogue aliases; defaults to :func:`nkpredict.catalog.load_catalog`.
+
+    Returns
+    -------
+    mapping : dict[str, str]
+        Each mappable identifier -> its symbol (unmapped and ambiguous ones are absent).
+    report : HarmonizationReport
+        Renamed, ambiguous, unmapped and collided identifiers.
+    """
+    resolver = _resolver(catalog)
+    report = HarmonizationReport(n_input=len(ids))
+    by_symbol: dict[str, list[str]] = {}
+    unmapped: dict[str, None] = {}
+    for identifier in ids:
+        resolution = resolver.resolve(identifier)
+        if resolution.symbol is not None:
+            report.mapped[identifier] = resolution.symbol
+            by_symbol.setdefault(resolution.symbol, []).append(identifier)
+        elif resolution.candidates:
+            report.ambiguous[identifier] = list(resolution.candidates)
+        else:
+            unmapped[identifier] = None
+    report.unmapped = list(unmapped)
+    report.renamed = {i: s for i, s in report.mapped.items() if i != s}
+    report.collided = {s: group for s, group in by_symbol.items() if len(group) > 1}
+    return dict(report.mapped), report
+
+
+def _preview(names: Sequence[str]) -> str:
+    shown = ", ".join(repr(n) for n in names[:_PREVIEW])
+    return shown + (f" and {len(names) - _PREVIEW} more" if len(names) > _PREVIEW else "")
+
+
+def _sum_linear(columns: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """Merge log2(x+1) columns by group: log2(sum(max(2**x - 1, 0)) + 1), NaN-aware.
+
+    Arrays are gene-major (one row per input column), matching pandas' block layout.
+
+    Parameters
+    ----------
+    columns : ndarray, shape (n_columns, n_samples)
+        log2(x+1) values, NaN for missing.
+    codes : ndarray of int, shape (n_columns,)
+        Output group of each column, in ``range(n_groups)``.
+
+    Returns
+    -------
+    ndarray, shape (n_groups, n_samples)
+        NaN where every column of a group is NaN in that sample.
+    """
+    present = ~np.isnan(columns)
+    linear = np.where(present, np.maximum(np.exp2(columns) - 1.0, 0.0), 0.0)
+    ones = np.ones(codes.size)
+    groups = sparse.csr_matrix((ones, (codes, np.arange(codes.size))), shape=(n_groups, codes.size))
+    totals = np.asarray(groups @ linear)
+    counts = np.asarray(groups @ present.astype(float))
+    return np.where(counts > 0, np.log2(totals + 1.0), np.nan)
+
+
+def _merge_columns(columns: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """Copy columns alone in their group; merge the others with :func:`_sum_linear`.
+
+    Shapes (gene-major): ``columns`` (n_columns, n_samples), ``codes`` (n_columns,), result
+    (n_groups, n_samples).
+    """
+    sizes = np.bincount(codes, minlength=n_groups)
+    shared = np.flatnonzero(sizes > 1)
+    if not shared.size:
+        return columns
+    alone = sizes[codes] == 1
+    merged = np.empty((n_groups, columns.shape[1]))
+    merged[codes[alone]] = columns[alone]
+    local = np.full(n_groups, -1)
+    local[shared] = np.arange(shared.size)
+    merged[shared] = _sum_linear(columns[~alone], local[codes[~alone]], shared.size)
+    return merged
+
+
+def harmonize_matrix(
+    matrix: pd.DataFrame, catalog: Catalog | None = None
+) -> tuple[pd.DataFrame, HarmonizationReport]:
+    """Rename the gene columns of an expression matrix to HGNC symbols, merging duplicates.
+
+    Columns whose identifier cannot be mapped, or maps to several symbols, are dropped (and
+    listed in the report). Columns that map to the same symbol (an alias next to its current
+    symbol, two Ensembl versions, a duplicated column) are merged by summing on the *linear*
+    scale: ``log2(sum_i(2**x_i - 1) + 1)``. Each column counts distinct reads/transcripts
+    attributed to the gene under another name, so keeping one column (or averaging) would lose
+    expression. NaN cells are skipped; a merged cell is NaN only when all its parts are NaN.
+    Negative linear parts (log values below 0, e.g. background-corrected microarray) count as 0.
+
+    Parameters
+    ----------
+    matrix : DataFrame, shape (n_samples, n_genes)
+        Values on the log2(TPM+1) scale (see :func:`nkpredict.expression.to_log_tpm`); gene
+        identifiers as columns, duplicates allowed.
+    catalog : Catalog, optional
+        Defaults to :func:`nkpredict.catalog.load_catalog`.
+
+    Returns
+    -------
+    harmonized : DataFrame, shape (n_samples, n_symbols)
+        float64, same index, one column per symbol in order of first occurrence.
+    report : HarmonizationReport
+
+    Raises
+    ------
+    GeneMappingError
+        When no column maps to a symbol.
+    """
+    labels = [str(c) for c in matrix.columns]
+    mapping, report = map_identifiers(labels, catalog)
+    logger.info("gene harmonization: %s", report.summary())
+    if not mapping:
+        raise GeneMappingError(
+            f"no gene identifier could be mapped to an HGNC symbol: {_preview(labels)}"
+        )
+    positions = np.array([i for i, label in enumerate(labels) if label in mapping])
+    codes, uniques = pd.factorize(np.array([mapping[labels[i]] for i in positions], dtype=object))
+    columns = np.take(matrix.to_numpy(dtype=float).T, positions, axis=0)
+    merged = _merge_columns(columns, codes, len(uniques))
+    return pd.DataFrame(merged.T, index=matrix.index, columns=pd.Index(uniques)), report

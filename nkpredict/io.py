@@ -1,0 +1,67 @@
+"""Safe output: every file nkpredict writes appears complete or not at all.
+
+Files are written to a temporary sibling and renamed into place, so a full disk or an
+interrupted run never leaves a truncated file that looks finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+from nkpredict.exceptions import InputError
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(handle)
+    staging = Path(name)
+    try:
+        yield staging
+        os.replace(staging, target)
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def write_with(path: str | Path, writer: Callable[[IO[str]], None]) -> Path:
+    """Atomically write a text file produced by ``writer(file_object)``."""
+    with atomic_path(path) as staging, staging.open("w", encoding="utf-8") as handle:
+        writer(handle)
+    return Path(path)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Atomically write ``text`` to ``path``."""
+    return write_with(path, lambda handle: handle.write(text))
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """Atomically write ``data`` as indented JSON."""
+    return write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Atomically write ``frame`` as CSV, TSV or Parquet, chosen by the file extension."""
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise InputError(f"{target}: output must end in {', '.join(TABLE_SUFFIXES)}")
+    with atomic_path(target) as staging:
+        if suffix == ".parquet":
+            frame.to_parquet(staging, index=False)
+        else:
+            frame.to_csv(staging, index=False, sep="\t" if suffix == ".tsv" else ",")
+    return target

@@ -1,0 +1,277 @@
+"""The fitted nkpredict model: harmonization policy + feature builder + boosted trees.
+
+One :class:`NKResistanceModel` object is what is cross-validated, saved, registered, served
+and explained, so training and serving cannot drift apart. It takes *raw* expression
+(any supported gene identifiers and scale), prepares it with
+:func:`nkpredict.expression.prepare_expression`, builds features with
+:class:`nkpredict.features.NKFeatureBuilder` and scores them with
+:class:`nkpredict.boosting.BoostedTrees`.
+
+Saved models are a directory holding ``booster.ubj`` (XGBoost's binary JSON) and
+``model.json`` (parameters, fitted feature state, label definition, metadata): nothing in it
+can execute code when loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.pipeline import Pipeline
+
+from nkpredict import __version__
+from nkpredict.boosting import BoostedTrees
+from nkpredict.catalog import GeneSet
+from nkpredict.exceptions import CoverageError, ModelLoadError, NotFittedError
+from nkpredict.expression import PreparedExpression, prepare_expression
+from nkpredict.features import NKFeatureBuilder
+from nkpredict.labels import LabelDefinition, Task
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.json"
+BOOSTER_FILE = "booster.ubj"
+FORMAT_VERSION = 1
+ScaleOption = Literal["auto", "counts", "tpm", "log"]
+
+
+class NKResistanceModel(BaseEstimator):  # type: ignore[misc]
+    """Predict NK resistance (probability or readout) from raw expression.
+
+    Parameters
+    ----------
+    task : {"classification", "regression"}
+    scale : {"auto", "counts", "tpm", "log"}
+        Scale of the input expression; ``auto`` detects it per call.
+    gene_sets : sequence of GeneSet, optional
+        Extra user gene sets scored as pathway features.
+    n_genome_genes : int
+        Genome-wide genes selected inside ``fit`` (0 = only catalogue features).
+    booster : dict, optional
+        Parameters for :class:`~nkpredict.boosting.BoostedTrees` (``task`` is set here).
+    decision_threshold : float
+        Probability at or above which a sample is called resistant.
+    """
+
+    def __init__(
+        self,
+        task: Task = "classification",
+        scale: ScaleOption = "auto",
+        gene_sets: tuple[GeneSet, ...] | None = None,
+        n_genome_genes: int = 0,
+        booster: dict[str, Any] | None = None,
+        decision_threshold: float = 0.5,
+    ) -> None:
+        self.task = task
+        self.scale = scale
+        self.gene_sets = gene_sets
+        self.n_genome_genes = n_genome_genes
+        self.booster = booster
+        self.decision_threshold = decision_threshold
+
+    # ------------------------------------------------------------------ building blocks
+    def core(self) -> Pipeline:
+        """Unfitted feature builder + boosted trees, fitted on prepared (harmonized) matrices.
+
+        Cross-validation fits exactly this per fold; :meth:`fit` fits it on all samples.
+        """
+        return Pipeline(
+            [
+                (
+                    "features",
+                    NKFeatureBuilder(gene_sets=self.gene_sets, n_genome_genes=self.n_genome_genes),
+                ),
+                ("booster", BoostedTrees(task=self.task, **(self.booster or {}))),
+            ]
+        )
+
+    def prepare(self, X: pd.DataFrame) -> PreparedExpression:
+        """Validate, rescale to log2(TPM+1) and harmonize gene identifiers of ``X``."""
+        return prepare_expression(X, scale=self.scale)
+
+    # ------------------------------------------------------------------ fit / predict
+    def fit(
+        self, X: pd.DataFrame, y: Any, label_definition: LabelDefinition | None = None
+    ) -> NKResistanceModel:
+        """Fit on raw expression ``X`` (n_samples, n_genes) and target ``y`` (n_samples,)."""
+        prepared = self.prepare(X)
+        return self.fit_prepared(prepared, y, label_definition)
+
+    def fit_prepared(
+        self,
+        prepared: PreparedExpression,
+        y: Any,
+        label_definition: LabelDefinition | None = None,
+    ) -> NKResistanceModel:
+        """Fit on an already prepared matrix (avoids preparing the same data twice)."""
+        self.pipeline_ = self.core().fit(prepared.matrix, np.asarray(y))
+        self.training_scale_ = prepared.scale
+        self.training_report_ = prepared.report.to_dict()
+        self.label_definition_ = label_definition or LabelDefinition(
+            column="target", task=self.task
+        )
+        self.metadata_: dict[str, Any] = {}
+        return self
+
+    def _pipeline(self) -> Pipeline:
+        if not hasattr(self, "pipeline_"):
+            raise NotFittedError("NKResistanceModel is not fitted")
+        return self.pipeline_
+
+    @property
+    def feature_builder(self) -> NKFeatureBuilder:
+        """The fitted feature builder."""
+        return self._pipeline().named_steps["features"]
+
+    @property
+    def boosted_trees(self) -> BoostedTrees:
+        """The fitted boosted trees."""
+        return self._pipeline().named_steps["booster"]
+
+    def features(self, prepared: PreparedExpression) -> pd.DataFrame:
+        """Feature matrix of a prepared input, shape (n_samples, n_features)."""
+        return self.feature_builder.transform(prepared.matrix)
+
+    def check_coverage(self, prepared: PreparedExpression, minimum: float) -> pd.Series:
+        """Per-sample coverage of the model's genes; raise CoverageError below ``minimum``."""
+        coverage = self.feature_builder.coverage(prepared.matrix)
+        low = coverage[coverage < minimum]
+        if not low.empty:
+            missing = self.feature_builder.missing_genes(prepared.matrix.loc[low.index])
+            shown = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
+            raise CoverageError(
+                f"{len(low)} sample(s) cover less than {minimum:.0%} of the model's genes "
+                f"(lowest: {low.idxmin()} at {low.min():.0%}); missing: {shown}"
+            )
+        return coverage
+
+    def predict_margin(self, X: pd.DataFrame) -> np.ndarray:
+        """Raw model output (log-odds or score), shape (n_samples,)."""
+        return self.boosted_trees.predict_margin(self.features(self.prepare(X)))
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Probabilities (n_samples, 2); column 1 is "resistant"."""
+        return self.boosted_trees.predict_proba(self.features(self.prepare(X)))
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Calls (0/1) for classification, predicted readouts for regression."""
+        table = self.predict_table(self.prepare(X))
+        return table["call"].to_numpy() if self.task == "classification" else table["score"]
+
+    def predict_table(self, prepared: PreparedExpression) -> pd.DataFrame:
+        """One row per sample: ``sample_id``, ``probability`` or ``score``, ``call``, coverage.
+
+        Classification calls are ``resistant``/``sensitive`` at :attr:`decision_threshold`;
+        regression calls use the label definition's threshold when it has one.
+        """
+        features = self.features(prepared)
+        margin = self.boosted_trees.predict_margin(features)
+        table = pd.DataFrame({"sample_id": prepared.matrix.index.astype(str)})
+        if self.task == "classification":
+            probability = 1.0 / (1.0 + np.exp(-margin))
+            table["probability"] = probability
+            resistant = probability >= self.decision_threshold
+        else:
+            table["score"] = margin
+            resistant = self._regression_calls(margin)
+        table["call"] = (
+            "n/a" if resistant is None else np.where(resistant, "resistant", "sensitive")
+        )
+        table["coverage"] = features["coverage:catalog"].to_numpy()
+        return table
+
+    def _regression_calls(self, score: np.ndarray) -> np.ndarray | None:
+        definition = self.label_definition_
+        if definition.threshold is None or definition.resistant_when is None:
+            return None
+        if definition.resistant_when == "above":
+            return score > definition.threshold
+        return score < definition.threshold
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the booster, as plain JSON-serialisable data."""
+        trees = self.boosted_trees
+        return {
+            "format_version": FORMAT_VERSION,
+            "nkpredict_version": __version__,
+            "params": {
+                "task": self.task,
+                "scale": self.scale,
+                "n_genome_genes": self.n_genome_genes,
+                "booster": self.booster or {},
+                "decision_threshold": self.decision_threshold,
+            },
+            "n_rounds": trees.n_rounds_,
+            "features": self.feature_builder.to_dict(),
+            "feature_names": [str(n) for n in self.feature_builder.get_feature_names_out()],
+            "training_scale": self.training_scale_,
+            "training_report": self.training_report_,
+            "label_definition": self.label_definition_.to_dict(),
+            "metadata": self.metadata_,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model directory atomically (a temporary directory renamed into place).
+
+        An existing directory at ``path`` is replaced only once the new one is complete.
+        """
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            self.boosted_trees.save(str(staging / BOOSTER_FILE))
+            (staging / MODEL_FILE).write_text(json.dumps(self.to_dict(), indent=1))
+            if target.exists():
+                backup = target.with_name(f".{target.name}.old")
+                os.replace(target, backup)
+                os.replace(staging, target)
+                shutil.rmtree(backup, ignore_errors=True)
+            else:
+                os.replace(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path) -> NKResistanceModel:
+        """Load a directory written by :meth:`save`."""
+        directory = Path(path)
+        try:
+            data = json.loads((directory / MODEL_FILE).read_text())
+        except FileNotFoundError:
+            raise ModelLoadError(
+                f"no nkpredict model at {directory} ({MODEL_FILE} missing)"
+            ) from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ModelLoadError(f"cannot read {directory / MODEL_FILE}: {exc}") from exc
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ModelLoadError(
+                f"{directory} has model format {data.get('format_version')!r}; "
+                f"this nkpredict reads format {FORMAT_VERSION}"
+            )
+        booster_path = directory / BOOSTER_FILE
+        if not booster_path.is_file():
+            raise ModelLoadError(f"no booster at {booster_path}")
+        params = data["params"]
+        model = cls(**params)
+        features = NKFeatureBuilder.from_dict(data["features"])
+        model.gene_sets = features.gene_sets
+        trees = BoostedTrees.load(
+            str(booster_path), {"task": params["task"], **params["booster"]}, data["n_rounds"]
+        )
+        model.pipeline_ = Pipeline([("features", features), ("booster", trees)])
+        model.training_scale_ = data["training_scale"]
+        model.training_report_ = data["training_report"]
+        model.label_definition_ = LabelDefinition.from_dict(data["label_definition"])
+        model.metadata_ = data["metadata"]
+        return model
