@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo
+PORT ?= 8000
 
-.PHONY: demo test lint format typecheck clean
+.PHONY: demo demo-train serve test lint format typecheck clean
 
 $(BIN)/nkpredict: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -13,9 +14,25 @@ $(BIN)/nkpredict: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev,dask]"
 	touch $(BIN)/nkpredict
 
-demo: $(BIN)/nkpredict
+# Simulate the demo cohort, train + evaluate + register + promote, write the report, then serve.
+demo: demo-train serve
+
+demo-train: $(BIN)/nkpredict
 	$(BIN)/nkpredict simulate --out $(DEMO_DIR)/cohort
-	$(BIN)/nkpredict features --expression $(DEMO_DIR)/cohort/expression.csv --out $(DEMO_DIR)/features.csv
+	$(BIN)/nkpredict features --expression $(DEMO_DIR)/cohort/expression.csv \
+		--out $(DEMO_DIR)/features.csv --quiet
+	$(BIN)/nkpredict train --expression $(DEMO_DIR)/cohort/expression.csv \
+		--labels $(DEMO_DIR)/cohort/labels.csv --label-column resistant \
+		--model-out $(DEMO_DIR)/model --report-out $(DEMO_DIR)/report.html
+	$(BIN)/nkpredict predict --model models:/nk-resistance@champion \
+		--expression $(DEMO_DIR)/cohort/expression.csv --out $(DEMO_DIR)/predictions.csv --quiet
+	$(BIN)/nkpredict explain --model models:/nk-resistance@champion \
+		--expression $(DEMO_DIR)/cohort/expression.csv --out $(DEMO_DIR)/explanations
+	@echo "Report: $(abspath $(DEMO_DIR))/report.html"
+	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db"
+
+serve: $(BIN)/nkpredict
+	$(BIN)/nkpredict serve --model models:/nk-resistance@champion --port $(PORT)
 
 lint: $(BIN)/nkpredict
 	$(BIN)/ruff check .

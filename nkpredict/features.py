@@ -140,7 +140,7 @@ class _Allocator:
         return {"gene": gene_shares, "axis": axis_shares, "pathway": pathway_shares}
 
 
-class NKFeatureBuilder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+class NKFeatureBuilder(TransformerMixin, BaseEstimator):
     """Turn a harmonized log2(TPM+1) matrix into NK-biology features.
 
     Parameters

@@ -36,7 +36,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         staging.unlink(missing_ok=True)
 
 
-def write_with(path: str | Path, writer: Callable[[IO[str]], None]) -> Path:
+def write_with(path: str | Path, writer: Callable[[IO[str]], object]) -> Path:
     """Atomically write a text file produced by ``writer(file_object)``."""
     with atomic_path(path) as staging, staging.open("w", encoding="utf-8") as handle:
         writer(handle)

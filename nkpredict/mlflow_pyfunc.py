@@ -17,7 +17,7 @@ from nkpredict.model import NKResistanceModel
 from nkpredict.registry import MODEL_ARTIFACT
 
 
-class NKPyfuncModel(PythonModel):  # type: ignore[misc]
+class NKPyfuncModel(PythonModel):
     """Pyfunc wrapper: a samples x genes DataFrame in, the prediction table out."""
 
     def load_context(self, context: PythonModelContext) -> None:

@@ -43,7 +43,7 @@ FORMAT_VERSION = 1
 ScaleOption = Literal["auto", "counts", "tpm", "log"]
 
 
-class NKResistanceModel(BaseEstimator):  # type: ignore[misc]
+class NKResistanceModel(BaseEstimator):
     """Predict NK resistance (probability or readout) from raw expression.
 
     Parameters
@@ -93,9 +93,12 @@ class NKResistanceModel(BaseEstimator):  # type: ignore[misc]
             ]
         )
 
-    def prepare(self, X: pd.DataFrame) -> PreparedExpression:
-        """Validate, rescale to log2(TPM+1) and harmonize gene identifiers of ``X``."""
-        return prepare_expression(X, scale=self.scale)
+    def prepare(self, X: pd.DataFrame, scale: ScaleOption | None = None) -> PreparedExpression:
+        """Validate, rescale to log2(TPM+1) and harmonize gene identifiers of ``X``.
+
+        ``scale`` overrides the model's :attr:`scale` setting for this call.
+        """
+        return prepare_expression(X, scale=scale or self.scale)
 
     # ------------------------------------------------------------------ fit / predict
     def fit(
@@ -265,7 +268,7 @@ class NKResistanceModel(BaseEstimator):  # type: ignore[misc]
         params = data["params"]
         model = cls(**params)
         features = NKFeatureBuilder.from_dict(data["features"])
-        model.gene_sets = features.gene_sets
+        model.gene_sets = tuple(features.gene_sets) if features.gene_sets else None
         trees = BoostedTrees.load(
             str(booster_path), {"task": params["task"], **params["booster"]}, data["n_rounds"]
         )

@@ -43,6 +43,16 @@ class Settings(BaseSettings):
     )
     cors_origins: list[str] = Field(default_factory=list, description="CORS origins (off).")
     model_threads: int = Field(default=1, ge=1, description="XGBoost threads per worker.")
+    explain_top_n: int = Field(
+        default=10,
+        ge=1,
+        description="Units per level in /v1/explain answers (the rest is summed as 'other').",
+    )
+    report_max_items: int = Field(
+        default=100,
+        ge=0,
+        description="Most entries per list/dict of the harmonization report in answers.",
+    )
 
     def resolved_tracking_uri(self) -> str:
         """Tracking URI: ``NKP_TRACKING_URI``, else ``MLFLOW_TRACKING_URI``, else local SQLite."""

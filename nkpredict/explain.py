@@ -1,0 +1,525 @@
+"""TreeSHAP explanations of a fitted model, summed exactly to genes, NK axes and pathways.
+
+For every sample, TreeSHAP splits the model's raw output (log-odds for classification, the
+predicted readout for regression) into one contribution per feature plus a base value::
+
+    model_output[i] = base_value + sum_f shap[i, f]
+
+Features are then aggregated to explanation units with the feature builder's allocation
+matrices (:meth:`nkpredict.features.NKFeatureBuilder.allocation`), whose rows sum to one, so
+the identity holds at every level::
+
+    level(L)[i, u] = sum_f shap[i, f] * allocation_L[f, u]
+    model_output[i] = base_value + sum_u level(L)[i, u]
+
+Two TreeSHAP implementations give the same values: XGBoost's own (``pred_contribs``, the
+default, faster; see ``benchmarks/explain_speed.py``) and :class:`shap.TreeExplainer`.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from nkpredict.catalog import load_catalog
+from nkpredict.exceptions import InputError
+from nkpredict.expression import PreparedExpression
+from nkpredict.features import COVERAGE_UNIT, GENOME_UNIT, LEVELS, LIGAND_UNIT, NKFeatureBuilder
+from nkpredict.io import write_json, write_table
+from nkpredict.model import NKResistanceModel
+
+logger = logging.getLogger(__name__)
+
+Level = Literal["feature", "gene", "axis", "pathway"]
+Method = Literal["auto", "native", "shap"]
+
+EXPLANATION_LEVELS: tuple[Level, ...] = ("feature", "gene", "axis", "pathway")
+"""Every level an :class:`Explanation` reports, finest first."""
+FILE_STEMS: dict[Level, str] = {
+    "feature": "features",
+    "gene": "genes",
+    "axis": "axes",
+    "pathway": "pathways",
+}
+"""File name (without ``.csv``) of each level written by :func:`write_explanations`."""
+GLOBAL_FILE = "global.json"
+PARALLEL_DMATRIX_ROWS = 100_000
+"""Inputs with fewer rows are converted to a DMatrix on one thread (thread start-up dominates)."""
+ADDITIVITY_TOLERANCE = 1e-3
+"""Largest tolerated |base_value + sum(shap) - model_output| before a warning is logged."""
+
+TOWARD_RESISTANT = "toward resistant"
+TOWARD_SENSITIVE = "toward sensitive"
+HIGHER_MORE_RESISTANT = "higher -> more resistant"
+HIGHER_MORE_SENSITIVE = "higher -> more sensitive"
+MIXED = "mixed"
+
+_SPECIAL_UNIT_LABELS = {
+    COVERAGE_UNIT: "Catalogue gene coverage",
+    GENOME_UNIT: "Genome-wide genes",
+    LIGAND_UNIT: "NK ligands (no pathway)",
+    "LINEAGE": "Lineage programs",
+    "COVARIATE": "Covariates (proliferation)",
+    "OTHER": "Other genes",
+}
+_FEATURE_LABELS = {
+    "load:activating": "Activating-receptor load",
+    "load:inhibitory": "Inhibitory-receptor load",
+    "load:balance": "Activating minus inhibitory load",
+    "coverage:catalog": "Catalogue gene coverage",
+}
+
+
+# --------------------------------------------------------------------------- labels and words
+
+
+def _axis_labels() -> dict[str, str]:
+    return {axis.name: axis.label for axis in load_catalog().axes}
+
+
+def unit_label(level: Level, unit: str) -> str:
+    """Human-readable name of an explanation unit (e.g. ``NKp30`` -> ``NKp30 / B7-H6``)."""
+    if level == "feature":
+        return _feature_label(unit)
+    axis_label = _axis_labels().get(unit) if level == "axis" else None
+    return axis_label or _SPECIAL_UNIT_LABELS.get(unit, unit)
+
+
+def _feature_label(name: str) -> str:
+    kind, _, unit = name.partition(":")
+    if name in _FEATURE_LABELS:
+        return _FEATURE_LABELS[name]
+    if kind == "gene":
+        return f"{unit} expression"
+    if kind == "genome":
+        return f"{unit} expression (genome-wide)"
+    if kind == "axis":
+        return f"{unit_label('axis', unit)} score"
+    if kind == "pathway":
+        return f"{unit} score"
+    return name
+
+
+def _unit_noun(level: Level, unit: str) -> str:
+    """The word a sentence puts after a unit's label ("axis", "pathway", "expression")."""
+    if level == "axis" and unit in _axis_labels():
+        return "axis"
+    if level == "pathway" and unit not in _SPECIAL_UNIT_LABELS:
+        return "pathway"
+    if level == "gene":
+        return "expression"
+    return ""
+
+
+def _toward(sign: float, resistant_sign: int, units: str) -> str:
+    """Words for a push of ``sign`` on the model output, given which side is resistant."""
+    if sign == 0 or np.isnan(sign):
+        return "no effect"
+    if resistant_sign == 0:
+        return f"toward higher {units}" if sign > 0 else f"toward lower {units}"
+    return TOWARD_RESISTANT if sign * resistant_sign > 0 else TOWARD_SENSITIVE
+
+
+def _trend(rho: float, resistant_sign: int, units: str) -> str:
+    """Words for the sign of the correlation between a unit's value and its SHAP."""
+    if np.isnan(rho) or rho == 0:
+        return MIXED
+    if resistant_sign == 0:
+        return f"higher -> {'higher' if rho > 0 else 'lower'} {units}"
+    return HIGHER_MORE_RESISTANT if rho * resistant_sign > 0 else HIGHER_MORE_SENSITIVE
+
+
+def _rank_correlation(x: pd.DataFrame, y: pd.DataFrame) -> pd.Series:
+    """Spearman correlation of same-named columns of ``x`` and ``y`` (NaN rows of x skipped).
+
+    Parameters
+    ----------
+    x, y : DataFrame, shape (n_samples, n_columns)
+
+    Returns
+    -------
+    Series, shape (n_columns,)
+        NaN where a column is constant.
+    """
+    y = y[x.columns].where(x.notna())
+    rx, ry = x.rank(), y.rank()
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    numerator = (rx * ry).sum()
+    denominator = np.sqrt((rx**2).sum() * (ry**2).sum())
+    return numerator / denominator.where(denominator > 1e-12)
+
+
+# --------------------------------------------------------------------------- result objects
+
+
+@dataclass
+class Driver:
+    """One unit's contribution to one sample's prediction.
+
+    Attributes
+    ----------
+    unit : str
+        Unit name at its level (``NKp30``, ``NCR3LG1``, ``IFNG_SIGNALING``).
+    label : str
+        Human-readable name (``NKp30 / B7-H6``).
+    contribution : float
+        SHAP value summed over the unit, in model-output units.
+    direction : str
+        ``"toward resistant"`` or ``"toward sensitive"`` (regression without a resistant
+        side: ``"toward higher <readout>"`` / ``"toward lower <readout>"``).
+    kind : str
+        Noun placed after the label in :meth:`sentence` (``"axis"``, ``"pathway"``, ...).
+    units : str
+        ``"log-odds"`` or the readout name.
+    """
+
+    unit: str
+    label: str
+    contribution: float
+    direction: str
+    kind: str = ""
+    units: str = "log-odds"
+
+    def sentence(self) -> str:
+        """E.g. ``"NKG2A / HLA-E axis +0.80 log-odds toward resistant"``."""
+        name = f"{self.label} {self.kind}" if self.kind else self.label
+        return f"{name} {self.contribution:+.2f} {self.units} {self.direction}"
+
+
+@dataclass
+class Explanation:
+    """TreeSHAP attributions of a set of samples, with their exact aggregation to units.
+
+    Attributes
+    ----------
+    shap : DataFrame, shape (n_samples, n_features)
+        TreeSHAP values in model-output units; index ``sample_id``.
+    values : DataFrame, shape (n_samples, n_features)
+        The feature values that were explained.
+    base_value : float
+        Model output with no feature known (the expected output over the training data).
+    model_output : Series, shape (n_samples,)
+        Raw model output (log-odds or readout); ``base_value + shap.sum(axis=1)``.
+    allocations : dict of str to DataFrame
+        ``gene``, ``axis``, ``pathway`` -> (n_features, n_units) shares whose rows sum to one.
+    units : str
+        ``"log-odds"`` or the readout name.
+    expression : DataFrame, shape (n_samples, n_model_genes), optional
+        Harmonized log2(TPM+1) of the model's genes (NaN where unmeasured); gives the
+        direction of gene-level effects.
+    resistant_sign : int
+        +1 when a higher model output means more resistant, -1 when it means more sensitive,
+        0 when unknown (regression without a resistant side).
+    """
+
+    shap: pd.DataFrame
+    values: pd.DataFrame
+    base_value: float
+    model_output: pd.Series
+    allocations: dict[str, pd.DataFrame]
+    units: str
+    expression: pd.DataFrame | None = None
+    resistant_sign: int = 1
+    _levels: dict[str, pd.DataFrame] = field(default_factory=dict, init=False, repr=False)
+
+    # ------------------------------------------------------------------ per-sample tables
+    def _allocation(self, level: Level) -> pd.DataFrame:
+        if level not in EXPLANATION_LEVELS:
+            raise InputError(f"level must be one of {EXPLANATION_LEVELS}, not {level!r}")
+        if level == "feature":
+            return pd.DataFrame(
+                np.eye(self.shap.shape[1]), index=self.shap.columns, columns=self.shap.columns
+            )
+        return self.allocations[level].loc[self.shap.columns]
+
+    def level(self, level: Level) -> pd.DataFrame:
+        """Attributions summed to the units of ``level``.
+
+        Returns
+        -------
+        DataFrame, shape (n_samples, n_units)
+            ``shap @ allocation``; each row sums to the row sum of :attr:`shap`.
+        """
+        if level not in self._levels:
+            allocation = self._allocation(level)
+            summed = self.shap.to_numpy() @ allocation.to_numpy()
+            self._levels[level] = pd.DataFrame(
+                summed, index=self.shap.index, columns=allocation.columns
+            )
+        return self._levels[level].copy()
+
+    def table(self, level: Level) -> pd.DataFrame:
+        """:meth:`level` plus ``base_value`` and ``model_output`` columns; index ``sample_id``.
+
+        Returns
+        -------
+        DataFrame, shape (n_samples, n_units + 2)
+        """
+        table = self.level(level)
+        table["base_value"] = self.base_value
+        table["model_output"] = self.model_output.to_numpy()
+        return table
+
+    def _check_sample(self, sample_id: str) -> None:
+        if sample_id not in self.shap.index:
+            raise InputError(f"no sample {sample_id!r} in this explanation")
+
+    def top_drivers(self, sample_id: str, level: Level = "axis", n: int = 5) -> list[Driver]:
+        """The ``n`` units with the largest |contribution| to one sample's output."""
+        self._check_sample(sample_id)
+        row = self.level(level).loc[sample_id]
+        ranked = row.reindex(row.abs().sort_values(ascending=False, kind="stable").index)
+        return [
+            Driver(
+                unit=str(unit),
+                label=unit_label(level, str(unit)),
+                contribution=float(value),
+                direction=_toward(float(value), self.resistant_sign, self.units),
+                kind=_unit_noun(level, str(unit)),
+                units=self.units,
+            )
+            for unit, value in ranked.iloc[:n].items()
+        ]
+
+    def direction(self, contribution: float) -> str:
+        """Words for a contribution of this sign (``"toward resistant"`` ...)."""
+        return _toward(contribution, self.resistant_sign, self.units)
+
+    # ------------------------------------------------------------------ cohort summaries
+    def _unit_values(self, level: Level) -> pd.DataFrame:
+        """Values whose rank correlation with a unit's SHAP gives its direction of effect.
+
+        Feature level: the features; gene level: the genes' expression; axis and pathway
+        level: the matching score feature (``axis:<A>``, ``pathway:<P>``) where there is one.
+        """
+        if level == "feature":
+            return self.values
+        if level == "gene":
+            return self.expression if self.expression is not None else pd.DataFrame()
+        prefix = f"{level}:"
+        scores = [c for c in self.values.columns if c.startswith(prefix)]
+        return self.values[scores].rename(columns=lambda c: c.removeprefix(prefix))
+
+    def global_importance(self, level: Level) -> pd.DataFrame:
+        """Units ranked by mean |SHAP| over the samples.
+
+        Returns
+        -------
+        DataFrame, shape (n_units, 6)
+            ``unit``, ``label``, ``mean_abs_shap``, ``mean_shap``, ``direction`` (``"higher ->
+            more resistant"``, ``"higher -> more sensitive"`` or ``"mixed"`` when the unit has
+            no single value to correlate with), ``rank`` (1 = most important).
+        """
+        attributions = self.level(level)
+        values = self._unit_values(level)
+        shared = [u for u in attributions.columns if u in values.columns]
+        rho = _rank_correlation(values[shared], attributions[shared]).reindex(attributions.columns)
+        table = pd.DataFrame(
+            {
+                "unit": attributions.columns.astype(str),
+                "label": [unit_label(level, str(u)) for u in attributions.columns],
+                "mean_abs_shap": attributions.abs().mean().to_numpy(),
+                "mean_shap": attributions.mean().to_numpy(),
+                "direction": [_trend(r, self.resistant_sign, self.units) for r in rho],
+            }
+        )
+        table = table.sort_values("mean_abs_shap", ascending=False, kind="stable")
+        table["rank"] = np.arange(1, len(table) + 1)
+        return table.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- computing
+
+
+def _float32(features: pd.DataFrame) -> np.ndarray:
+    """Features as the contiguous float32 array the booster was trained and predicts on."""
+    return np.ascontiguousarray(features.to_numpy(dtype=np.float32))
+
+
+def _dmatrix(values: np.ndarray) -> xgb.DMatrix:
+    """DMatrix of float32 features; one thread below :data:`PARALLEL_DMATRIX_ROWS` rows."""
+    threads = 1 if len(values) < PARALLEL_DMATRIX_ROWS else -1
+    return xgb.DMatrix(values, nthread=threads)
+
+
+def _native_contributions(booster: xgb.Booster, values: np.ndarray) -> tuple[np.ndarray, float]:
+    contributions = booster.predict(_dmatrix(values), pred_contribs=True)
+    base = float(contributions[0, -1]) if len(contributions) else _empty_base(booster)
+    return contributions[:, :-1], base
+
+
+def _empty_base(booster: xgb.Booster) -> float:
+    one = np.zeros((1, booster.num_features()), dtype=np.float32)
+    return float(booster.predict(_dmatrix(one), pred_contribs=True)[0, -1])
+
+
+def _shap_contributions(booster: xgb.Booster, values: np.ndarray) -> tuple[np.ndarray, float]:
+    import shap  # slow to import and only needed on request
+
+    explainer = shap.TreeExplainer(booster)
+    contributions = np.asarray(explainer.shap_values(values), dtype=np.float64)
+    return contributions.reshape(values.shape), float(np.ravel(explainer.expected_value)[0])
+
+
+_METHODS = {"native": _native_contributions, "shap": _shap_contributions}
+AUTO_METHOD = "native"
+"""What ``method="auto"`` uses: XGBoost's TreeSHAP is the faster (``benchmarks/``)."""
+
+
+def tree_shap(
+    booster: xgb.Booster, features: pd.DataFrame, method: Method = "auto"
+) -> tuple[np.ndarray, float]:
+    """TreeSHAP values of ``features`` under ``booster``.
+
+    Parameters
+    ----------
+    booster : xgboost.Booster
+    features : DataFrame, shape (n_samples, n_features)
+        In the booster's feature order; converted to float32 like at prediction time.
+    method : {"auto", "native", "shap"}
+
+    Returns
+    -------
+    contributions : ndarray, shape (n_samples, n_features)
+    base_value : float
+    """
+    name = AUTO_METHOD if method == "auto" else method
+    if name not in _METHODS:
+        raise InputError(f"method must be 'auto', 'native' or 'shap', not {method!r}")
+    contributions, base = _METHODS[name](booster, _float32(features))
+    return np.asarray(contributions, dtype=np.float64), base
+
+
+_ALLOCATIONS: weakref.WeakKeyDictionary[NKFeatureBuilder, tuple[object, dict[str, pd.DataFrame]]]
+_ALLOCATIONS = weakref.WeakKeyDictionary()
+
+
+def _allocations(builder: NKFeatureBuilder) -> dict[str, pd.DataFrame]:
+    """The builder's allocation matrices, built once per fitted state (treat as read-only)."""
+    cached = _ALLOCATIONS.get(builder)
+    if cached is None or cached[0] is not builder.specs_:
+        cached = (builder.specs_, {level: builder.allocation(level) for level in LEVELS})
+        _ALLOCATIONS[builder] = cached
+    return cached[1]
+
+
+def _resistant_sign(model: NKResistanceModel) -> int:
+    if model.task == "classification":
+        return 1
+    return {"above": 1, "below": -1}.get(str(model.label_definition_.resistant_when), 0)
+
+
+def _output_units(model: NKResistanceModel) -> str:
+    return "log-odds" if model.task == "classification" else model.label_definition_.column
+
+
+def _sample_index(index: pd.Index) -> pd.Index:
+    return pd.Index(index.astype(str), name="sample_id")
+
+
+def explain(
+    model: NKResistanceModel, prepared: PreparedExpression, method: Method = "auto"
+) -> Explanation:
+    """Explain the model's output for every sample of a prepared matrix.
+
+    Parameters
+    ----------
+    model : NKResistanceModel
+        A fitted model.
+    prepared : PreparedExpression
+        Output of ``model.prepare(raw)``, shape (n_samples, n_genes).
+    method : {"auto", "native", "shap"}
+        TreeSHAP implementation; both give the same values, ``auto`` the faster one.
+
+    Returns
+    -------
+    Explanation
+    """
+    features = model.features(prepared)
+    index = _sample_index(features.index)
+    contributions, base = tree_shap(model.boosted_trees.booster_, features, method)
+    output = model.boosted_trees.predict_margin(features).astype(np.float64)
+    _check_additivity(contributions, base, output)
+    builder = model.feature_builder
+    expression = pd.DataFrame(
+        builder.gene_values(prepared.matrix), index=index, columns=list(builder.genes_in_)
+    )
+    logger.debug("explained %d samples (%s TreeSHAP)", len(index), method)
+    return Explanation(
+        shap=pd.DataFrame(contributions, index=index, columns=features.columns),
+        values=features.set_axis(index),
+        base_value=base,
+        model_output=pd.Series(output, index=index, name="model_output"),
+        allocations=_allocations(builder),
+        units=_output_units(model),
+        expression=expression,
+        resistant_sign=_resistant_sign(model),
+    )
+
+
+def _check_additivity(contributions: np.ndarray, base: float, output: np.ndarray) -> None:
+    if not len(output):
+        return
+    gap = float(np.max(np.abs(base + contributions.sum(axis=1) - output)))
+    if gap > ADDITIVITY_TOLERANCE:
+        logger.warning("TreeSHAP values miss the model output by up to %.2g", gap)
+
+
+def interaction_values(model: NKResistanceModel, prepared: PreparedExpression) -> np.ndarray:
+    """SHAP interaction values from XGBoost (expensive: quadratic in the number of features).
+
+    Returns
+    -------
+    ndarray, shape (n_samples, n_features + 1, n_features + 1)
+        Last row/column is the bias; each sample's matrix sums to its model output.
+    """
+    features = model.features(prepared)
+    values = np.ascontiguousarray(features.to_numpy(dtype=np.float32))
+    return np.asarray(
+        model.boosted_trees.booster_.predict(_dmatrix(values), pred_interactions=True)
+    )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def global_summary(explanation: Explanation, top: int | None = None) -> dict[str, Any]:
+    """Units of every level ranked by mean |SHAP| (the content of ``global.json``)."""
+    levels = {}
+    for level in EXPLANATION_LEVELS:
+        table = explanation.global_importance(level)
+        levels[level] = (table if top is None else table.head(top)).to_dict(orient="records")
+    return {
+        "units": explanation.units,
+        "base_value": explanation.base_value,
+        "n_samples": int(explanation.shap.shape[0]),
+        "levels": levels,
+    }
+
+
+def write_explanations(explanation: Explanation, out_dir: Path) -> dict[str, Path]:
+    """Write per-sample tables at every level and the global ranking.
+
+    Files: ``features.csv``, ``genes.csv``, ``axes.csv``, ``pathways.csv`` (one row per
+    sample: ``sample_id``, one column per unit, ``base_value``, ``model_output``) and
+    ``global.json``.
+
+    Returns
+    -------
+    dict of str to Path
+        File stem (``features``, ``genes``, ``axes``, ``pathways``, ``global``) -> path.
+    """
+    out = Path(out_dir)
+    written = {
+        stem: write_table(explanation.table(level).reset_index(), out / f"{stem}.csv")
+        for level, stem in FILE_STEMS.items()
+    }
+    written["global"] = write_json(out / GLOBAL_FILE, global_summary(explanation))
+    return written

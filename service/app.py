@@ -1,0 +1,123 @@
+"""The FastAPI app factory: settings, model holder, middleware, routes, error handlers.
+
+``create_app()`` builds an app whose lifespan loads ``settings.model_uri`` once (an MLflow
+URI such as ``models:/nk-resistance@champion`` in the configured store, or a local model
+directory). If that fails the lifespan raises, so uvicorn reports the error and exits
+non-zero instead of serving without a model. Routes get the model through the
+:func:`service.state.get_loaded_model` dependency, which tests may override.
+
+Run it with ``nkpredict serve`` (:func:`service.server.serve`) or directly::
+
+    NKP_MODEL_URI=/models/champion uvicorn --factory service.app:create_app --lifespan on
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
+
+from nkpredict import __version__
+from nkpredict.exceptions import ModelLoadError
+from nkpredict.settings import Settings
+from service.errors import install_error_handlers
+from service.metrics import MetricsMiddleware, ServiceMetrics
+from service.routes import admin_router, api_router, probe_router
+from service.security import API_KEY_HEADER, BodySizeLimitMiddleware
+from service.state import LoadedModel, ModelHolder, ModelLoader, default_loader, redact_uri
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Predict and explain NK-cell resistance of blood-cancer samples from gene expression.
+
+* `POST /v1/predict` — samples as JSON `{"samples": {"<id>": {"<gene>": value}}}`;
+  genes as HGNC symbols, aliases (B7-H6), Ensembl or Entrez IDs; raw counts, TPM or
+  log2(x+1) (auto-detected unless `scale` is given).
+* `POST /v1/predict/file` — the same from an uploaded CSV/TSV/Parquet file.
+* `POST /v1/explain` — TreeSHAP attributions summed to genes, NK ligand axes and pathways.
+* `GET /v1/model` — the model being served and how it was evaluated.
+
+Errors always have the body `{"error": {"code", "message", "details"}}`. When the service
+has an API key, send it in the `X-API-Key` header (not needed for /health, /ready, /metrics).
+"""
+
+
+def _model_loaded_hook(metrics: ServiceMetrics) -> Callable[[LoadedModel], None]:
+    """Keep the ``model_info`` metric on the model being served."""
+
+    def on_swap(loaded: LoadedModel) -> None:
+        ref = loaded.reference
+        metrics.set_model(ref.name, ref.version, redact_uri(ref.uri))
+
+    return on_swap
+
+
+def create_app(
+    settings: Settings | None = None, model_loader: ModelLoader | None = None
+) -> FastAPI:
+    """Build the service.
+
+    Parameters
+    ----------
+    settings : Settings, optional
+        Defaults to ``Settings()`` (``NKP_*`` environment variables).
+    model_loader : callable, optional
+        ``loader(uri) -> (NKResistanceModel, ModelReference)``, used at start-up and by
+        ``/v1/admin/reload``; defaults to :func:`service.state.default_loader`.
+
+    Returns
+    -------
+    FastAPI
+        Not yet serving: the model is loaded when its lifespan starts (``with TestClient(app)``
+        or under uvicorn).
+    """
+    settings = settings if settings is not None else Settings()
+    metrics = ServiceMetrics()
+    holder = ModelHolder(
+        model_loader if model_loader is not None else default_loader(settings),
+        threads=settings.model_threads,
+        on_swap=_model_loaded_hook(metrics),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        uri = settings.model_uri
+        logger.info("loading model %s", redact_uri(uri))
+        try:
+            await run_in_threadpool(holder.load, uri)
+        except ModelLoadError as exc:
+            logger.error("cannot start the service: model %s: %s", redact_uri(uri), exc)
+            raise
+        yield
+        logger.info("service stopped")
+
+    app = FastAPI(
+        title="nkpredict",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.holder = holder
+    install_error_handlers(app)
+    app.include_router(probe_router)
+    app.include_router(api_router)
+    app.include_router(admin_router)
+
+    # Added innermost first: CORS (outermost) -> metrics -> body limit -> routes.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, metrics=metrics)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", API_KEY_HEADER],
+        )
+    return app

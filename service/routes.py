@@ -1,0 +1,545 @@
+"""The HTTP endpoints. They only call the fitted model object; no feature code lives here.
+
+Routes
+------
+==========================  ======  ===========================================================
+``GET /health``             open    the process is alive
+``GET /ready``              open    a model is loaded (503 ``model_not_loaded`` otherwise)
+``GET /metrics``            open    Prometheus text exposition
+``GET /v1/model``           key     what model is served: name, version, run, data, metrics
+``POST /v1/predict``        key     JSON samples -> probability/score, call, coverage
+``POST /v1/predict/file``   key     CSV/TSV/Parquet upload (samples as rows) -> the same
+``POST /v1/explain``        key     JSON samples -> attributions at gene/axis/pathway level
+``POST /v1/admin/reload``   admin   load the model again (or another URI) and swap it in
+==========================  ======  ===========================================================
+
+"key": ``X-API-Key`` needed when ``NKP_API_KEY`` is set; "admin": always needs the admin key
+(see :mod:`service.security`).
+
+Model calls (parsing, preparation, prediction, TreeSHAP) are CPU-bound and run in the
+threadpool, so the event loop keeps answering (``/health`` stays fast under load). Every
+request uses the model it got at its start, even if an admin reload swaps the model meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path, PurePath
+from typing import Any, Literal, cast
+
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, Body, Depends, File, Form, Request, Response, UploadFile
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from nkpredict.exceptions import CoverageError, NKPredictError
+from nkpredict.explain import Explanation, Level, explain
+from nkpredict.expression import PreparedExpression, read_expression
+from nkpredict.genes import HarmonizationReport
+from nkpredict.model import NKResistanceModel
+from nkpredict.settings import Settings
+from service.errors import ServiceError, library_error_status
+from service.schemas import (
+    DEFAULT_LEVELS,
+    OTHER_UNIT,
+    ErrorResponse,
+    ExplainOptions,
+    ExplainRequest,
+    ExplainResponse,
+    HealthResponse,
+    ModelInfo,
+    ModelRef,
+    PredictOptions,
+    PredictRequest,
+    PredictResponse,
+    ReadyResponse,
+    ReloadRequest,
+    ReloadResponse,
+    ScaleName,
+    explain_examples,
+    parse_samples_body,
+    predict_examples,
+)
+from service.security import require_admin_key, require_api_key
+from service.state import (
+    LoadedModel,
+    ModelHolder,
+    get_holder,
+    get_loaded_model,
+    get_settings,
+    redact_uri,
+)
+
+logger = logging.getLogger(__name__)
+
+JSON_MEDIA_TYPE = "application/json"
+EXPLAIN_CHUNK = 256
+"""Samples explained per TreeSHAP call (keeps per-sample driver look-ups cheap)."""
+UPLOAD_SUFFIXES = (".csv", ".tsv", ".txt", ".tab", ".parquet", ".pq")
+"""Accepted upload extensions; the text formats may also be gzipped (``.csv.gz``)."""
+
+probe_router = APIRouter(tags=["operations"])
+api_router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
+admin_router = APIRouter(
+    prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin_key)]
+)
+
+
+def _error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorResponse} for status in statuses}
+
+
+def _json_body_doc(model: type[BaseModel], examples: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI request body for routes that parse their JSON body themselves."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON_MEDIA_TYPE: {"schema": model.model_json_schema(), "examples": examples}
+            },
+        }
+    }
+
+
+def _dumps(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _json(content: bytes, status_code: int = 200) -> Response:
+    return Response(content=content, status_code=status_code, media_type=JSON_MEDIA_TYPE)
+
+
+# --------------------------------------------------------------------------- model calls
+
+
+def _prepare(
+    model: NKResistanceModel, frame: pd.DataFrame, scale: ScaleName | None
+) -> PreparedExpression:
+    """The model's own preparation, with the request's scale when it names one."""
+    return model.prepare(frame, scale=scale)
+
+
+def _check_coverage(model: NKResistanceModel, prepared: PreparedExpression, minimum: float) -> None:
+    """The model's coverage check; on failure a 422 naming samples and missing genes."""
+    try:
+        model.check_coverage(prepared, minimum)
+    except CoverageError as exc:
+        coverage = model.feature_builder.coverage(prepared.matrix)
+        low = coverage[coverage < minimum]
+        missing = model.feature_builder.missing_genes(prepared.matrix.loc[low.index])
+        raise ServiceError(
+            422,
+            "coverage_too_low",
+            str(exc),
+            {
+                "min_coverage": minimum,
+                "samples": {str(k): float(v) for k, v in low.items()},
+                "missing_genes": missing,
+            },
+        ) from None
+
+
+def _cap_list(items: list[Any], limit: int) -> tuple[list[Any], bool]:
+    return items[:limit], len(items) > limit
+
+
+def _cap_dict(items: dict[str, Any], limit: int) -> tuple[dict[str, Any], bool]:
+    if len(items) <= limit:
+        return items, False
+    return dict(list(items.items())[:limit]), True
+
+
+def _harmonization(
+    model: NKResistanceModel, prepared: PreparedExpression, limit: int
+) -> dict[str, Any]:
+    report: HarmonizationReport = prepared.report
+    missing = model.feature_builder.missing_genes(prepared.matrix)
+    renamed, cut_renamed = _cap_dict(report.renamed, limit)
+    unmapped, cut_unmapped = _cap_list(report.unmapped, limit)
+    ambiguous, cut_ambiguous = _cap_dict(report.ambiguous, limit)
+    collided, cut_collided = _cap_dict(report.collided, limit)
+    return {
+        "n_input": report.n_input,
+        "n_mapped": len(report.mapped),
+        "n_renamed": len(report.renamed),
+        "renamed": renamed,
+        "n_unmapped": len(report.unmapped),
+        "unmapped": unmapped,
+        "n_ambiguous": len(report.ambiguous),
+        "ambiguous": ambiguous,
+        "n_collided": len(report.collided),
+        "collided": collided,
+        "n_missing_model_genes": len(missing),
+        "missing_model_genes": missing,
+        "truncated": cut_renamed or cut_unmapped or cut_ambiguous or cut_collided,
+    }
+
+
+def _predictions(model: NKResistanceModel, prepared: PreparedExpression) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = model.predict_table(prepared).to_dict(orient="records")
+    return records
+
+
+def _prepared_for_request(
+    loaded: LoadedModel, frame: pd.DataFrame, options: PredictOptions, settings: Settings
+) -> PreparedExpression:
+    prepared = _prepare(loaded.model, frame, options.scale)
+    minimum = settings.min_coverage if options.min_coverage is None else options.min_coverage
+    _check_coverage(loaded.model, prepared, minimum)
+    return prepared
+
+
+def _predict_payload(
+    loaded: LoadedModel, frame: pd.DataFrame, options: PredictOptions, settings: Settings
+) -> dict[str, Any]:
+    prepared = _prepared_for_request(loaded, frame, options, settings)
+    predictions = _predictions(loaded.model, prepared)
+    return {
+        "model": loaded.model_ref(),
+        "task": loaded.task,
+        "scale": prepared.scale,
+        "n_samples": len(predictions),
+        "predictions": predictions,
+        "harmonization": _harmonization(loaded.model, prepared, settings.report_max_items),
+    }
+
+
+def predict_json(loaded: LoadedModel, raw: bytes, settings: Settings) -> tuple[bytes, int]:
+    """Parse, prepare, predict and serialise one /v1/predict body (runs in the threadpool)."""
+    frame, options = parse_samples_body(raw, settings.max_samples, PredictOptions)
+    payload = _predict_payload(loaded, frame, options, settings)
+    return _dumps(payload), payload["n_samples"]
+
+
+def _compact(values: np.ndarray, units: list[str], top_n: int) -> dict[str, float]:
+    """The ``top_n`` largest |values| by unit, the rest summed under :data:`OTHER_UNIT`."""
+    if len(units) <= top_n:
+        return {unit: float(v) for unit, v in zip(units, values, strict=True)}
+    order = np.argsort(-np.abs(values), kind="stable")
+    kept = {units[k]: float(values[k]) for k in order[:top_n]}
+    kept[OTHER_UNIT] = float(values[order[top_n:]].sum())
+    return kept
+
+
+def _explain_chunk(
+    loaded: LoadedModel,
+    prepared: PreparedExpression,
+    levels: tuple[str, ...],
+    drivers_level: str,
+    options: ExplainOptions,
+    top_n: int,
+) -> list[dict[str, Any]]:
+    model = loaded.model
+    explanation: Explanation = explain(model, prepared)
+    predictions = _predictions(model, prepared)
+    tables = {level: explanation.level(cast(Level, level)) for level in levels}
+    units = {level: [str(u) for u in table.columns] for level, table in tables.items()}
+    arrays = {level: table.to_numpy() for level, table in tables.items()}
+    out = []
+    for i, prediction in enumerate(predictions):
+        sample_id = prediction["sample_id"]
+        drivers = explanation.top_drivers(
+            sample_id, level=cast(Level, drivers_level), n=options.n_drivers
+        )
+        entry = {key: value for key, value in prediction.items() if key != "coverage"}
+        entry.update(
+            {
+                "base_value": float(explanation.base_value),
+                "model_output": float(explanation.model_output.iloc[i]),
+                "units": explanation.units,
+                "attributions": {
+                    level: _compact(arrays[level][i], units[level], top_n) for level in levels
+                },
+                "top_drivers": [
+                    {
+                        "unit": d.unit,
+                        "label": d.label,
+                        "contribution": d.contribution,
+                        "direction": d.direction,
+                        "sentence": d.sentence(),
+                    }
+                    for d in drivers
+                ],
+            }
+        )
+        out.append(entry)
+    return out
+
+
+def _subset(prepared: PreparedExpression, start: int, stop: int) -> PreparedExpression:
+    return PreparedExpression(
+        matrix=prepared.matrix.iloc[start:stop], scale=prepared.scale, report=prepared.report
+    )
+
+
+def explain_json(loaded: LoadedModel, raw: bytes, settings: Settings) -> tuple[bytes, int]:
+    """Parse, prepare, explain and serialise one /v1/explain body (runs in the threadpool)."""
+    frame, options = parse_samples_body(raw, settings.max_samples, ExplainOptions)
+    prepared = _prepared_for_request(loaded, frame, options, settings)
+    levels = DEFAULT_LEVELS if options.level == "all" else (options.level,)
+    drivers_level = "axis" if options.level == "all" else options.level
+    top_n = options.top_n or settings.explain_top_n
+    explanations: list[dict[str, Any]] = []
+    n_samples = prepared.matrix.shape[0]
+    for start in range(0, n_samples, EXPLAIN_CHUNK):
+        chunk = _subset(prepared, start, start + EXPLAIN_CHUNK)
+        explanations += _explain_chunk(loaded, chunk, levels, drivers_level, options, top_n)
+    payload = {
+        "model": loaded.model_ref(),
+        "task": loaded.task,
+        "scale": prepared.scale,
+        "n_samples": n_samples,
+        "levels": list(levels),
+        "top_n": top_n,
+        "drivers_level": drivers_level,
+        "explanations": explanations,
+        "harmonization": _harmonization(loaded.model, prepared, settings.report_max_items),
+    }
+    return _dumps(payload), n_samples
+
+
+# --------------------------------------------------------------------------- uploads
+
+
+def _upload_suffix(filename: str) -> str:
+    """``.csv``, ``.tsv.gz``, ``.parquet``...: the part of the name that picks the reader."""
+    suffixes = [s.lower() for s in PurePath(filename).suffixes]
+    gzipped = suffixes[-1:] == [".gz"]
+    if gzipped:
+        suffixes = suffixes[:-1]
+    ext = suffixes[-1] if suffixes else ""
+    if ext not in UPLOAD_SUFFIXES or (gzipped and ext in (".parquet", ".pq")):
+        raise ServiceError(
+            415,
+            "unsupported_file_type",
+            f"cannot read {filename!r}: expected a file ending in "
+            f"{', '.join(UPLOAD_SUFFIXES)} (text formats may end in .gz)",
+            {"filename": filename, "accepted": list(UPLOAD_SUFFIXES)},
+        )
+    return ext + (".gz" if gzipped else "")
+
+
+def _safe_name(filename: str | None) -> str:
+    name = PurePath(filename or "upload").name
+    return re.sub(r"[^\w.\-]+", "_", name)[:100] or "upload"
+
+
+def predict_upload(
+    loaded: LoadedModel,
+    upload: UploadFile,
+    options: PredictOptions,
+    orientation: Literal["samples", "genes", "auto"],
+    settings: Settings,
+) -> tuple[bytes, int]:
+    """Read an uploaded matrix from a private temporary file and predict (threadpool)."""
+    name = _safe_name(upload.filename)
+    suffix = _upload_suffix(name)
+    with tempfile.TemporaryDirectory(prefix="nkpredict-upload-") as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        with path.open("wb") as target:
+            shutil.copyfileobj(upload.file, target, length=1 << 20)
+        try:
+            frame = read_expression(path, orientation=orientation)
+        except NKPredictError as exc:
+            status, code = library_error_status(exc)
+            message = str(exc).replace(str(path), name)
+            raise ServiceError(status, code, message, {"filename": name}) from None
+    n_samples = frame.shape[0]
+    if n_samples > settings.max_samples:
+        raise ServiceError(
+            413,
+            "too_many_samples",
+            f"{name} holds {n_samples} samples; the limit is {settings.max_samples}",
+            {"n_samples": n_samples, "max_samples": settings.max_samples},
+        )
+    payload = _predict_payload(loaded, frame, options, settings)
+    return _dumps(payload), payload["n_samples"]
+
+
+# --------------------------------------------------------------------------- probes
+
+
+@probe_router.get("/health", response_model=HealthResponse, summary="Liveness (no auth)")
+async def health() -> HealthResponse:
+    """The process is up and the event loop answers; says nothing about the model."""
+    return HealthResponse()
+
+
+@probe_router.get(
+    "/ready",
+    response_model=ReadyResponse,
+    summary="Readiness: a model is loaded (no auth)",
+    responses=_error_responses(503),
+)
+async def ready(loaded: LoadedModel = Depends(get_loaded_model)) -> ReadyResponse:
+    """200 once a model is loaded and serving, 503 ``model_not_loaded`` before."""
+    return ReadyResponse(model=ModelRef.model_validate(loaded.model_ref()))
+
+
+@probe_router.get(
+    "/metrics",
+    summary="Prometheus metrics (no auth)",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+async def metrics(request: Request) -> Response:
+    """Request counts by route and status, latency histogram, errors by code, reloads."""
+    content, content_type = request.app.state.metrics.render()
+    return Response(content=content, media_type=content_type)
+
+
+# --------------------------------------------------------------------------- the API
+
+
+@api_router.get(
+    "/model",
+    response_model=ModelInfo,
+    tags=["model"],
+    summary="The model being served",
+    responses=_error_responses(401, 503),
+)
+async def model_info(loaded: LoadedModel = Depends(get_loaded_model)) -> dict[str, Any]:
+    """Registered name, version, run, training-data fingerprint, label definition, metrics,
+    number of features and catalogue version."""
+    return {"model": loaded.model_ref(), "loaded_at": loaded.loaded_at, **loaded.info}
+
+
+@api_router.post(
+    "/predict",
+    tags=["predict"],
+    summary="Predict NK resistance of samples sent as JSON",
+    response_model=None,
+    responses={
+        200: {"model": PredictResponse, "description": "One prediction per sample."},
+        **_error_responses(400, 401, 413, 422, 503),
+    },
+    openapi_extra=_json_body_doc(PredictRequest, predict_examples()),
+)
+async def predict(
+    request: Request,
+    loaded: LoadedModel = Depends(get_loaded_model),
+    settings: Settings = Depends(get_settings),
+) -> Response:
+    """Probability (classification) or score (regression), call and gene coverage per sample,
+    with the model that answered, the input scale and the gene-identifier report."""
+    raw = await request.body()
+    content, n_samples = await run_in_threadpool(predict_json, loaded, raw, settings)
+    request.app.state.metrics.samples.labels("predict").inc(n_samples)
+    return _json(content)
+
+
+@api_router.post(
+    "/predict/file",
+    tags=["predict"],
+    summary="Predict NK resistance of an uploaded expression file",
+    response_model=None,
+    responses={
+        200: {"model": PredictResponse, "description": "One prediction per sample."},
+        **_error_responses(401, 413, 415, 422, 503),
+    },
+)
+async def predict_file(
+    request: Request,
+    file: UploadFile = File(
+        description="CSV, TSV (.tsv/.txt/.tab, optionally .gz) or Parquet; samples as rows, "
+        "the first column (or the stored index) holds the sample IDs."
+    ),
+    scale: ScaleName | None = Form(default=None, description="Default: the model's (auto)."),
+    min_coverage: float | None = Form(default=None, ge=0.0, le=1.0),
+    orientation: Literal["samples", "genes", "auto"] = Form(
+        default="samples", description="What the rows are; 'auto' guesses from the labels."
+    ),
+    loaded: LoadedModel = Depends(get_loaded_model),
+    settings: Settings = Depends(get_settings),
+) -> Response:
+    """Batch prediction from a file; same answer as ``/v1/predict``."""
+    options = PredictOptions(scale=scale, min_coverage=min_coverage)
+    try:
+        content, n_samples = await run_in_threadpool(
+            predict_upload, loaded, file, options, orientation, settings
+        )
+    finally:
+        await file.close()
+    request.app.state.metrics.samples.labels("predict_file").inc(n_samples)
+    return _json(content)
+
+
+@api_router.post(
+    "/explain",
+    tags=["explain"],
+    summary="Explain predictions: attributions to genes, NK axes and pathways",
+    response_model=None,
+    responses={
+        200: {"model": ExplainResponse, "description": "One explanation per sample."},
+        **_error_responses(400, 401, 413, 422, 503),
+    },
+    openapi_extra=_json_body_doc(ExplainRequest, explain_examples()),
+)
+async def explain_samples(
+    request: Request,
+    loaded: LoadedModel = Depends(get_loaded_model),
+    settings: Settings = Depends(get_settings),
+) -> Response:
+    """TreeSHAP attributions summed exactly to gene, axis and pathway level.
+
+    Per sample and level the ``top_n`` units with the largest |attribution| are listed and
+    the others summed under ``"<other>"``, so ``base_value + sum(attributions[level])`` equals
+    ``model_output`` (log-odds for classification) at every level. ``top_drivers`` puts the
+    largest axis-level contributions (or those of the requested level) into words.
+    """
+    raw = await request.body()
+    content, n_samples = await run_in_threadpool(explain_json, loaded, raw, settings)
+    request.app.state.metrics.samples.labels("explain").inc(n_samples)
+    return _json(content)
+
+
+# --------------------------------------------------------------------------- admin
+
+
+@admin_router.post(
+    "/reload",
+    response_model=ReloadResponse,
+    summary="Load the model again (or another one) and swap it in",
+    responses=_error_responses(401, 403, 502),
+)
+async def reload_model(
+    request: Request,
+    body: ReloadRequest | None = Body(default=None),
+    holder: ModelHolder = Depends(get_holder),
+    settings: Settings = Depends(get_settings),
+) -> ReloadResponse:
+    """Re-resolve ``NKP_MODEL_URI`` (e.g. a moved ``@champion`` alias) or load
+    ``body.model_uri``, then swap atomically: running requests finish on the old model.
+
+    On failure the old model keeps serving and the answer is 502 ``reload_failed``.
+    """
+    uri = body.model_uri if body is not None and body.model_uri else settings.model_uri
+    reloads = request.app.state.metrics.reloads
+    start = time.perf_counter()
+    try:
+        loaded, previous = await run_in_threadpool(holder.load, uri)
+    except (NKPredictError, OSError, ValueError, KeyError, TypeError) as exc:
+        reloads.labels("failure").inc()
+        current = holder.current
+        logger.warning("reload of %s failed, old model kept: %s", redact_uri(uri), exc)
+        raise ServiceError(
+            502,
+            "reload_failed",
+            f"could not load {redact_uri(uri)}: {exc}; the previous model keeps serving",
+            {
+                "model_uri": redact_uri(uri),
+                "serving": None if current is None else current.model_ref(),
+            },
+        ) from None
+    reloads.labels("success").inc()
+    return ReloadResponse(
+        model=ModelRef.model_validate(loaded.model_ref()),
+        previous=None if previous is None else ModelRef.model_validate(previous.model_ref()),
+        seconds=time.perf_counter() - start,
+    )

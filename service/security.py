@@ -1,0 +1,160 @@
+"""API keys and request-size limits.
+
+Keys (header ``X-API-Key``)
+---------------------------
+- ``/v1/*`` data routes (predict, explain, model) need ``settings.api_key`` when it is set;
+  without it they are open.
+- ``/v1/admin/*`` routes always need a key: ``settings.admin_api_key``, else
+  ``settings.api_key``; with neither configured they answer 403 ``admin_disabled``.
+- ``/health``, ``/ready`` and ``/metrics`` are always open: probes and Prometheus scrapers
+  should not need secrets, and they reveal no data (model name/version at most). The OpenAPI
+  document and ``/docs`` are open too (they describe the API, they do not use the model).
+
+Keys are compared with :func:`hmac.compare_digest` on their UTF-8 bytes and never logged.
+
+Body size
+---------
+:class:`BodySizeLimitMiddleware` answers 413 ``body_too_large`` before the app runs when the
+declared ``Content-Length`` exceeds ``settings.max_body_bytes``, and stops reading (413) as
+soon as a body sent without a length (chunked) goes past it, so no oversized body is ever
+buffered or parsed.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader
+from pydantic import SecretStr
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import ServiceError, error_body
+
+if TYPE_CHECKING:
+    from service.metrics import ServiceMetrics
+
+logger = logging.getLogger(__name__)
+
+API_KEY_HEADER = "X-API-Key"
+
+api_key_header = APIKeyHeader(
+    name=API_KEY_HEADER,
+    auto_error=False,
+    scheme_name="APIKey",
+    description="Needed when the service is configured with NKP_API_KEY.",
+)
+admin_key_header = APIKeyHeader(
+    name=API_KEY_HEADER,
+    auto_error=False,
+    scheme_name="AdminKey",
+    description="NKP_ADMIN_API_KEY (or NKP_API_KEY when no admin key is set).",
+)
+
+
+def keys_match(given: str | None, expected: SecretStr) -> bool:
+    """Constant-time comparison of a presented key with the configured one."""
+    if given is None:
+        return False
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"),
+        expected.get_secret_value().encode("utf-8", "surrogateescape"),
+    )
+
+
+def _unauthorized(given: str | None) -> ServiceError:
+    reason = "missing" if given is None else "invalid"
+    return ServiceError(
+        401,
+        "unauthorized",
+        f"{reason} API key: send it in the {API_KEY_HEADER} header",
+        headers={"WWW-Authenticate": API_KEY_HEADER},
+    )
+
+
+async def require_api_key(request: Request, key: str | None = Security(api_key_header)) -> None:
+    """Dependency of the data routes: check ``X-API-Key`` when an API key is configured."""
+    expected = request.app.state.settings.api_key
+    if expected is not None and not keys_match(key, expected):
+        raise _unauthorized(key)
+
+
+async def require_admin_key(request: Request, key: str | None = Security(admin_key_header)) -> None:
+    """Dependency of the admin routes: the admin key (or the API key) is always required."""
+    settings = request.app.state.settings
+    expected = settings.admin_api_key or settings.api_key
+    if expected is None:
+        raise ServiceError(
+            403,
+            "admin_disabled",
+            "admin routes are disabled: configure NKP_ADMIN_API_KEY (or NKP_API_KEY)",
+        )
+    if not keys_match(key, expected):
+        logger.warning("admin request with a %s key refused", "missing" if key is None else "bad")
+        raise _unauthorized(key)
+
+
+class BodySizeLimitMiddleware:
+    """Pure ASGI middleware enforcing ``max_bytes`` on request bodies while they are read."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, metrics: ServiceMetrics | None = None) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.metrics = metrics
+
+    def _too_large(self, received: int | None = None) -> ServiceError:
+        size = "more" if received is None else f"{received}"
+        return ServiceError(
+            413,
+            "body_too_large",
+            f"request body of {size} bytes exceeds the limit of {self.max_bytes} bytes",
+            {"max_body_bytes": self.max_bytes},
+        )
+
+    async def _reject(self, scope: Scope, send: Send, error: ServiceError) -> None:
+        if self.metrics is not None:
+            self.metrics.record_error(scope, error.code)
+        body = json.dumps(error_body(error.code, error.message, error.details)).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": error.status_code,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse a declared oversize at once; cut an undeclared one while reading."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared > self.max_bytes:
+                    await self._reject(scope, send, self._too_large(declared))
+                    return
+                break
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise self._too_large()
+            return message
+
+        await self.app(scope, limited_receive, send)

@@ -1,0 +1,95 @@
+"""Run the service under uvicorn: ``serve()`` is what ``nkpredict serve`` calls.
+
+The model is loaded (and checked) *before* uvicorn starts, so a wrong model URI ends the
+command at once with a :class:`~nkpredict.exceptions.ModelLoadError` (the CLI turns it into
+a one-line message and a non-zero exit) instead of a half-started server.
+
+With ``workers > 1`` uvicorn starts separate processes that each build their app from the
+environment (``service.app:create_app`` as a factory): every ``NKP_*`` variable applies to
+them, and ``serve`` exports ``NKP_MODEL_URI`` for them. Each worker loads its own copy of
+the model; keep ``workers x NKP_MODEL_THREADS`` at or below the number of cores.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import uvicorn
+
+from nkpredict.model import NKResistanceModel
+from nkpredict.registry import ModelReference
+from nkpredict.settings import Settings
+from service.app import create_app
+from service.state import default_loader, redact_uri
+
+logger = logging.getLogger(__name__)
+
+APP_FACTORY = "service.app:create_app"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+def serve(
+    model_uri: str | None = None,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    workers: int = 1,
+    *,
+    log_level: str = "info",
+    settings: Settings | None = None,
+) -> None:
+    """Serve the API with uvicorn until interrupted.
+
+    Parameters
+    ----------
+    model_uri : str, optional
+        MLflow model URI or model directory; default ``settings.model_uri``
+        (``NKP_MODEL_URI``, else ``models:/nk-resistance@champion``).
+    host, port : str, int
+        Where to listen (``0.0.0.0`` in a container).
+    workers : int
+        Uvicorn worker processes (each loads the model).
+    log_level : str
+        Uvicorn's log level.
+    settings : Settings, optional
+        Defaults to ``Settings()``. With several workers only the environment reaches them.
+
+    Raises
+    ------
+    ModelLoadError
+        The model cannot be loaded; nothing is started.
+    ValueError
+        ``workers`` is below 1.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    settings = settings if settings is not None else Settings()
+    if model_uri is not None:
+        settings = settings.model_copy(update={"model_uri": model_uri})
+    load = default_loader(settings)
+    logger.info("checking model %s", redact_uri(settings.model_uri))
+    first = load(settings.model_uri)
+    if workers == 1:
+        pending: list[tuple[NKResistanceModel, ModelReference]] = [first]
+
+        def loader(uri: str) -> tuple[NKResistanceModel, ModelReference]:
+            """The already loaded model at start-up, a fresh load on every reload."""
+            if pending and uri == settings.model_uri:
+                return pending.pop()
+            return load(uri)
+
+        app = create_app(settings, model_loader=loader)
+        uvicorn.run(app, host=host, port=port, lifespan="on", log_level=log_level)
+        return
+    del first
+    os.environ["NKP_MODEL_URI"] = settings.model_uri
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        lifespan="on",
+        log_level=log_level,
+    )

@@ -1,0 +1,1 @@
+"""Training orchestration for nkpredict: pipeline, MLflow tracking, execution engines, CLI."""

@@ -1,0 +1,474 @@
+"""Train -> evaluate -> log -> register -> promote, as one honest, tracked run."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from nkpredict.catalog import load_catalog
+from nkpredict.datasets import join_labels, read_labels
+from nkpredict.evaluation import (
+    CVConfig,
+    CVResult,
+    baseline_estimators,
+    calibration_table,
+    classification_metrics,
+    cross_validate,
+    leave_one_group_out,
+    make_folds,
+    oracle_metrics,
+    regression_metrics,
+)
+from nkpredict.exceptions import LabelError
+from nkpredict.expression import PreparedExpression, prepare_expression, read_expression
+from nkpredict.labels import LabelDefinition
+from nkpredict.model import NKResistanceModel
+from nkpredict.plots import classification_figure, regression_figure
+from nkpredict.registry import ModelReference, load_model
+from nkpredict.report import build_report, write_report
+from nkpredict.settings import Settings
+from training import tracking
+
+logger = logging.getLogger(__name__)
+
+MODEL_ESTIMATOR = "nkpredict"
+TRUTH_COLUMN = "true_probability"
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``nkpredict train`` needs; defaults are the documented CLI defaults."""
+
+    expression: Path
+    labels: Path
+    label: LabelDefinition
+    id_column: str | None = None
+    group_column: str | None = None
+    lineage_column: str | None = "lineage"
+    cv: CVConfig = field(default_factory=CVConfig)
+    n_genome_genes: int = 0
+    tuning_budget: float = 0.0
+    booster: dict[str, Any] = field(default_factory=dict)
+    scale: str = "auto"
+    tracking_uri: str | None = None
+    experiment: str | None = None
+    model_name: str | None = None
+    register: bool = True
+    promote: bool = True
+    force: bool = False
+    baselines: bool = True
+    model_out: Path | None = None
+    report: bool = True
+    report_out: Path | None = None
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    metrics: dict[str, float]
+    model: NKResistanceModel
+    model_uri: str
+    version: str | None = None
+    decision: tracking.PromotionDecision | None = None
+    report_path: Path | None = None
+
+
+@dataclass
+class TrainingData:
+    """Expression, labels and target, joined and cleaned."""
+
+    prepared: PreparedExpression
+    labels: pd.DataFrame
+    y: pd.Series
+    definition: LabelDefinition
+    groups: pd.Series | None
+    lineages: pd.Series | None = None
+
+
+def _label_column(labels: pd.DataFrame, column: str, index: pd.Index) -> pd.Series:
+    if column not in labels.columns:
+        raise LabelError(f"column {column!r} not in labels; available: {', '.join(labels)}")
+    return labels.loc[index, column].astype(str)
+
+
+def load_training_data(
+    expression_path: Path,
+    labels_path: Path,
+    label: LabelDefinition,
+    id_column: str | None,
+    group_column: str | None,
+    scale: str = "auto",
+    lineage_column: str | None = None,
+) -> TrainingData:
+    """Read, join, resolve the target and prepare expression for training or evaluation.
+
+    ``group_column`` defines the CV groups (required to exist when given);
+    ``lineage_column`` is used for leave-one-lineage-out results when the labels have it.
+    """
+    labels = read_labels(labels_path, id_column=id_column or "sample_id")
+    expression, labels = join_labels(read_expression(expression_path), labels)
+    y, definition = label.resolve(labels)
+    groups = None if group_column is None else _label_column(labels, group_column, y.index)
+    lineages = None
+    if lineage_column is not None and lineage_column in labels.columns:
+        lineages = _label_column(labels, lineage_column, y.index)
+    prepared = prepare_expression(expression.loc[y.index], scale=scale)  # type: ignore[arg-type]
+    return TrainingData(prepared, labels.loc[y.index], y, definition, groups, lineages)
+
+
+def fingerprint(data: TrainingData) -> dict[str, Any]:
+    """Identity and shape of the training data (hash of values, ids, genes and target)."""
+    digest = hashlib.sha256()
+    matrix = data.prepared.matrix
+    digest.update(np.ascontiguousarray(matrix.to_numpy(dtype=np.float32)).tobytes())
+    digest.update("\n".join(map(str, matrix.index)).encode())
+    digest.update("\n".join(map(str, matrix.columns)).encode())
+    digest.update(np.asarray(data.y, dtype=np.float64).tobytes())
+    catalog_genes = load_catalog().all_genes()
+    present = set(matrix.columns)
+    info: dict[str, Any] = {
+        "data_sha256": digest.hexdigest(),
+        "n_samples": int(matrix.shape[0]),
+        "n_genes": int(matrix.shape[1]),
+        "catalog_gene_coverage": round(
+            sum(g in present for g in catalog_genes) / len(catalog_genes), 4
+        ),
+        "input_scale": data.prepared.scale,
+    }
+    if data.definition.task == "classification":
+        info["n_resistant"] = int(data.y.sum())
+        info["fraction_resistant"] = round(float(data.y.mean()), 4)
+    else:
+        info["label_mean"] = float(data.y.mean())
+        info["label_sd"] = float(data.y.std())
+    return info
+
+
+def primary_metric(task: str) -> tuple[str, bool]:
+    """The metric promotion compares, and whether higher is better."""
+    return ("cv_roc_auc", True) if task == "classification" else ("cv_rmse", False)
+
+
+def evaluate_model_cv(
+    model: NKResistanceModel,
+    data: TrainingData,
+    cv: CVConfig,
+    baselines: bool,
+    progress: Progress | None,
+) -> CVResult:
+    """Cross-validate the model (and baselines) on the same grouped folds."""
+    task = data.definition.task
+    folds = make_folds(data.y, data.groups, cv, task)
+    estimators = {MODEL_ESTIMATOR: model.core}
+    if baselines:
+        estimators.update(baseline_estimators(task, random_state=cv.random_state))
+    return cross_validate(estimators, data.prepared.matrix, data.y, folds, task, progress)
+
+
+def train(config: TrainConfig, settings: Settings, progress: Progress | None = None) -> TrainResult:
+    """Run the whole training job and return where its results are."""
+    uri = tracking.setup_tracking(config.tracking_uri, settings)
+    experiment = tracking.experiment_id(config.experiment or settings.experiment, settings)
+    model_name = config.model_name or settings.model_name
+    data = load_training_data(
+        config.expression,
+        config.labels,
+        config.label,
+        config.id_column,
+        config.group_column,
+        config.scale,
+        config.lineage_column,
+    )
+    task = data.definition.task
+    model = NKResistanceModel(
+        task=task, n_genome_genes=config.n_genome_genes, booster=config.booster or None
+    )
+    _say(progress, f"cross-validating on {data.prepared.matrix.shape[0]} samples")
+    result = evaluate_model_cv(model, data, config.cv, config.baselines, progress)
+    metrics = result.summary()
+    if TRUTH_COLUMN in data.labels.columns and task == "classification":
+        metrics.update(oracle_metrics(data.y, data.labels[TRUTH_COLUMN], task))
+    lineage_results = None
+    if data.lineages is not None and data.lineages.nunique() > 1:
+        _say(progress, "leave-one-lineage-out evaluation")
+        lineage_results = leave_one_group_out(
+            model.core, data.prepared.matrix, data.y, data.lineages, task
+        )
+    _say(progress, "fitting the final model on all samples")
+    model.fit_prepared(data.prepared, data.y, data.definition)
+    data_info = fingerprint(data)
+    model.metadata_ = {
+        "metrics": metrics,
+        "data": data_info,
+        "cv": asdict(config.cv),
+        "group_column": config.group_column,
+        "expression_source": str(config.expression),
+        "labels_source": str(config.labels),
+    }
+    if lineage_results is not None:
+        model.metadata_["leave_one_lineage_out"] = lineage_results.to_dict(orient="records")
+    if config.model_out is not None:
+        model.save(config.model_out)
+    report_path = None
+    with mlflow.start_run(experiment_id=experiment) as run:
+        _log_run(config, data, model, result, metrics, data_info)
+        if config.report:
+            _say(progress, "writing the explanation report")
+            report_path = _log_report(model, data, config.report_out)
+        info = tracking.log_model(
+            model,
+            data.prepared.matrix.iloc[:2],
+            model_name if config.register else None,
+        )
+        decision = None
+        version = getattr(info, "registered_model_version", None)
+        if config.register and version is not None:
+            decision = _promotion(model_name, str(version), metrics, data, config, progress)
+            mlflow.log_dict(decision.to_dict(), "promotion.json")
+            mlflow.set_tag("promotion", decision.alias)
+            if config.promote:
+                tracking.set_alias(model_name, decision)
+    return TrainResult(
+        run.info.run_id,
+        experiment,
+        uri,
+        metrics,
+        model,
+        info.model_uri,
+        None if version is None else str(version),
+        decision,
+        report_path,
+    )
+
+
+def _say(progress: Progress | None, message: str) -> None:
+    logger.info(message)
+    if progress is not None:
+        progress(message)
+
+
+def _log_run(
+    config: TrainConfig,
+    data: TrainingData,
+    model: NKResistanceModel,
+    result: CVResult,
+    metrics: dict[str, float],
+    data_info: dict[str, Any],
+) -> None:
+    mlflow.log_params(
+        {
+            "task": data.definition.task,
+            "label_definition": data.definition.describe(),
+            "label_column": data.definition.column,
+            "threshold": data.definition.threshold,
+            "group_column": config.group_column,
+            "cv_splits": config.cv.n_splits,
+            "cv_repeats": config.cv.n_repeats,
+            "n_genome_genes": config.n_genome_genes,
+            "n_features": len(model.feature_builder.get_feature_names_out()),
+            "n_boosting_rounds": model.boosted_trees.n_rounds_,
+            "catalog_version": model.feature_builder.catalog_version_,
+            **{f"booster_{k}": v for k, v in model.boosted_trees.get_params().items()},
+            **{k: v for k, v in data_info.items() if k != "input_scale"},
+        }
+    )
+    mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+    _log_fold_metrics(result)
+    features = model.features(data.prepared)
+    dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+        features.assign(target=data.y.to_numpy()).reset_index(),
+        source=str(config.expression),
+        name="training-features",
+        targets="target",
+        digest=data_info["data_sha256"][:16],
+    )
+    mlflow.log_input(dataset, context="training")
+    mlflow.log_dict(data_info, "data_fingerprint.json")
+    mlflow.log_dict(data.prepared.report.to_dict(), "harmonization_report.json")
+    mlflow.log_dict(data.definition.to_dict(), "label_definition.json")
+    mlflow.log_text(
+        "\n".join(map(str, model.feature_builder.get_feature_names_out())), "features.txt"
+    )
+    tracking.log_environment()
+    with tempfile.TemporaryDirectory() as tmp:
+        predictions = Path(tmp) / "cv_predictions.csv"
+        result.predictions.to_csv(predictions, index=False)
+        mlflow.log_artifact(str(predictions), "evaluation")
+    _log_evaluation_figures(data, result)
+    if "leave_one_lineage_out" in model.metadata_:
+        logo = pd.DataFrame(model.metadata_["leave_one_lineage_out"])
+        mlflow.log_table(logo, "evaluation/leave_one_lineage_out.json")
+
+
+def _log_report(
+    model: NKResistanceModel, data: TrainingData, report_out: Path | None
+) -> Path | None:
+    """Build the HTML report on the training cohort and log it as ``report/report.html``."""
+    html = build_report(
+        model,
+        data.prepared,
+        labels=data.labels,
+        label_column=data.definition.column,
+        title="nkpredict training report",
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_report(html, Path(tmp) / "report.html")
+        mlflow.log_artifact(str(path), "report")
+    return write_report(html, report_out) if report_out is not None else None
+
+
+def _log_fold_metrics(result: CVResult) -> None:
+    frame = result.fold_metrics
+    for (estimator, metric), rows in frame.groupby(["estimator", "metric"]):
+        prefix = "" if estimator == MODEL_ESTIMATOR else f"baseline_{estimator}_"
+        for step, value in enumerate(rows["value"].to_numpy()):
+            if np.isfinite(value):
+                mlflow.log_metric(f"{prefix}fold_{metric}", float(value), step=step)
+
+
+def _log_evaluation_figures(data: TrainingData, result: CVResult) -> None:
+    pooled = {name: result.pooled(name) for name in result.predictions["estimator"].unique()}
+    model_pooled = pooled[MODEL_ESTIMATOR]
+    if data.definition.task == "classification":
+        calibration = calibration_table(model_pooled["y_true"], model_pooled["y_pred"])
+        mlflow.log_table(calibration, "evaluation/calibration.json")
+        curves = {
+            name: (frame["y_true"].to_numpy(), frame["y_pred"].to_numpy())
+            for name, frame in pooled.items()
+        }
+        if TRUTH_COLUMN in data.labels.columns:
+            curves["oracle"] = (data.y.to_numpy(), data.labels[TRUTH_COLUMN].to_numpy())
+        mlflow.log_figure(classification_figure(curves, calibration), "evaluation/curves.png")
+    else:
+        figure = regression_figure(
+            model_pooled["y_true"].to_numpy(),
+            model_pooled["y_pred"].to_numpy(),
+            data.definition.column,
+        )
+        mlflow.log_figure(figure, "evaluation/observed_vs_predicted.png")
+
+
+def _promotion(
+    model_name: str,
+    version: str,
+    metrics: dict[str, float],
+    data: TrainingData,
+    config: TrainConfig,
+    progress: Progress | None,
+) -> tracking.PromotionDecision:
+    """Compare the new version with the champion on the same data and folds."""
+    metric, higher_is_better = primary_metric(data.definition.task)
+    champion = tracking.current_champion(model_name)
+    champion_score: tuple[str, float] | None = None
+    if champion is not None and champion.version != version:
+        champion_score = (
+            str(champion.version),
+            _champion_score(champion, metric, data, config, progress),
+        )
+    return tracking.decide_promotion(
+        version, metric, metrics[metric], champion_score, higher_is_better, config.force
+    )
+
+
+def _champion_score(
+    champion: Any,
+    metric: str,
+    data: TrainingData,
+    config: TrainConfig,
+    progress: Progress | None,
+) -> float:
+    """The champion's ``metric`` on this run's evaluation.
+
+    When the champion was evaluated on identical data with the same CV settings its logged
+    metric is that score; otherwise the champion's configuration is cross-validated on this
+    run's folds.
+    """
+    params = tracking.run_params(champion.run_id) if champion.run_id else {}
+    same_data = params.get("data_sha256") == fingerprint(data)["data_sha256"]
+    same_cv = params.get("cv_splits") == str(config.cv.n_splits) and params.get(
+        "cv_repeats"
+    ) == str(config.cv.n_repeats)
+    if same_data and same_cv:
+        logged = tracking.run_metrics(champion.run_id).get(metric)
+        if logged is not None:
+            return float(logged)
+    _say(progress, f"re-evaluating champion v{champion.version} on this run's folds")
+    model, _ = load_model(f"models:/{champion.name}/{champion.version}")
+    template = NKResistanceModel(
+        task=model.task, n_genome_genes=model.n_genome_genes, booster=model.booster
+    )
+    summary = evaluate_model_cv(template, data, config.cv, False, progress).summary()
+    return float(summary[metric])
+
+
+def evaluate_fixed_model(
+    model: NKResistanceModel, data: TrainingData, n_bootstrap: int = 1000, seed: int = 0
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """Score a trained model on new labelled data: metrics with bootstrap 95% CIs."""
+    table = model.predict_table(data.prepared)
+    y_true = data.y.to_numpy()
+    if model.task == "classification":
+        y_pred = table["probability"].to_numpy()
+        scorer: Callable[[np.ndarray, np.ndarray], dict[str, float]] = classification_metrics
+    else:
+        y_pred = table["score"].to_numpy()
+        scorer = regression_metrics
+    point = scorer(y_true, y_pred)
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {k: [] for k in point}
+    for _ in range(n_bootstrap):
+        index = rng.integers(0, len(y_true), len(y_true))
+        for key, value in scorer(y_true[index], y_pred[index]).items():
+            draws[key].append(value)
+    metrics: dict[str, float] = {}
+    for key, value in point.items():
+        metrics[f"eval_{key}"] = value
+        metrics[f"eval_{key}_ci_low"] = float(np.nanpercentile(draws[key], 2.5))
+        metrics[f"eval_{key}_ci_high"] = float(np.nanpercentile(draws[key], 97.5))
+    table.insert(1, "y_true", y_true)
+    return metrics, table
+
+
+def evaluate_and_log(
+    model: NKResistanceModel,
+    reference: ModelReference,
+    expression: Path,
+    labels: Path,
+    definition: LabelDefinition,
+    id_column: str | None,
+    experiment: str,
+    settings: Settings,
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """Evaluate a trained model on new labelled data and log the evaluation as an MLflow run."""
+    data = load_training_data(expression, labels, definition, id_column, None, model.scale)
+    metrics, table = evaluate_fixed_model(model, data)
+    if TRUTH_COLUMN in data.labels.columns and model.task == "classification":
+        metrics.update(oracle_metrics(data.y, data.labels[TRUTH_COLUMN], model.task))
+    with mlflow.start_run(experiment_id=tracking.experiment_id(experiment, settings)):
+        mlflow.set_tag("nkpredict.kind", "evaluation")
+        mlflow.log_params(
+            {
+                "model": reference.uri,
+                "model_version": reference.version,
+                "label_definition": data.definition.describe(),
+                **fingerprint(data),
+            }
+        )
+        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        mlflow.log_dict(data.prepared.report.to_dict(), "harmonization_report.json")
+        mlflow.log_table(table, "evaluation/predictions.json")
+    return metrics, table
