@@ -52,6 +52,8 @@ def configure_logging(quiet: bool) -> None:
     level = logging.ERROR if quiet else logging.WARNING
     handler = RichHandler(console=err_console, show_path=False, show_time=False)
     logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
+    logging.getLogger("mlflow").setLevel(max(level, logging.WARNING))
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
