@@ -29,8 +29,12 @@ from mlflow import MlflowClient
 
 from nkpredict.simulate import SimulationConfig, simulate_cohort
 
-METRICS = ("cv_roc_auc", "baseline_xgb_allgenes_cv_roc_auc", "baseline_linear_cv_roc_auc",
-           "oracle_roc_auc")
+METRICS = (
+    "cv_roc_auc",
+    "baseline_xgb_allgenes_cv_roc_auc",
+    "baseline_linear_cv_roc_auc",
+    "oracle_roc_auc",
+)
 
 
 def run_one(n_samples: int, n_genes: int, repeats: int, workdir: Path) -> dict[str, float]:
@@ -53,9 +57,9 @@ def run_one(n_samples: int, n_genes: int, repeats: int, workdir: Path) -> dict[s
     elapsed = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     mlflow.set_tracking_uri(uri)
-    run = MlflowClient(uri).search_runs(
-        [mlflow.get_experiment_by_name("nkpredict").experiment_id]
-    )[0]
+    run = MlflowClient(uri).search_runs([mlflow.get_experiment_by_name("nkpredict").experiment_id])[
+        0
+    ]
     return {
         "seconds": elapsed,
         "peak_gib": max(peak_kib, before) / 1024**2,
@@ -69,17 +73,24 @@ def main() -> None:
     parser.add_argument("--genes", type=int, default=20000)
     parser.add_argument("--repeats", type=int, default=3, help="CV repeats (5 folds each)")
     args = parser.parse_args()
-    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
-          f"python {platform.python_version()}")
-    print("\n| samples | genes | wall time (s) | peak RSS (GiB) | cv_roc_auc | "
-          "xgb all genes | linear | oracle |")
+    print(
+        f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
+        f"python {platform.python_version()}"
+    )
+    print(
+        "\n| samples | genes | wall time (s) | peak RSS (GiB) | cv_roc_auc | "
+        "xgb all genes | linear | oracle |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size in args.sizes:
         with tempfile.TemporaryDirectory(prefix="nkp-bench-") as tmp:
             r = run_one(size, args.genes, args.repeats, Path(tmp))
-        print(f"| {size} | {args.genes} | {r['seconds']:.0f} | {r['peak_gib']:.2f} | "
-              f"{r['cv_roc_auc']:.3f} | {r['baseline_xgb_allgenes_cv_roc_auc']:.3f} | "
-              f"{r['baseline_linear_cv_roc_auc']:.3f} | {r['oracle_roc_auc']:.3f} |", flush=True)
+        print(
+            f"| {size} | {args.genes} | {r['seconds']:.0f} | {r['peak_gib']:.2f} | "
+            f"{r['cv_roc_auc']:.3f} | {r['baseline_xgb_allgenes_cv_roc_auc']:.3f} | "
+            f"{r['baseline_linear_cv_roc_auc']:.3f} | {r['oracle_roc_auc']:.3f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
