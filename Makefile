@@ -11,7 +11,7 @@ $(BIN)/nkpredict: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,dask]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,dask,tune]"
 	touch $(BIN)/nkpredict
 
 # Simulate the demo cohort, train + evaluate + register + promote, write the report, then serve.

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import xgboost as xgb
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import train_test_split
 
 from nkpredict.exceptions import InputError, ModelLoadError, NotFittedError
@@ -45,6 +45,9 @@ class BoostedTrees(BaseEstimator):
     device : str
         ``"cpu"`` or ``"cuda"``.
     random_state : int
+    tuning_budget : float
+        Seconds of Optuna search over tree parameters inside every ``fit`` (0 = off); see
+        :mod:`nkpredict.tuning`. Because it runs inside ``fit``, cross-validation is nested.
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class BoostedTrees(BaseEstimator):
         n_jobs: int | None = 1,
         device: str = "cpu",
         random_state: int = 0,
+        tuning_budget: float = 0.0,
     ) -> None:
         self.task = task
         self.n_estimators = n_estimators
@@ -76,6 +80,7 @@ class BoostedTrees(BaseEstimator):
         self.n_jobs = n_jobs
         self.device = device
         self.random_state = random_state
+        self.tuning_budget = tuning_budget
 
     def xgb_params(self) -> dict[str, Any]:
         """The XGBoost training parameters these settings stand for."""
@@ -105,31 +110,64 @@ class BoostedTrees(BaseEstimator):
         self.feature_names_in_ = (
             np.asarray(X.columns, dtype=object) if isinstance(X, pd.DataFrame) else None
         )
-        self.n_rounds_ = self._rounds_by_early_stopping(values, target)
+        trees = self._tuned(values, target) if self.tuning_budget > 0 else self
+        self.n_rounds_ = trees._rounds_by_early_stopping(values, target)
         full = xgb.DMatrix(values, label=target)
-        self.booster_ = xgb.train(self.xgb_params(), full, num_boost_round=self.n_rounds_)
+        self.booster_ = xgb.train(trees.xgb_params(), full, num_boost_round=self.n_rounds_)
         return self
 
-    def _rounds_by_early_stopping(self, values: np.ndarray, target: np.ndarray) -> int:
-        if not self.early_stopping_rounds or values.shape[0] < _MIN_SAMPLES_FOR_EARLY_STOPPING:
-            return self.n_estimators
+    def _tuned(self, values: np.ndarray, target: np.ndarray) -> BoostedTrees:
+        """A copy with the parameters found by the time-budgeted search (kept in tuned_params_)."""
+        from nkpredict.tuning import search_parameters
+
+        def untuned(**params: Any) -> BoostedTrees:
+            return clone(self).set_params(tuning_budget=0.0, **params)
+
+        self.tuned_params_ = search_parameters(
+            untuned,
+            values,
+            target,
+            self.tuning_budget,
+            stratify=self.task == "classification",
+            seed=self.random_state,
+            validation_fraction=self.validation_fraction,
+        )
+        return untuned(**self.tuned_params_)
+
+    def _inner_split(self, values: np.ndarray, target: np.ndarray) -> list[np.ndarray]:
         stratify = target if self.task == "classification" else None
-        x_fit, x_val, y_fit, y_val = train_test_split(
+        split: list[np.ndarray] = train_test_split(
             values,
             target,
             test_size=self.validation_fraction,
             random_state=self.random_state,
             stratify=stratify,
         )
-        booster = xgb.train(
+        return split
+
+    def _early_stopped(
+        self, x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray, y_val: np.ndarray
+    ) -> xgb.Booster:
+        return xgb.train(
             self.xgb_params(),
             xgb.DMatrix(x_fit, label=y_fit),
             num_boost_round=self.n_estimators,
             evals=[(xgb.DMatrix(x_val, label=y_val), "validation")],
-            early_stopping_rounds=self.early_stopping_rounds,
+            early_stopping_rounds=self.early_stopping_rounds or self.n_estimators,
             verbose_eval=False,
         )
-        rounds = int(booster.best_iteration) + 1
+
+    def validation_loss(
+        self, x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray, y_val: np.ndarray
+    ) -> float:
+        """Best validation loss (log loss or RMSE) of an early-stopped fit on ``x_fit``."""
+        return float(self._early_stopped(x_fit, y_fit, x_val, y_val).best_score)
+
+    def _rounds_by_early_stopping(self, values: np.ndarray, target: np.ndarray) -> int:
+        if not self.early_stopping_rounds or values.shape[0] < _MIN_SAMPLES_FOR_EARLY_STOPPING:
+            return self.n_estimators
+        x_fit, x_val, y_fit, y_val = self._inner_split(values, target)
+        rounds = int(self._early_stopped(x_fit, y_fit, x_val, y_val).best_iteration) + 1
         logger.debug("early stopping chose %d boosting rounds", rounds)
         return rounds
 

@@ -63,6 +63,12 @@ TASKS = ("classification", "regression")
 CI_LEVEL = 0.95
 CLASSIFICATION_THRESHOLD = 0.5
 XGB_N_JOBS = 1
+XGB_MAX_BIN = 64
+"""Histogram bins of the all-genes XGBoost baseline (XGBoost's default is 256).
+
+With a few hundred samples a gene has at most that many distinct values, while the split search
+over thousands of genes x 256 bins dominates the run time: 64 bins cut one fit on
+480 samples x 3,000 genes from about 9 s to 2.5 s of CPU."""
 _SD_FLOOR = 1e-8
 
 
@@ -172,6 +178,17 @@ def _check_binary(y: np.ndarray) -> None:
         raise LabelError("classification labels must be 0 (sensitive) or 1 (resistant)")
 
 
+def _target_values(y: pd.Series, task: str) -> np.ndarray:
+    """Validated target values, shape (n_samples,)."""
+    _check_task(task)
+    values = y.to_numpy()
+    if pd.isna(values).any():
+        raise LabelError("the target has missing values; drop those samples first")
+    if task == "classification":
+        _check_binary(values)
+    return values
+
+
 def _paired_arrays(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
     """Float arrays of equal length, pairs with a NaN prediction dropped."""
     y = np.asarray(y_true, dtype=np.float64).ravel()
@@ -277,9 +294,9 @@ def calibration_table(y_true: Any, y_prob: Any, n_bins: int = 10) -> pd.DataFram
 
 def _bootstrap_indices(y: np.ndarray, n_bootstrap: int, seed: int, stratify: bool) -> np.ndarray:
     """Resampled sample positions, shape (n_bootstrap, n_samples); within class if stratified."""
-    rng = np.random.default_rng(seed)
     if y.size == 0:
         return np.empty((n_bootstrap, 0), dtype=np.intp)
+    rng = np.random.default_rng(seed)
     strata = [np.flatnonzero(y == c) for c in np.unique(y)] if stratify else [np.arange(y.size)]
     return np.concatenate(
         [rng.choice(s, size=(n_bootstrap, s.size), replace=True) for s in strata], axis=1
@@ -419,14 +436,9 @@ def make_folds(y: pd.Series, groups: pd.Series | None, config: CVConfig, task: s
     list of Fold
         Each sample is in exactly one test fold per repeat.
     """
-    _check_task(task)
-    values = y.to_numpy()
-    if pd.isna(values).any():
-        raise LabelError("the target has missing values; drop those samples first")
-    if task == "classification":
-        _check_binary(values)
-        if np.unique(values).size < 2:
-            raise LabelError("the target has a single class; nothing to cross-validate")
+    values = _target_values(y, task)
+    if task == "classification" and np.unique(values).size < 2:
+        raise LabelError("the target has a single class; nothing to cross-validate")
     if groups is None:
         folds = _plain_folds(values, config, task)
     else:
@@ -523,7 +535,13 @@ def _linear_baseline(task: str) -> Pipeline:
 
 def _xgb_allgenes(task: str, random_state: int, n_jobs: int) -> XGBClassifier | XGBRegressor:
     kind = XGBClassifier if task == "classification" else XGBRegressor
-    return kind(n_estimators=300, tree_method="hist", n_jobs=n_jobs, random_state=random_state)
+    return kind(
+        n_estimators=300,
+        tree_method="hist",
+        max_bin=XGB_MAX_BIN,
+        n_jobs=n_jobs,
+        random_state=random_state,
+    )
 
 
 def baseline_estimators(
@@ -537,8 +555,9 @@ def baseline_estimators(
     ``signature``
         :class:`SignatureScoreEstimator` on ``-load:balance``: one knowledge-based score.
     ``xgb_allgenes``
-        Plain XGBoost (300 trees, ``hist``, ``n_jobs`` threads) on every input gene, no
-        feature engineering.
+        Plain XGBoost (300 trees, ``hist`` with :data:`XGB_MAX_BIN` bins, ``n_jobs``
+        threads, other parameters at their defaults) on every input gene, no feature
+        engineering: the model a user would write by hand.
 
     Returns
     -------
@@ -630,9 +649,11 @@ class CVResult:
 
     def _paired_pool(self, estimators: list[str]) -> pd.DataFrame:
         """Repeat-averaged predictions of ``estimators`` (columns) on their common samples."""
-        pools = [self.pooled(name)["y_pred"].rename(name) for name in estimators]
-        labels = self.pooled(estimators[0])["y_true"]
-        return pd.concat([labels, *pools], axis=1, join="inner").dropna()
+        pools = [self.pooled(name) for name in estimators]
+        predictions = [
+            pool["y_pred"].rename(name) for pool, name in zip(pools, estimators, strict=True)
+        ]
+        return pd.concat([pools[0]["y_true"], *predictions], axis=1, join="inner").dropna()
 
     def _resample(self, pooled: pd.DataFrame, n_bootstrap: int, seed: int) -> np.ndarray:
         y = pooled["y_true"].to_numpy()
@@ -819,13 +840,10 @@ def cross_validate(
     -------
     CVResult
     """
-    _check_task(task)
     if not estimators:
         raise InputError("no estimators to cross-validate")
     X = _aligned(X, y)
-    values = y.to_numpy()
-    if task == "classification":
-        _check_binary(values)
+    values = _target_values(y, task)
     _check_folds(folds, len(values))
     n_repeats = len({f.repeat for f in folds})
     predictions, metric_rows = [], []
@@ -877,9 +895,8 @@ def leave_one_group_out(
     held_out = result.predictions.assign(
         group=pd.Series(group_of, index=y.index).loc[result.predictions["sample_id"]].to_numpy()
     )
-    parts = [(g, part) for g, part in held_out.groupby("group")]
-    rows = [_group_row(g, part, task) for g, part in [*parts, ("ALL", held_out)]]
-    return pd.DataFrame(rows)
+    parts = [*held_out.groupby("group"), ("ALL", held_out)]
+    return pd.DataFrame([_group_row(group, part, task) for group, part in parts])
 
 
 def _group_row(group: Any, part: pd.DataFrame, task: str) -> dict[str, Any]:

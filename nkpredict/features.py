@@ -305,7 +305,7 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
         for gene_set in gene_sets:
             genes = [g for g in dict.fromkeys(gene_set.genes) if g in present]
             if len(genes) < self.min_set_genes:
-                logger.warning(
+                logger.info(
                     "gene set %s skipped: %d of its genes measured", gene_set.name, len(genes)
                 )
                 continue

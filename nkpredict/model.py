@@ -214,6 +214,7 @@ class NKResistanceModel(BaseEstimator):
                 "decision_threshold": self.decision_threshold,
             },
             "n_rounds": trees.n_rounds_,
+            "tuned_params": getattr(trees, "tuned_params_", None),
             "features": self.feature_builder.to_dict(),
             "feature_names": [str(n) for n in self.feature_builder.get_feature_names_out()],
             "training_scale": self.training_scale_,

@@ -158,6 +158,20 @@ def fingerprint(data: TrainingData) -> dict[str, Any]:
     return info
 
 
+def _booster_params(config: TrainConfig, data: TrainingData) -> dict[str, Any] | None:
+    """Tree parameters; ``--tuning-budget`` is shared evenly by every fit of the model.
+
+    The search runs inside each fit (nested in CV): one per CV fold, one per held-out lineage
+    and the final fit.
+    """
+    params = dict(config.booster)
+    if config.tuning_budget > 0:
+        n_lineages = 0 if data.lineages is None else data.lineages.nunique()
+        n_fits = config.cv.n_splits * config.cv.n_repeats + n_lineages + 1
+        params["tuning_budget"] = config.tuning_budget / n_fits
+    return params or None
+
+
 def primary_metric(task: str) -> tuple[str, bool]:
     """The metric promotion compares, and whether higher is better."""
     return ("cv_roc_auc", True) if task == "classification" else ("cv_rmse", False)
@@ -195,7 +209,7 @@ def train(config: TrainConfig, settings: Settings, progress: Progress | None = N
     )
     task = data.definition.task
     model = NKResistanceModel(
-        task=task, n_genome_genes=config.n_genome_genes, booster=config.booster or None
+        task=task, n_genome_genes=config.n_genome_genes, booster=_booster_params(config, data)
     )
     _say(progress, f"cross-validating on {data.prepared.matrix.shape[0]} samples")
     result = evaluate_model_cv(model, data, config.cv, config.baselines, progress)
