@@ -229,3 +229,40 @@ def test_train_against_real_mlflow_server(cohort_files: dict[str, Path], tmp_pat
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_evaluate_scores_new_labelled_data_and_logs_it(
+    trained_store: tuple[str, Path], tmp_path: Path
+) -> None:
+    uri, _ = trained_store
+    fresh = write_cohort(
+        simulate_cohort(SimulationConfig(n_samples=120, n_genes=300, seed=99)), tmp_path
+    )
+    out = tmp_path / "evaluated.csv"
+    output = invoke(
+        "evaluate",
+        "--model",
+        "models:/nk-resistance@champion",
+        "--expression",
+        str(fresh["expression"]),
+        "--labels",
+        str(fresh["labels"]),
+        "--tracking-uri",
+        uri,
+        "--out",
+        str(out),
+        "--quiet",
+    )
+    assert "eval_roc_auc" in output
+    table = pd.read_csv(out)
+    assert len(table) == 120 and {"y_true", "probability", "call"} <= set(table.columns)
+    runs = MlflowClient(uri).search_runs(
+        [mlflow.get_experiment_by_name("nkpredict").experiment_id],
+        filter_string="tags.`nkpredict.kind` = 'evaluation'",
+    )
+    assert len(runs) == 1
+    metrics = runs[0].data.metrics
+    assert (
+        metrics["eval_roc_auc_ci_low"] <= metrics["eval_roc_auc"] <= metrics["eval_roc_auc_ci_high"]
+    )
+    assert metrics["eval_roc_auc"] > 0.6

@@ -486,6 +486,8 @@ def report(
     configure_logging(quiet)
     tracking.setup_tracking(tracking_uri, Settings())
     fitted, reference = load_model(model)
+    if reference.name is not None:
+        fitted.metadata_.update(model_name=reference.name, model_version=reference.version)
     matrix = read_expression(expression)
     label_table = None
     if labels is not None:

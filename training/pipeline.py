@@ -238,9 +238,11 @@ def train(config: TrainConfig, settings: Settings, progress: Progress | None = N
     if config.model_out is not None:
         model.save(config.model_out)
     report_path = None
+    if config.register:
+        model.metadata_["model_name"] = model_name
     with mlflow.start_run(experiment_id=experiment) as run:
         _log_run(config, data, model, result, metrics, data_info)
-        if config.report:
+        if config.report:  # before registration: a failing report must not leave a version
             _say(progress, "writing the explanation report")
             report_path = _log_report(model, data, config.report_out)
         info = tracking.log_model(
