@@ -112,10 +112,15 @@ def log_model(
 ) -> Any:
     """Log ``model`` as an MLflow pyfunc (model from code + nkpredict directory).
 
+    ``input_example`` is prepared (log2 TPM+1, HGNC symbols); only the model's genes are kept
+    in the logged example and signature.
+
     Returns the MLflow ``ModelInfo``; it carries ``registered_model_version`` when
     ``registered_name`` is given.
     """
-    output_example = model.predict_table(model.prepare(input_example))
+    genes = [g for g in model.feature_builder.genes_in_ if g in input_example.columns]
+    input_example = input_example[genes]  # the genes the model reads, not the whole matrix
+    output_example = model.predict_table(model.prepare(input_example, scale="log"))
     signature = infer_signature(input_example.reset_index(), output_example)
     requirements = [f"{name}=={v}" for name, v in package_versions().items() if name != "python"]
     with tempfile.TemporaryDirectory(prefix="nkpredict-log-") as tmp:
