@@ -122,3 +122,30 @@ def test_errors() -> None:
         NKFeatureBuilder().transform(pd.DataFrame({"A": [1.0]}))
     with pytest.raises(InputError):
         NKFeatureBuilder().fit(pd.DataFrame())
+
+
+def test_identifier_styles_give_identical_features() -> None:
+    """Symbols, aliases, Ensembl (versioned), Entrez and DepMap columns: the same features."""
+    from nkpredict.annotation import load_annotation
+    from nkpredict.expression import prepare_expression
+
+    annotation = load_annotation()
+    ensembl_of = {symbol: ens for ens, symbol in annotation.ensembl.items()}
+    entrez_of = {symbol: ent for ent, symbol in annotation.entrez.items()}
+    genes = [g for g in load_catalog().all_genes() if g in ensembl_of and g in entrez_of]
+    rng = np.random.default_rng(4)
+    counts = pd.DataFrame(
+        rng.poisson(30, (25, len(genes))), columns=genes, index=[f"S{i}" for i in range(25)]
+    )
+    styles = {
+        "ensembl": {g: f"{ensembl_of[g]}.7" for g in genes},
+        "entrez": {g: entrez_of[g] for g in genes},
+        "depmap": {g: f"{g} ({entrez_of[g]})" for g in genes},
+        "alias": {"NCR3LG1": "B7-H6", "NECTIN2": "PVRL2", "RAET1E": "ULBP4", "HLA-E": "hla-e"},
+    }
+    reference = prepare_expression(counts).matrix
+    builder = NKFeatureBuilder().fit(reference)
+    expected = builder.transform(reference)
+    for name, renaming in styles.items():
+        renamed = prepare_expression(counts.rename(columns=renaming)).matrix
+        pd.testing.assert_frame_equal(builder.transform(renamed), expected, obj=name)
