@@ -531,7 +531,9 @@ def serve(
         f"serving {uri} on http://{host}:{port}  (docs: http://{host}:{port}/docs)\n"
         f"try: curl -s -X POST http://{host}:{port}/v1/predict -H 'Content-Type: application/json'"
         ' -d \'{"samples": {"S1": {"NCR3LG1": 0.5, "HLA-E": 9.0, "MICA": 2.0}}, '
-        '"scale": "log", "min_coverage": 0}\''
+        '"scale": "log", "min_coverage": 0}\'',
+        soft_wrap=True,
+        highlight=False,
     )
     run_server(uri, host, port, workers, log_level=log_level, settings=settings)
 
