@@ -226,6 +226,26 @@ def score(task: str, y_true: Any, y_pred: Any) -> dict[str, float]:
     return {name: float(fn(y[None, :], p[None, :])[0]) for name, fn in METRICS[task].items()}
 
 
+def score_with_intervals(
+    task: str, y_true: Any, y_pred: Any, n_bootstrap: int = 1000, seed: int = 0
+) -> dict[str, float]:
+    """Metrics of one prediction vector with 95% percentile-bootstrap intervals.
+
+    Used to score a fixed model on new data (no cross-validation). Returns ``<metric>``,
+    ``<metric>_ci_low`` and ``<metric>_ci_high`` for every metric of ``task``; classification
+    resamples within each class, as :meth:`CVResult.summary` does.
+    """
+    point = score(task, y_true, y_pred)
+    y, p = _paired_arrays(y_true, y_pred)
+    indices = _bootstrap_indices(y, n_bootstrap, seed, stratify=task == "classification")
+    out: dict[str, float] = {}
+    for name, fn in METRICS[task].items():
+        values = fn(y[indices], p[indices]) if y.size else np.full(n_bootstrap, np.nan)
+        low, high = _percentile_interval(values)
+        out |= {name: point[name], f"{name}_ci_low": low, f"{name}_ci_high": high}
+    return out
+
+
 def classification_metrics(y_true: Any, y_prob: Any) -> dict[str, float]:
     """``roc_auc``, ``pr_auc``, ``brier``, ``balanced_accuracy`` of probabilities.
 

@@ -21,12 +21,11 @@ from nkpredict.evaluation import (
     CVResult,
     baseline_estimators,
     calibration_table,
-    classification_metrics,
     cross_validate,
     leave_one_group_out,
     make_folds,
     oracle_metrics,
-    regression_metrics,
+    score_with_intervals,
 )
 from nkpredict.exceptions import LabelError
 from nkpredict.expression import PreparedExpression, prepare_expression, read_expression
@@ -434,29 +433,14 @@ def _champion_score(
 def evaluate_fixed_model(
     model: NKResistanceModel, data: TrainingData, n_bootstrap: int = 1000, seed: int = 0
 ) -> tuple[dict[str, float], pd.DataFrame]:
-    """Score a trained model on new labelled data: metrics with bootstrap 95% CIs."""
+    """Score a trained model on new labelled data: ``eval_*`` metrics with bootstrap 95% CIs."""
     table = model.predict_table(data.prepared)
-    y_true = data.y.to_numpy()
-    if model.task == "classification":
-        y_pred = table["probability"].to_numpy()
-        scorer: Callable[[np.ndarray, np.ndarray], dict[str, float]] = classification_metrics
-    else:
-        y_pred = table["score"].to_numpy()
-        scorer = regression_metrics
-    point = scorer(y_true, y_pred)
-    rng = np.random.default_rng(seed)
-    draws: dict[str, list[float]] = {k: [] for k in point}
-    for _ in range(n_bootstrap):
-        index = rng.integers(0, len(y_true), len(y_true))
-        for key, value in scorer(y_true[index], y_pred[index]).items():
-            draws[key].append(value)
-    metrics: dict[str, float] = {}
-    for key, value in point.items():
-        metrics[f"eval_{key}"] = value
-        metrics[f"eval_{key}_ci_low"] = float(np.nanpercentile(draws[key], 2.5))
-        metrics[f"eval_{key}_ci_high"] = float(np.nanpercentile(draws[key], 97.5))
-    table.insert(1, "y_true", y_true)
-    return metrics, table
+    prediction = table["probability" if model.task == "classification" else "score"]
+    scores = score_with_intervals(
+        model.task, data.y.to_numpy(), prediction.to_numpy(), n_bootstrap, seed
+    )
+    table.insert(1, "y_true", data.y.to_numpy())
+    return {f"eval_{name}": value for name, value in scores.items()}, table
 
 
 def evaluate_and_log(
