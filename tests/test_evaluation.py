@@ -262,7 +262,7 @@ def test_intervals_contain_the_point_estimate(classification_run):
 
 
 def test_model_beats_chance_and_baselines_are_scored(classification_run):
-    _, y, _, folds, result, messages = classification_run
+    _, y, probability, folds, result, messages = classification_run
     assert len(messages) == 5 * len(folds)
     assert len(result.predictions) == 5 * 2 * len(y)
     pooled = result.pooled(MODEL_NAME)
@@ -270,6 +270,9 @@ def test_model_beats_chance_and_baselines_are_scored(classification_run):
     assert pooled["y_true"].tolist() == y.tolist()
     summary = result.summary(n_bootstrap=200)
     assert summary["cv_roc_auc"] > 0.68
+    assert (
+        summary["cv_roc_auc"] < oracle_metrics(y, probability, "classification")["oracle_roc_auc"]
+    )
     assert summary["cv_roc_auc_ci_low"] > 0.6
     assert summary["baseline_signature_cv_roc_auc"] > 0.6
     assert summary["baseline_linear_cv_roc_auc"] > 0.6
