@@ -1,8 +1,18 @@
-"""Gradient-boosted trees (XGBoost) with early stopping on an inner validation split."""
+"""Gradient-boosted trees (XGBoost) with early stopping on an inner validation split.
+
+Every boosting run goes through :func:`boost`. By default it calls :func:`xgboost.train`
+in-process; :func:`use_trainer` swaps in another :data:`Trainer` for the runs started inside
+its ``with`` block (``training.engines`` uses it to boost through ``xgboost.dask`` on a
+cluster). Whatever trains the trees, the fitted :class:`BoostedTrees` holds a plain
+:class:`xgboost.Booster`, so saving, serving and explaining never depend on the trainer.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Literal
 
 import numpy as np
@@ -17,6 +27,54 @@ logger = logging.getLogger(__name__)
 
 Task = Literal["classification", "regression"]
 _MIN_SAMPLES_FOR_EARLY_STOPPING = 40
+
+Validation = tuple[np.ndarray, np.ndarray]
+Trainer = Callable[
+    [dict[str, Any], np.ndarray, np.ndarray, int, Validation | None, int | None], xgb.Booster
+]
+"""``trainer(params, x, y, num_boost_round, validation, early_stopping_rounds) -> Booster``.
+
+``x`` is float32 (n_samples, n_features), ``y`` float32 (n_samples,); ``validation`` is
+``(x_val, y_val)`` or None. With a validation set the trainer stops early like
+:func:`xgboost.train` and the booster's ``best_iteration`` is set."""
+
+_TRAINER: ContextVar[Trainer | None] = ContextVar("nkpredict_trainer", default=None)
+
+
+@contextmanager
+def use_trainer(trainer: Trainer) -> Iterator[None]:
+    """Boost with ``trainer`` instead of in-process :func:`xgboost.train` inside the block.
+
+    The choice is a context variable: it applies to the current thread (or task) only.
+    """
+    token = _TRAINER.set(trainer)
+    try:
+        yield
+    finally:
+        _TRAINER.reset(token)
+
+
+def boost(
+    params: dict[str, Any],
+    x: np.ndarray,
+    y: np.ndarray,
+    num_boost_round: int,
+    validation: Validation | None = None,
+    early_stopping_rounds: int | None = None,
+) -> xgb.Booster:
+    """One boosting run with the current :data:`Trainer` (default: :func:`xgboost.train`)."""
+    trainer = _TRAINER.get()
+    if trainer is not None:
+        return trainer(params, x, y, num_boost_round, validation, early_stopping_rounds)
+    evals = [] if validation is None else [(xgb.DMatrix(*validation), "validation")]
+    return xgb.train(
+        params,
+        xgb.DMatrix(x, label=y),
+        num_boost_round=num_boost_round,
+        evals=evals,
+        early_stopping_rounds=early_stopping_rounds,
+        verbose_eval=False,
+    )
 
 
 class BoostedTrees(BaseEstimator):
@@ -112,8 +170,7 @@ class BoostedTrees(BaseEstimator):
         )
         trees = self._tuned(values, target) if self.tuning_budget > 0 else self
         self.n_rounds_ = trees._rounds_by_early_stopping(values, target)
-        full = xgb.DMatrix(values, label=target)
-        self.booster_ = xgb.train(trees.xgb_params(), full, num_boost_round=self.n_rounds_)
+        self.booster_ = boost(trees.xgb_params(), values, target, self.n_rounds_)
         return self
 
     def _tuned(self, values: np.ndarray, target: np.ndarray) -> BoostedTrees:
@@ -148,13 +205,13 @@ class BoostedTrees(BaseEstimator):
     def _early_stopped(
         self, x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray, y_val: np.ndarray
     ) -> xgb.Booster:
-        return xgb.train(
+        return boost(
             self.xgb_params(),
-            xgb.DMatrix(x_fit, label=y_fit),
-            num_boost_round=self.n_estimators,
-            evals=[(xgb.DMatrix(x_val, label=y_val), "validation")],
-            early_stopping_rounds=self.early_stopping_rounds or self.n_estimators,
-            verbose_eval=False,
+            x_fit,
+            y_fit,
+            self.n_estimators,
+            (x_val, y_val),
+            self.early_stopping_rounds or self.n_estimators,
         )
 
     def validation_loss(

@@ -53,6 +53,7 @@ def configure_logging(quiet: bool) -> None:
     handler = RichHandler(console=err_console, show_path=False, show_time=False)
     logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
     logging.getLogger("mlflow").setLevel(max(level, logging.WARNING))
+    logging.getLogger("distributed").setLevel(max(level, logging.WARNING))
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
@@ -154,6 +155,20 @@ Tracking = Annotated[
 ModelRef = Annotated[
     str, typer.Option("--model", help="Model directory or MLflow URI (models:/NAME@ALIAS).")
 ]
+EngineOption = Annotated[
+    str, typer.Option(help="Where to run: local (this process) or dask (a Dask cluster).")
+]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Dask scheduler address (tcp://host:8786) for --engine dask "
+        "(default: a local cluster with one worker per core)."
+    ),
+]
+ChunkSizeOption = Annotated[
+    int | None,
+    typer.Option(min=1, help="Samples read and scored at once (default 10,000); bounds memory."),
+]
 
 
 @contextmanager
@@ -176,6 +191,28 @@ def progress_reporter(quiet: bool, total: int | None = None) -> Iterator[Callabl
             bar.update(task, advance=1, description=message)
 
         yield advance
+
+
+@contextmanager
+def row_progress(quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """Yield ``update(rows_done, rows_total)`` driving a progress bar (silent when quiet/CI)."""
+    enabled = not quiet and err_console.is_terminal and not os.environ.get("CI")
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=not enabled,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("scoring", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
 
 
 def _label_definition(
@@ -248,6 +285,8 @@ def train(
         Path | None, typer.Option(help="Also write the HTML report to this file.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed for folds and trees.")] = 0,
+    engine: EngineOption = "local",
+    scheduler: SchedulerOption = None,
     quiet: Quiet = False,
 ) -> None:
     """Cross-validate, fit, log to MLflow, register and promote a model."""
@@ -279,6 +318,8 @@ def train(
         model_out=model_out,
         report=report,
         report_out=report_out,
+        engine=_engine(engine, scheduler),
+        scheduler=scheduler,
     )
     fits = cv_splits * cv_repeats * (4 if baselines else 1) + 1
     with progress_reporter(quiet, total=fits) as advance:
@@ -363,32 +404,48 @@ def predict(
     min_coverage: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Reject samples covering fewer model genes.")
     ] = 0.0,
+    engine: EngineOption = "local",
+    scheduler: SchedulerOption = None,
+    chunk_size: ChunkSizeOption = None,
     tracking_uri: Tracking = None,
     quiet: Quiet = False,
 ) -> None:
-    """Score samples: one row per sample with probability/score and call."""
-    from nkpredict.expression import read_expression
-    from nkpredict.io import write_json, write_table
+    """Score samples: one row per sample with probability/score and call.
+
+    The input is read, scored and written in chunks of --chunk-size samples (Parquet and
+    h5ad inputs are never loaded whole), on this machine or on a Dask cluster.
+    """
+    from nkpredict.io import write_json
     from nkpredict.registry import load_model
     from nkpredict.settings import Settings
+    from nkpredict.streaming import predict_file
     from training import tracking
+    from training.engines import open_engine
 
     configure_logging(quiet)
+    engine = _engine(engine, scheduler)
     tracking.setup_tracking(tracking_uri, Settings())
     fitted, reference = load_model(model)
-    prepared = fitted.prepare(read_expression(expression), scale=_scale(scale))
-    fitted.check_coverage(prepared, min_coverage)
-    table = fitted.predict_table(prepared)
-    write_table(table, out)
+    with open_engine(engine, scheduler) as runner, row_progress(quiet) as progress:
+        result = predict_file(
+            fitted,
+            expression,
+            out,
+            scale=_scale(scale),
+            chunk_size=chunk_size,
+            min_coverage=min_coverage,
+            progress=progress,
+            mapper=runner.map_ordered,
+        )
     report_path = out.with_name(out.stem + ".harmonization.json")
     write_json(
         report_path,
-        {"model": reference.to_dict(), "input_scale": prepared.scale, **prepared.report.to_dict()},
+        {"model": reference.to_dict(), "input_scale": result.scale, **result.report.to_dict()},
     )
     if not quiet:
-        counts = table["call"].value_counts().to_dict()
         console.print(
-            f"{len(table)} samples scored ({counts}); harmonization: {prepared.report.summary()}"
+            f"{result.n_rows} samples scored ({result.calls}); "
+            f"harmonization: {result.report.summary()}"
         )
     console.print(f"predictions: {out}\nharmonization report: {report_path}")
 
@@ -431,31 +488,41 @@ def explain(
     method: Annotated[str, typer.Option(help="TreeSHAP implementation: auto, native, shap.")] = (
         "auto"
     ),
+    engine: EngineOption = "local",
+    scheduler: SchedulerOption = None,
+    chunk_size: ChunkSizeOption = None,
     tracking_uri: Tracking = None,
     quiet: Quiet = False,
 ) -> None:
-    """SHAP attributions per sample at feature, gene, axis and pathway level."""
-    from nkpredict.explain import explain as explain_samples
-    from nkpredict.explain import write_explanations
-    from nkpredict.expression import read_expression
+    """SHAP attributions per sample at feature, gene, axis and pathway level (in chunks)."""
     from nkpredict.registry import load_model
     from nkpredict.settings import Settings
+    from nkpredict.streaming import explain_file
     from training import tracking
+    from training.engines import open_engine
 
     configure_logging(quiet)
     if method not in ("auto", "native", "shap"):
         raise typer.BadParameter("--method must be auto, native or shap")
+    engine = _engine(engine, scheduler)
     tracking.setup_tracking(tracking_uri, Settings())
     fitted, _ = load_model(model)
-    prepared = fitted.prepare(read_expression(expression), scale=_scale(scale))
-    explanation = explain_samples(fitted, prepared, method=method)  # type: ignore[arg-type]
-    paths = write_explanations(explanation, out)
-    top = explanation.global_importance("axis").head(5)
+    with open_engine(engine, scheduler) as runner, row_progress(quiet) as progress:
+        result = explain_file(
+            fitted,
+            expression,
+            out,
+            scale=_scale(scale),
+            chunk_size=chunk_size,
+            method=method,  # type: ignore[arg-type]
+            progress=progress,
+            mapper=runner.map_ordered,
+        )
     if not quiet:
         console.print("[bold]Top NK axes over the cohort[/] (mean |SHAP|):")
-        for _, row in top.iterrows():
+        for row in result.summary["levels"]["axis"][:5]:
             console.print(f"  {row['label']}: {row['mean_abs_shap']:.3f} ({row['direction']})")
-    console.print("written: " + ", ".join(str(p) for p in paths.values()))
+    console.print("written: " + ", ".join(str(p) for p in result.paths.values()))
 
 
 @app.command()
@@ -542,6 +609,14 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return "" if np.isnan(value) else f"{value:.3f}"
     return str(value)
+
+
+def _engine(value: str, scheduler: str | None) -> str:
+    if value not in ("local", "dask"):
+        raise typer.BadParameter("--engine must be local or dask")
+    if scheduler and value != "dask":
+        raise typer.BadParameter("--scheduler needs --engine dask")
+    return value
 
 
 def _scale(value: str) -> Any:

@@ -21,7 +21,6 @@ from nkpredict.evaluation import (
     CVResult,
     baseline_estimators,
     calibration_table,
-    cross_validate,
     leave_one_group_out,
     make_folds,
     oracle_metrics,
@@ -36,6 +35,7 @@ from nkpredict.registry import ModelReference, load_model
 from nkpredict.report import build_report, write_report
 from nkpredict.settings import Settings
 from training import tracking
+from training.engines import Engine, LocalEngine, open_engine
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ class TrainConfig:
     model_out: Path | None = None
     report: bool = True
     report_out: Path | None = None
+    engine: str = "local"
+    scheduler: str | None = None
 
 
 @dataclass
@@ -182,18 +184,31 @@ def evaluate_model_cv(
     cv: CVConfig,
     baselines: bool,
     progress: Progress | None,
+    engine: Engine | None = None,
 ) -> CVResult:
-    """Cross-validate the model (and baselines) on the same grouped folds."""
+    """Cross-validate the model (and baselines) on the same grouped folds (on ``engine``)."""
     task = data.definition.task
     folds = make_folds(data.y, data.groups, cv, task)
     estimators = {MODEL_ESTIMATOR: model.core}
     if baselines:
         estimators.update(baseline_estimators(task, random_state=cv.random_state))
-    return cross_validate(estimators, data.prepared.matrix, data.y, folds, task, progress)
+    run = (engine or LocalEngine()).cross_validate
+    return run(estimators, data.prepared.matrix, data.y, folds, task, progress)
 
 
 def train(config: TrainConfig, settings: Settings, progress: Progress | None = None) -> TrainResult:
-    """Run the whole training job and return where its results are."""
+    """Run the whole training job and return where its results are.
+
+    ``config.engine`` (``local`` or ``dask``, see :mod:`training.engines`) runs the
+    cross-validation folds and the boosting; it is started here and closed at the end.
+    """
+    with open_engine(config.engine, config.scheduler) as engine:
+        return _train(config, settings, progress, engine)
+
+
+def _train(
+    config: TrainConfig, settings: Settings, progress: Progress | None, engine: Engine
+) -> TrainResult:
     uri = tracking.setup_tracking(config.tracking_uri, settings)
     experiment = tracking.experiment_id(config.experiment or settings.experiment, settings)
     model_name = config.model_name or settings.model_name
@@ -211,18 +226,20 @@ def train(config: TrainConfig, settings: Settings, progress: Progress | None = N
         task=task, n_genome_genes=config.n_genome_genes, booster=_booster_params(config, data)
     )
     _say(progress, f"cross-validating on {data.prepared.matrix.shape[0]} samples")
-    result = evaluate_model_cv(model, data, config.cv, config.baselines, progress)
+    result = evaluate_model_cv(model, data, config.cv, config.baselines, progress, engine)
     metrics = result.summary()
     if TRUTH_COLUMN in data.labels.columns and task == "classification":
         metrics.update(oracle_metrics(data.y, data.labels[TRUTH_COLUMN], task))
     lineage_results = None
     if data.lineages is not None and data.lineages.nunique() > 1:
         _say(progress, "leave-one-lineage-out evaluation")
-        lineage_results = leave_one_group_out(
-            model.core, data.prepared.matrix, data.y, data.lineages, task
-        )
+        with engine.boosting():
+            lineage_results = leave_one_group_out(
+                model.core, data.prepared.matrix, data.y, data.lineages, task
+            )
     _say(progress, "fitting the final model on all samples")
-    model.fit_prepared(data.prepared, data.y, data.definition)
+    with engine.boosting():
+        model.fit_prepared(data.prepared, data.y, data.definition)
     data_info = fingerprint(data)
     model.metadata_ = {
         "metrics": metrics,
@@ -252,7 +269,7 @@ def train(config: TrainConfig, settings: Settings, progress: Progress | None = N
         decision = None
         version = getattr(info, "registered_model_version", None)
         if config.register and version is not None:
-            decision = _promotion(model_name, str(version), metrics, data, config, progress)
+            decision = _promotion(model_name, str(version), metrics, data, config, progress, engine)
             mlflow.log_dict(decision.to_dict(), "promotion.json")
             mlflow.set_tag("promotion", decision.alias)
             if config.promote:
@@ -293,6 +310,7 @@ def _log_run(
             "group_column": config.group_column,
             "cv_splits": config.cv.n_splits,
             "cv_repeats": config.cv.n_repeats,
+            "engine": config.engine,
             "n_genome_genes": config.n_genome_genes,
             "n_features": len(model.feature_builder.get_feature_names_out()),
             "n_boosting_rounds": model.boosted_trees.n_rounds_,
@@ -384,6 +402,7 @@ def _promotion(
     data: TrainingData,
     config: TrainConfig,
     progress: Progress | None,
+    engine: Engine | None = None,
 ) -> tracking.PromotionDecision:
     """Compare the new version with the champion on the same data and folds."""
     metric, higher_is_better = primary_metric(data.definition.task)
@@ -392,7 +411,7 @@ def _promotion(
     if champion is not None and champion.version != version:
         champion_score = (
             str(champion.version),
-            _champion_score(champion, metric, data, config, progress),
+            _champion_score(champion, metric, data, config, progress, engine),
         )
     return tracking.decide_promotion(
         version, metric, metrics[metric], champion_score, higher_is_better, config.force
@@ -405,6 +424,7 @@ def _champion_score(
     data: TrainingData,
     config: TrainConfig,
     progress: Progress | None,
+    engine: Engine | None = None,
 ) -> float:
     """The champion's ``metric`` on this run's evaluation.
 
@@ -426,7 +446,7 @@ def _champion_score(
     template = NKResistanceModel(
         task=model.task, n_genome_genes=model.n_genome_genes, booster=model.booster
     )
-    summary = evaluate_model_cv(template, data, config.cv, False, progress).summary()
+    summary = evaluate_model_cv(template, data, config.cv, False, progress, engine).summary()
     return float(summary[metric])
 
 
