@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import numpy as np
 import typer
@@ -30,6 +30,10 @@ from rich.table import Table
 
 from nkpredict.exceptions import NKPredictError
 from nkpredict.labels import LabelDefinition
+
+if TYPE_CHECKING:
+    from nkpredict.model import NKResistanceModel
+    from nkpredict.registry import ModelReference
 
 app = typer.Typer(
     name="nkpredict",
@@ -215,6 +219,16 @@ def row_progress(quiet: bool) -> Iterator[Callable[[int, int], None]]:
         yield update
 
 
+def open_model(model: str, tracking_uri: str | None) -> tuple[NKResistanceModel, ModelReference]:
+    """Point MLflow at the tracking store and load ``model`` (directory or MLflow URI)."""
+    from nkpredict.registry import load_model
+    from nkpredict.settings import Settings
+    from training import tracking
+
+    tracking.setup_tracking(tracking_uri, Settings())
+    return load_model(model)
+
+
 def _label_definition(
     label_column: str | None,
     task: str,
@@ -361,15 +375,12 @@ def evaluate(
     """Evaluate a trained model on new labelled data (metrics with CIs, logged to MLflow)."""
     from nkpredict.datasets import is_nk_prism_file
     from nkpredict.io import write_table
-    from nkpredict.registry import load_model
     from nkpredict.settings import Settings
-    from training import tracking
     from training.pipeline import evaluate_and_log
 
     configure_logging(quiet)
     settings = Settings()
-    tracking.setup_tracking(tracking_uri, settings)
-    fitted, reference = load_model(model)
+    fitted, reference = open_model(model, tracking_uri)
     prism = is_nk_prism_file(labels)
     trained = fitted.label_definition_
     definition = LabelDefinition(
@@ -416,16 +427,12 @@ def predict(
     h5ad inputs are never loaded whole), on this machine or on a Dask cluster.
     """
     from nkpredict.io import write_json
-    from nkpredict.registry import load_model
-    from nkpredict.settings import Settings
     from nkpredict.streaming import predict_file
-    from training import tracking
     from training.engines import open_engine
 
     configure_logging(quiet)
     engine = _engine(engine, scheduler)
-    tracking.setup_tracking(tracking_uri, Settings())
-    fitted, reference = load_model(model)
+    fitted, reference = open_model(model, tracking_uri)
     with open_engine(engine, scheduler) as runner, row_progress(quiet) as progress:
         result = predict_file(
             fitted,
@@ -495,18 +502,14 @@ def explain(
     quiet: Quiet = False,
 ) -> None:
     """SHAP attributions per sample at feature, gene, axis and pathway level (in chunks)."""
-    from nkpredict.registry import load_model
-    from nkpredict.settings import Settings
     from nkpredict.streaming import explain_file
-    from training import tracking
     from training.engines import open_engine
 
     configure_logging(quiet)
     if method not in ("auto", "native", "shap"):
         raise typer.BadParameter("--method must be auto, native or shap")
     engine = _engine(engine, scheduler)
-    tracking.setup_tracking(tracking_uri, Settings())
-    fitted, _ = load_model(model)
+    fitted, _ = open_model(model, tracking_uri)
     with open_engine(engine, scheduler) as runner, row_progress(quiet) as progress:
         result = explain_file(
             fitted,
@@ -545,14 +548,10 @@ def report(
     """Write a self-contained HTML explanation report for a model and a cohort."""
     from nkpredict.datasets import join_labels, read_labels
     from nkpredict.expression import read_expression
-    from nkpredict.registry import load_model
     from nkpredict.report import build_report, write_report
-    from nkpredict.settings import Settings
-    from training import tracking
 
     configure_logging(quiet)
-    tracking.setup_tracking(tracking_uri, Settings())
-    fitted, reference = load_model(model)
+    fitted, reference = open_model(model, tracking_uri)
     if reference.name is not None:
         fitted.metadata_.update(model_name=reference.name, model_version=reference.version)
     matrix = read_expression(expression)
