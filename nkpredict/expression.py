@@ -44,7 +44,7 @@ from nkpredict.exceptions import CoverageError, ExpressionFormatError, ScaleErro
 from nkpredict.genes import (
     HarmonizationReport,
     gene_like_fraction,
-    harmonize_matrix,
+    harmonize_values,
     map_identifiers,
 )
 
@@ -55,6 +55,7 @@ __all__ = [
     "Scale",
     "detect_scale",
     "prepare_expression",
+    "prepare_values",
     "read_expression",
     "to_log_tpm",
     "validate_matrix",
@@ -88,7 +89,15 @@ def _preview(names: Sequence[object]) -> str:
     return shown + (f" and {len(names) - _PREVIEW} more" if len(names) > _PREVIEW else "")
 
 
-def _first_cell(matrix: pd.DataFrame, mask: np.ndarray) -> str:
+@dataclass(frozen=True)
+class _Labels:
+    """Row and column labels of a matrix held as a plain array (for error messages)."""
+
+    index: pd.Index
+    columns: pd.Index | list[str]
+
+
+def _first_cell(matrix: pd.DataFrame | _Labels, mask: np.ndarray) -> str:
     """Describe the first True cell of ``mask`` (shape (n_samples, n_genes)), row by row."""
     rows, cols = np.nonzero(mask)
     return f"sample {str(matrix.index[rows[0]])!r}, gene {str(matrix.columns[cols[0]])!r}"
@@ -295,6 +304,56 @@ def _numeric_values(matrix: pd.DataFrame) -> np.ndarray:
         raise ExpressionFormatError(f"non-numeric expression value at {where}") from None
 
 
+def _as_str_index(index: pd.Index) -> pd.Index:
+    """A new Index: ``index`` with every label converted to ``str``, name kept.
+
+    Labels that already are strings are not converted one by one (the common case, and
+    ``Index.map`` costs tens of microseconds even for one label).
+    """
+    if index.inferred_type == "string":  # every label a str (cached on the Index)
+        return index.rename(index.name)
+    return index.map(str)
+
+
+def _validated(matrix: pd.DataFrame) -> tuple[np.ndarray, _Labels]:
+    """The checks of :func:`validate_matrix`; returns float64 values and string labels."""
+    n_samples, n_genes = matrix.shape
+    _check_not_empty(n_samples, n_genes)
+    index = _as_str_index(matrix.index)
+    _check_unique(index)
+    labels = _Labels(index, _as_str_index(matrix.columns))
+    values = _numeric_values(matrix)
+    _check_values(values, labels)
+    return values, labels
+
+
+def _check_not_empty(n_samples: int, n_genes: int) -> None:
+    if n_samples == 0 or n_genes == 0:
+        raise ExpressionFormatError(
+            f"the expression matrix is empty ({n_samples} samples x {n_genes} genes)"
+        )
+
+
+def _check_unique(index: pd.Index) -> None:
+    if not index.is_unique:
+        duplicated = index[index.duplicated()].unique().tolist()
+        raise ExpressionFormatError(f"duplicated sample IDs: {_preview(duplicated)}")
+
+
+def _check_values(values: np.ndarray, labels: _Labels) -> None:
+    """No infinite value and no sample without any value (NaN elsewhere is fine)."""
+    if np.isfinite(values).all():
+        return
+    infinite = np.isinf(values)
+    if infinite.any():
+        raise ExpressionFormatError(f"infinite expression value at {_first_cell(labels, infinite)}")
+    empty = np.isnan(values).all(axis=1)
+    if empty.any():
+        raise ExpressionFormatError(
+            f"samples with only missing values: {_preview(labels.index[empty])}"
+        )
+
+
 def validate_matrix(matrix: pd.DataFrame) -> pd.DataFrame:
     """Check a samples x genes matrix and return it as float64 with string labels.
 
@@ -316,25 +375,8 @@ def validate_matrix(matrix: pd.DataFrame) -> pd.DataFrame:
         Empty matrix, a non-numeric cell, duplicated sample IDs, an all-NaN sample or an
         infinite value; the message names the sample (and gene).
     """
-    n_samples, n_genes = matrix.shape
-    if n_samples == 0 or n_genes == 0:
-        raise ExpressionFormatError(
-            f"the expression matrix is empty ({n_samples} samples x {n_genes} genes)"
-        )
-    index = matrix.index.map(str)
-    duplicated = index[index.duplicated()].unique().tolist()
-    if duplicated:
-        raise ExpressionFormatError(f"duplicated sample IDs: {_preview(duplicated)}")
-    values = _numeric_values(matrix)
-    infinite = np.isinf(values)
-    if infinite.any():
-        raise ExpressionFormatError(f"infinite expression value at {_first_cell(matrix, infinite)}")
-    empty = np.isnan(values).all(axis=1)
-    if empty.any():
-        raise ExpressionFormatError(f"samples with only missing values: {_preview(index[empty])}")
-    frame = pd.DataFrame(values, index=index, columns=matrix.columns.map(str))
-    frame.index.name = matrix.index.name
-    return frame
+    values, labels = _validated(matrix)
+    return pd.DataFrame(values, index=labels.index, columns=labels.columns)
 
 
 # --- scale -----------------------------------------------------------------------------------
@@ -363,7 +405,11 @@ def detect_scale(matrix: pd.DataFrame) -> Scale:
     ScaleError
         No finite value, or values above ``LOG_MAX`` together with negative values.
     """
-    values = matrix.to_numpy(dtype=np.float64)
+    return _detect_scale(matrix.to_numpy(dtype=np.float64), matrix)
+
+
+def _detect_scale(values: np.ndarray, matrix: pd.DataFrame | _Labels) -> Scale:
+    """:func:`detect_scale` of ``values`` (n_samples, n_genes) labelled by ``matrix``."""
     if not np.isfinite(values).any():
         raise ScaleError("cannot detect the scale: the matrix has no finite value")
     top = float(np.nanmax(values))
@@ -388,13 +434,13 @@ def detect_scale(matrix: pd.DataFrame) -> Scale:
     return scale
 
 
-def _require_non_negative(matrix: pd.DataFrame, values: np.ndarray, scale: Scale) -> None:
+def _require_non_negative(matrix: pd.DataFrame | _Labels, values: np.ndarray, scale: Scale) -> None:
     negative = values < 0
     if negative.any():
         raise ScaleError(f"negative value on the {scale} scale at {_first_cell(matrix, negative)}")
 
 
-def _counts_to_log(matrix: pd.DataFrame, values: np.ndarray) -> np.ndarray:
+def _counts_to_log(matrix: pd.DataFrame | _Labels, values: np.ndarray) -> np.ndarray:
     """Counts -> log2(CPM+1); library size = sum of the sample's counts (NaN skipped)."""
     _require_non_negative(matrix, values, "counts")
     fractional = ~_is_integer(values)
@@ -411,13 +457,13 @@ def _counts_to_log(matrix: pd.DataFrame, values: np.ndarray) -> np.ndarray:
     return np.log2(values / library[:, None] * 1e6 + 1.0)
 
 
-def _tpm_to_log(matrix: pd.DataFrame, values: np.ndarray) -> np.ndarray:
+def _tpm_to_log(matrix: pd.DataFrame | _Labels, values: np.ndarray) -> np.ndarray:
     """TPM/CPM/FPKM -> log2(x+1), without renormalising (see :func:`to_log_tpm`)."""
     _require_non_negative(matrix, values, "tpm")
     return np.log2(values + 1.0)
 
 
-def _check_log(matrix: pd.DataFrame, values: np.ndarray) -> np.ndarray:
+def _check_log(matrix: pd.DataFrame | _Labels, values: np.ndarray) -> np.ndarray:
     """Log values are kept; values above ``LOG_MAX`` are refused, below -1 warned about."""
     too_high = values > LOG_MAX
     if too_high.any():
@@ -437,7 +483,7 @@ def _check_log(matrix: pd.DataFrame, values: np.ndarray) -> np.ndarray:
     return values.copy()
 
 
-_CONVERTERS: dict[str, Callable[[pd.DataFrame, np.ndarray], np.ndarray]] = {
+_CONVERTERS: dict[str, Callable[[pd.DataFrame | _Labels, np.ndarray], np.ndarray]] = {
     "counts": _counts_to_log,
     "tpm": _tpm_to_log,
     "log": _check_log,
@@ -479,11 +525,18 @@ def to_log_tpm(
         zero library size; values above ``LOG_MAX`` on the log scale. Messages name the
         offending sample and gene.
     """
+    values, resolved = _to_log_values(matrix.to_numpy(dtype=np.float64), matrix, scale)
+    return pd.DataFrame(values, index=matrix.index, columns=matrix.columns), resolved
+
+
+def _to_log_values(
+    values: np.ndarray, matrix: pd.DataFrame | _Labels, scale: Scale | Literal["auto"]
+) -> tuple[np.ndarray, Scale]:
+    """:func:`to_log_tpm` of ``values`` (n_samples, n_genes) labelled by ``matrix``."""
     if scale != "auto" and scale not in _CONVERTERS:
         raise ScaleError(f"unknown scale {scale!r}: expected auto, counts, tpm or log")
-    resolved: Scale = detect_scale(matrix) if scale == "auto" else scale
-    values = _CONVERTERS[resolved](matrix, matrix.to_numpy(dtype=np.float64))
-    return pd.DataFrame(values, index=matrix.index, columns=matrix.columns), resolved
+    resolved: Scale = _detect_scale(values, matrix) if scale == "auto" else scale
+    return _CONVERTERS[resolved](matrix, values), resolved
 
 
 # --- the whole preparation -------------------------------------------------------------------
@@ -515,6 +568,10 @@ def prepare_expression(
 ) -> PreparedExpression:
     """Validate, convert to log2(TPM+1) and harmonize gene identifiers.
 
+    Runs :func:`validate_matrix`, :func:`to_log_tpm` and
+    :func:`nkpredict.genes.harmonize_matrix` on one float64 array and builds a single
+    DataFrame at the end (a request of one sample pays for no intermediate frames).
+
     The scale conversion comes before harmonization so that library sizes use every column
     of the input, including those later dropped as unmapped.
 
@@ -531,6 +588,69 @@ def prepare_expression(
     -------
     PreparedExpression
     """
-    log_matrix, resolved = to_log_tpm(validate_matrix(matrix), scale)
-    harmonized, report = harmonize_matrix(log_matrix, catalog)
-    return PreparedExpression(matrix=harmonized, scale=resolved, report=report)
+    values, labels = _validated(matrix)
+    return _prepare(values, labels, scale, catalog)
+
+
+def prepare_values(
+    values: np.ndarray,
+    samples: Sequence[str] | pd.Index,
+    genes: Sequence[str],
+    scale: Scale | Literal["auto"] = "auto",
+    catalog: Catalog | None = None,
+) -> PreparedExpression:
+    """:func:`prepare_expression` of a plain array and its labels (no input DataFrame).
+
+    The same checks, conversion and harmonization, for callers that hold the values as an
+    array already (the HTTP service parses a request straight into one); the only frame
+    built is the prepared matrix.
+
+    Parameters
+    ----------
+    values : array-like, shape (n_samples, n_genes)
+        Numbers; NaN = not measured.
+    samples : sequence of str or Index, length n_samples
+        Sample IDs (converted to ``str``; an Index keeps its name).
+    genes : sequence of str, length n_genes
+        Gene identifiers of the columns (converted to ``str``).
+    scale, catalog
+        See :func:`prepare_expression`.
+
+    Returns
+    -------
+    PreparedExpression
+        Equal to ``prepare_expression(DataFrame(values, samples, genes), ...)``.
+    """
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ExpressionFormatError(f"non-numeric expression value: {exc}") from None
+    if array.ndim != 2 or array.shape != (len(samples), len(genes)):
+        raise ExpressionFormatError(
+            f"values of shape {array.shape} do not match {len(samples)} samples x "
+            f"{len(genes)} genes"
+        )
+    _check_not_empty(*array.shape)
+    index = pd.Index(samples, dtype=object, tupleize_cols=False)
+    if index.inferred_type != "string":
+        index = index.map(str)
+    _check_unique(index)
+    columns = [g if type(g) is str else str(g) for g in genes]
+    labels = _Labels(index, columns)
+    _check_values(array, labels)
+    return _prepare(array, labels, scale, catalog)
+
+
+def _prepare(
+    values: np.ndarray,
+    labels: _Labels,
+    scale: Scale | Literal["auto"],
+    catalog: Catalog | None,
+) -> PreparedExpression:
+    """Scale conversion and harmonization of validated values (one DataFrame, at the end)."""
+    log_values, resolved = _to_log_values(values, labels, scale)
+    columns = labels.columns
+    genes = columns if isinstance(columns, list) else columns.tolist()
+    harmonized, symbols, report = harmonize_values(log_values, genes, catalog)
+    frame = pd.DataFrame(harmonized, index=labels.index, columns=symbols)
+    return PreparedExpression(matrix=frame, scale=resolved, report=report)

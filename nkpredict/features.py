@@ -52,6 +52,10 @@ COVERAGE_UNIT = "COVERAGE"
 GENOME_UNIT = "GENOME_WIDE"
 LIGAND_UNIT = "NK_LIGANDS"
 _POSITIVE_SD_FLOOR = 1e-3
+_POSITION_CACHE_SIZE = 64
+"""Distinct column layouts whose model-gene positions are remembered."""
+_POSITION_CACHE_MAX_COLUMNS = 5_000
+"""Wider inputs are reindexed directly (their look-up is not worth remembering)."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,15 @@ class _Allocator:
             [(w, self.gene_pathway(g)) for g, w in zip(genes, weights, strict=True)]
         )
         return {"gene": gene_shares, "axis": axis_shares, "pathway": pathway_shares}
+
+
+@dataclass
+class _PositionCache:
+    """Column positions of the model genes by input layout (see ``_column_positions``)."""
+
+    genes: tuple[str, ...]
+    by_names: dict[tuple[Any, ...], np.ndarray] = field(default_factory=dict)
+    last: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class NKFeatureBuilder(TransformerMixin, BaseEstimator):
@@ -364,20 +377,67 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
         if not hasattr(self, "specs_"):
             raise NotFittedError("NKFeatureBuilder is not fitted")
 
+    def _column_positions(self, columns: pd.Index) -> np.ndarray:
+        """Position in ``columns`` of each model gene, -1 where absent, shape (n_genes_in,).
+
+        Remembered per tuple of column names (requests keep sending the same genes), and
+        per label array for the frames prepared from one cached harmonization (whose column
+        Index objects share one array): the memory belongs to the fitted state it was
+        computed for.
+        """
+        state = getattr(self, "_positions", None)
+        if state is None or state.genes is not self.genes_in_:
+            state = _PositionCache(self.genes_in_)
+            self._positions = state
+        labels = columns.values
+        last = state.last
+        if last is not None and last[0] is labels:
+            return last[1]
+        key = tuple(columns.tolist())
+        positions = state.by_names.get(key)
+        if positions is None:
+            positions = np.asarray(columns.get_indexer(list(self.genes_in_)), dtype=np.intp)
+            positions.flags.writeable = False
+            if len(state.by_names) >= _POSITION_CACHE_SIZE:
+                state.by_names.clear()
+            state.by_names[key] = positions
+        state.last = (labels, positions)
+        return positions
+
     def gene_values(self, X: pd.DataFrame) -> np.ndarray:
         """Input genes in model order, shape (n_samples, n_genes_in); NaN where unmeasured."""
         self._check_fitted()
-        return X.reindex(columns=list(self.genes_in_)).to_numpy(dtype=np.float64)
+        if not X.columns.is_unique or X.shape[1] > _POSITION_CACHE_MAX_COLUMNS:
+            return X.reindex(columns=list(self.genes_in_)).to_numpy(dtype=np.float64)
+        positions = self._column_positions(X.columns)
+        values = X.to_numpy(dtype=np.float64)
+        out = np.take(values, positions, axis=1)
+        absent = positions < 0
+        if absent.any():
+            out[:, absent] = np.nan
+        return out
 
     def coverage(self, X: pd.DataFrame) -> pd.Series:
         """Fraction of the model's catalogue genes measured in each sample, shape (n_samples,)."""
+        return pd.Series(self.coverage_values(X), index=X.index, name=COVERAGE_FEATURE)
+
+    def coverage_values(self, X: pd.DataFrame) -> np.ndarray:
+        """:meth:`coverage` as a plain array, shape (n_samples,)."""
         measured = ~np.isnan(self.gene_values(X)[:, : self._n_model])
-        return pd.Series(measured.mean(axis=1), index=X.index, name=COVERAGE_FEATURE)
+        return measured.mean(axis=1)
+
+    @property
+    def coverage_column(self) -> int:
+        """Position of ``coverage:catalog`` among the output features."""
+        self._check_fitted()
+        return int(self._coverage_cols[0])
 
     def missing_genes(self, X: pd.DataFrame) -> list[str]:
         """Model genes that are absent from ``X`` or NaN in every sample of it."""
         values = self.gene_values(X)
         seen = (~np.isnan(values)).any(axis=0)
+        if seen.all():
+            return []
         return [gene for gene, found in zip(self.genes_in_, seen, strict=True) if not found]
 
     def transform_values(self, values: np.ndarray) -> np.ndarray:

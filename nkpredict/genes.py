@@ -37,6 +37,7 @@ __all__ = [
     "HarmonizationReport",
     "gene_like_fraction",
     "harmonize_matrix",
+    "harmonize_values",
     "map_identifiers",
 ]
 
@@ -180,10 +181,101 @@ def gene_like_fraction(labels: Iterable[object], catalog: Catalog | None = None)
     return float(np.mean(flags)) if flags else 0.0
 
 
+PLAN_CACHE_SIZE = 128
+"""Distinct identifier lists whose mapping is remembered (:func:`map_identifiers`)."""
+PLAN_CACHE_MAX_IDS = 5_000
+"""Identifier lists longer than this are mapped afresh each time (bounds the cache memory)."""
+
+
+@dataclass(frozen=True)
+class _MappingPlan:
+    """The outcome of mapping one identifier list, computed once and shared (read-only).
+
+    ``positions`` (n_kept,) are the input positions that map to a symbol; ``codes`` (n_kept,)
+    the output column of each, in ``range(len(symbols))``; ``identity`` is True when the
+    input columns are already the output columns (every column kept, none merged).
+    """
+
+    n_input: int
+    mapped: tuple[tuple[str, str], ...]
+    renamed: tuple[tuple[str, str], ...]
+    ambiguous: tuple[tuple[str, tuple[str, ...]], ...]
+    unmapped: tuple[str, ...]
+    collided: tuple[tuple[str, tuple[str, ...]], ...]
+    positions: np.ndarray
+    codes: np.ndarray
+    symbols: pd.Index
+    identity: bool
+
+    def report(self) -> HarmonizationReport:
+        """A fresh report (the caller may change it without touching the cached plan)."""
+        return HarmonizationReport(
+            n_input=self.n_input,
+            mapped=dict(self.mapped),
+            renamed=dict(self.renamed),
+            ambiguous={i: list(c) for i, c in self.ambiguous},
+            unmapped=list(self.unmapped),
+            collided={s: list(group) for s, group in self.collided},
+        )
+
+
+def _build_plan(ids: tuple[str, ...], catalog: Catalog | None) -> _MappingPlan:
+    resolver = _resolver(catalog)
+    mapped: dict[str, str] = {}
+    ambiguous: dict[str, tuple[str, ...]] = {}
+    unmapped: dict[str, None] = {}
+    by_symbol: dict[str, list[str]] = {}
+    for identifier in ids:
+        resolution = resolver.resolve(identifier)
+        if resolution.symbol is not None:
+            mapped[identifier] = resolution.symbol
+            by_symbol.setdefault(resolution.symbol, []).append(identifier)
+        elif resolution.candidates:
+            ambiguous[identifier] = resolution.candidates
+        else:
+            unmapped[identifier] = None
+    positions = np.array([i for i, label in enumerate(ids) if label in mapped], dtype=np.intp)
+    codes, uniques = pd.factorize(np.array([mapped[ids[i]] for i in positions], dtype=object))
+    symbols = pd.Index([str(u) for u in uniques], dtype=object)
+    identity = len(symbols) == len(ids) == positions.size
+    for array in (positions, codes):
+        array.flags.writeable = False
+    return _MappingPlan(
+        n_input=len(ids),
+        mapped=tuple(mapped.items()),
+        renamed=tuple((i, s) for i, s in mapped.items() if i != s),
+        ambiguous=tuple(ambiguous.items()),
+        unmapped=tuple(unmapped),
+        collided=tuple((s, tuple(g)) for s, g in by_symbol.items() if len(g) > 1),
+        positions=positions,
+        codes=np.asarray(codes, dtype=np.intp),
+        symbols=symbols,
+        identity=identity,
+    )
+
+
+@lru_cache(maxsize=PLAN_CACHE_SIZE)
+def _cached_plan(ids: tuple[str, ...], catalog: Catalog | None) -> _MappingPlan:
+    return _build_plan(ids, catalog)
+
+
+def _mapping_plan(ids: Sequence[str], catalog: Catalog | None) -> _MappingPlan:
+    """The plan for ``ids``; remembered per tuple of identifiers (requests repeat them)."""
+    key = tuple(ids)
+    if len(key) > PLAN_CACHE_MAX_IDS:
+        return _build_plan(key, catalog)
+    return _cached_plan(key, catalog)
+
+
 def map_identifiers(
     ids: Sequence[str], catalog: Catalog | None = None
 ) -> tuple[dict[str, str], HarmonizationReport]:
     """Map gene identifiers to current HGNC symbols.
+
+    The mapping of an identifier list is computed once and remembered (keyed by the tuple of
+    identifiers, up to :data:`PLAN_CACHE_MAX_IDS` of them): a service answering requests
+    with the same genes resolves them only on the first request. Every call returns new
+    objects.
 
     Parameters
     ----------
@@ -199,22 +291,7 @@ def map_identifiers(
     report : HarmonizationReport
         Renamed, ambiguous, unmapped and collided identifiers.
     """
-    resolver = _resolver(catalog)
-    report = HarmonizationReport(n_input=len(ids))
-    by_symbol: dict[str, list[str]] = {}
-    unmapped: dict[str, None] = {}
-    for identifier in ids:
-        resolution = resolver.resolve(identifier)
-        if resolution.symbol is not None:
-            report.mapped[identifier] = resolution.symbol
-            by_symbol.setdefault(resolution.symbol, []).append(identifier)
-        elif resolution.candidates:
-            report.ambiguous[identifier] = list(resolution.candidates)
-        else:
-            unmapped[identifier] = None
-    report.unmapped = list(unmapped)
-    report.renamed = {i: s for i, s in report.mapped.items() if i != s}
-    report.collided = {s: group for s, group in by_symbol.items() if len(group) > 1}
+    report = _mapping_plan(ids, catalog).report()
     return dict(report.mapped), report
 
 
@@ -301,14 +378,52 @@ def harmonize_matrix(
         When no column maps to a symbol.
     """
     labels = [str(c) for c in matrix.columns]
-    mapping, report = map_identifiers(labels, catalog)
-    logger.info("gene harmonization: %s", report.summary())
-    if not mapping:
+    values = matrix.to_numpy(dtype=float)
+    harmonized, symbols, report = harmonize_values(values, labels, catalog)
+    if harmonized is values:  # never share memory with the caller's frame
+        harmonized = values.copy()
+    return pd.DataFrame(harmonized, index=matrix.index, columns=symbols), report
+
+
+def harmonize_values(
+    values: np.ndarray, labels: Sequence[str], catalog: Catalog | None = None
+) -> tuple[np.ndarray, pd.Index, HarmonizationReport]:
+    """:func:`harmonize_matrix` on a plain array (the numpy path of request-sized inputs).
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_samples, n_labels)
+        log2(x+1) values, NaN for missing.
+    labels : sequence of str, length n_labels
+        Gene identifiers of the columns.
+    catalog : Catalog, optional
+        Defaults to :func:`nkpredict.catalog.load_catalog`.
+
+    Returns
+    -------
+    harmonized : ndarray, shape (n_samples, n_symbols)
+        float64; ``values`` itself when every column maps to its own symbol.
+    symbols : Index of str, length n_symbols
+        One per output column, in order of first occurrence (a new Index object each call).
+    report : HarmonizationReport
+
+    Raises
+    ------
+    GeneMappingError
+        When no column maps to a symbol.
+    """
+    plan = _mapping_plan(labels, catalog)
+    report = plan.report()
+    if logger.isEnabledFor(logging.INFO):
+        logger.info("gene harmonization: %s", report.summary())
+    if not len(plan.symbols):
         raise GeneMappingError(
-            f"no gene identifier could be mapped to an HGNC symbol: {_preview(labels)}"
+            f"no gene identifier could be mapped to an HGNC symbol: {_preview(list(labels))}"
         )
-    positions = np.array([i for i, label in enumerate(labels) if label in mapping])
-    codes, uniques = pd.factorize(np.array([mapping[labels[i]] for i in positions], dtype=object))
-    columns = np.take(matrix.to_numpy(dtype=float).T, positions, axis=0)
-    merged = _merge_columns(columns, codes, len(uniques))
-    return pd.DataFrame(merged.T, index=matrix.index, columns=pd.Index(uniques)), report
+    values = np.asarray(values, dtype=np.float64)
+    symbols = plan.symbols.rename(None)  # shares the labels (and their hash table), not the name
+    if plan.identity:
+        return values, symbols, report
+    columns = np.take(values.T, plan.positions, axis=0)
+    merged = _merge_columns(columns, plan.codes, len(plan.symbols))
+    return np.ascontiguousarray(merged.T), symbols, report

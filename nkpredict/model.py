@@ -19,6 +19,8 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,9 +32,10 @@ from sklearn.pipeline import Pipeline
 from nkpredict import __version__
 from nkpredict.boosting import BoostedTrees
 from nkpredict.catalog import GeneSet
+from nkpredict.compiled_trees import CompiledTrees, compile_trees
 from nkpredict.exceptions import CoverageError, ModelLoadError, NotFittedError
-from nkpredict.expression import PreparedExpression, prepare_expression
-from nkpredict.features import NKFeatureBuilder
+from nkpredict.expression import PreparedExpression, prepare_expression, prepare_values
+from nkpredict.features import COVERAGE_FEATURE, NKFeatureBuilder
 from nkpredict.labels import LabelDefinition, Task
 
 logger = logging.getLogger(__name__)
@@ -41,6 +44,59 @@ MODEL_FILE = "model.json"
 BOOSTER_FILE = "booster.ubj"
 FORMAT_VERSION = 1
 ScaleOption = Literal["auto", "counts", "tpm", "log"]
+COMPILED_MAX_ROWS = 32
+"""Inputs of at most this many samples are scored with :mod:`nkpredict.compiled_trees`
+(bitwise the same margins, without XGBoost's fixed per-call cost); larger ones with XGBoost."""
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Per-sample predictions as arrays (what :meth:`NKResistanceModel.predict_table` holds).
+
+    Attributes
+    ----------
+    sample_id : list of str, length n_samples
+    value : ndarray of float32, shape (n_samples,)
+        P(resistant) for classification, the predicted readout for regression.
+    call : ndarray of str, shape (n_samples,)
+        ``resistant``, ``sensitive`` or ``n/a``.
+    coverage : ndarray of float64, shape (n_samples,)
+        Fraction of the model's catalogue genes measured.
+    value_name : str
+        ``probability`` or ``score``.
+    """
+
+    sample_id: list[str]
+    value: np.ndarray
+    call: np.ndarray
+    coverage: np.ndarray
+    value_name: str
+
+    def to_frame(self) -> pd.DataFrame:
+        """``sample_id``, ``probability`` or ``score``, ``call``, ``coverage``."""
+        return pd.DataFrame(
+            {
+                "sample_id": pd.Index(self.sample_id, dtype=object),
+                self.value_name: self.value,
+                "call": self.call,
+                "coverage": self.coverage,
+            }
+        )
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One plain dict per sample (Python floats and strings), as ``to_frame().to_dict(
+        orient="records")`` gives, without building the frame."""
+        name = self.value_name
+        return [
+            {"sample_id": sid, name: value, "call": call, "coverage": coverage}
+            for sid, value, call, coverage in zip(
+                self.sample_id,
+                self.value.tolist(),
+                self.call.tolist(),
+                self.coverage.tolist(),
+                strict=True,
+            )
+        ]
 
 
 class NKResistanceModel(BaseEstimator):
@@ -100,6 +156,17 @@ class NKResistanceModel(BaseEstimator):
         """
         return prepare_expression(X, scale=scale or self.scale)
 
+    def prepare_values(
+        self,
+        values: np.ndarray,
+        samples: Sequence[str] | pd.Index,
+        genes: Sequence[str],
+        scale: ScaleOption | None = None,
+    ) -> PreparedExpression:
+        """:meth:`prepare` of a plain array (n_samples, n_genes) with its sample IDs and gene
+        identifiers: the same result without building an input DataFrame."""
+        return prepare_values(values, samples, genes, scale=scale or self.scale)
+
     # ------------------------------------------------------------------ fit / predict
     def fit(
         self, X: pd.DataFrame, y: Any, label_definition: LabelDefinition | None = None
@@ -132,20 +199,53 @@ class NKResistanceModel(BaseEstimator):
     @property
     def feature_builder(self) -> NKFeatureBuilder:
         """The fitted feature builder."""
-        return self._pipeline().named_steps["features"]
+        # steps[0], not named_steps["features"]: named_steps builds a new Bunch on every call
+        builder: NKFeatureBuilder = self._pipeline().steps[0][1]
+        return builder
 
     @property
     def boosted_trees(self) -> BoostedTrees:
         """The fitted boosted trees."""
-        return self._pipeline().named_steps["booster"]
+        trees: BoostedTrees = self._pipeline().steps[-1][1]
+        return trees
 
     def features(self, prepared: PreparedExpression) -> pd.DataFrame:
         """Feature matrix of a prepared input, shape (n_samples, n_features)."""
         return self.feature_builder.transform(prepared.matrix)
 
+    def feature_values(self, prepared: PreparedExpression) -> np.ndarray:
+        """:meth:`features` as a plain array, shape (n_samples, n_features)."""
+        builder = self.feature_builder
+        return builder.transform_values(builder.gene_values(prepared.matrix))
+
+    def _compiled_trees(self) -> CompiledTrees | None:
+        """The booster compiled for numpy (once per fitted booster), or None if not exact."""
+        booster = self.boosted_trees.booster_
+        cached = getattr(self, "_compiled", None)
+        if cached is None or cached[0] is not booster:
+            cached = (booster, compile_trees(booster))
+            self._compiled = cached
+        return cached[1]
+
+    def margin_values(self, features: np.ndarray | pd.DataFrame) -> np.ndarray:
+        """Raw model output of a feature matrix (n_samples, n_features), shape (n_samples,).
+
+        Up to :data:`COMPILED_MAX_ROWS` samples are scored with the compiled trees (the
+        same float32 margins as XGBoost, bit for bit), larger inputs by XGBoost.
+        """
+        values = np.asarray(features, dtype=np.float32)
+        if values.shape[0] <= COMPILED_MAX_ROWS:
+            compiled = self._compiled_trees()
+            if compiled is not None:
+                return compiled.predict_margin(values)
+        return self.boosted_trees.predict_margin(values)
+
     def check_coverage(self, prepared: PreparedExpression, minimum: float) -> pd.Series:
         """Per-sample coverage of the model's genes; raise CoverageError below ``minimum``."""
-        coverage = self.feature_builder.coverage(prepared.matrix)
+        values = self.feature_builder.coverage_values(prepared.matrix)
+        coverage = pd.Series(values, index=prepared.matrix.index, name=COVERAGE_FEATURE)
+        if not (values < minimum).any():
+            return coverage
         low = coverage[coverage < minimum]
         if not low.empty:
             missing = self.feature_builder.missing_genes(prepared.matrix.loc[low.index])
@@ -158,7 +258,7 @@ class NKResistanceModel(BaseEstimator):
 
     def predict_margin(self, X: pd.DataFrame) -> np.ndarray:
         """Raw model output (log-odds or score), shape (n_samples,)."""
-        return self.boosted_trees.predict_margin(self.features(self.prepare(X)))
+        return self.margin_values(self.feature_values(self.prepare(X)))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Probabilities (n_samples, 2); column 1 is "resistant"."""
@@ -167,7 +267,9 @@ class NKResistanceModel(BaseEstimator):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Calls (0/1) for classification, predicted readouts for regression."""
         table = self.predict_table(self.prepare(X))
-        return table["call"].to_numpy() if self.task == "classification" else table["score"]
+        if self.task == "classification":
+            return (table["call"] == "resistant").to_numpy(dtype=int)
+        return table["score"].to_numpy()
 
     def predict_table(self, prepared: PreparedExpression) -> pd.DataFrame:
         """One row per sample: ``sample_id``, ``probability`` or ``score``, ``call``, coverage.
@@ -175,21 +277,27 @@ class NKResistanceModel(BaseEstimator):
         Classification calls are ``resistant``/``sensitive`` at :attr:`decision_threshold`;
         regression calls use the label definition's threshold when it has one.
         """
-        features = self.features(prepared)
-        margin = self.boosted_trees.predict_margin(features)
-        table = pd.DataFrame({"sample_id": prepared.matrix.index.astype(str)})
+        return self.predictions(prepared).to_frame()
+
+    def predictions(self, prepared: PreparedExpression) -> Predictions:
+        """What :meth:`predict_table` holds, as arrays (no DataFrame built)."""
+        features = self.feature_values(prepared)
+        margin = self.margin_values(features)
+        sample_id = [str(s) for s in prepared.matrix.index]
         if self.task == "classification":
-            probability = 1.0 / (1.0 + np.exp(-margin))
-            table["probability"] = probability
-            resistant = probability >= self.decision_threshold
+            value = 1.0 / (1.0 + np.exp(-margin))
+            resistant: np.ndarray | None = value >= self.decision_threshold
+            name = "probability"
         else:
-            table["score"] = margin
+            value = margin
             resistant = self._regression_calls(margin)
-        table["call"] = (
-            "n/a" if resistant is None else np.where(resistant, "resistant", "sensitive")
-        )
-        table["coverage"] = features["coverage:catalog"].to_numpy()
-        return table
+            name = "score"
+        if resistant is None:
+            call = np.full(len(sample_id), "n/a", dtype=object)
+        else:
+            call = np.where(resistant, "resistant", "sensitive").astype(object)
+        coverage = features[:, self.feature_builder.coverage_column]
+        return Predictions(sample_id, value, call, np.ascontiguousarray(coverage), name)
 
     def _regression_calls(self, score: np.ndarray) -> np.ndarray | None:
         definition = self.label_definition_

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=20_000_000, description="Largest accepted request body.")
     max_samples: int = Field(default=10_000, description="Most samples in one request.")
+    max_upload_expanded_bytes: int = Field(
+        default=200_000_000,
+        ge=1,
+        description="Largest uncompressed size of an uploaded file (gzipped text, Parquet): a "
+        "small compressed upload may not expand into gigabytes (decompression bomb).",
+    )
     min_coverage: float = Field(
         default=0.5, ge=0.0, le=1.0, description="Least fraction of model genes a sample needs."
     )
@@ -53,6 +59,43 @@ class Settings(BaseSettings):
         ge=0,
         description="Most entries per list/dict of the harmonization report in answers.",
     )
+    inline_max_bytes: int = Field(
+        default=262_144,
+        ge=0,
+        description="Prediction bodies up to this size (about 100 samples of 150 genes, a few "
+        "milliseconds of work) are answered on the event loop: less CPU than handing them to "
+        "a worker thread, which also makes the threads contend for the GIL. Larger ones run "
+        "in the threadpool, so the event loop keeps answering. Explanations, about ten times "
+        "the work per sample, run inline up to a sixteenth of this. 0: always the threadpool.",
+    )
+    mlflow_http_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds one HTTP request to the MLflow tracking server may take "
+        "(MLFLOW_HTTP_REQUEST_TIMEOUT for the service).",
+    )
+    mlflow_http_max_retries: int = Field(
+        default=2,
+        ge=0,
+        description="Retries of a failed MLflow HTTP request (MLFLOW_HTTP_REQUEST_MAX_RETRIES "
+        "for the service); with the timeout this bounds how long an unreachable tracking "
+        "server delays start-up or a reload.",
+    )
+
+    def mlflow_http_environment(self) -> dict[str, str]:
+        """MLflow's HTTP client settings derived from these settings (names -> values).
+
+        MLflow reads them from the environment on every request; the service exports them
+        when it sets up its model loader (:func:`service.state.default_loader`), so an
+        unreachable tracking server fails a start-up or a reload within about
+        ``timeout x (retries + 1) + 2 ** retries`` seconds instead of minutes.
+        """
+        return {
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": f"{self.mlflow_http_timeout:g}",
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(self.mlflow_http_max_retries),
+            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+            "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
+        }
 
     def resolved_tracking_uri(self) -> str:
         """Tracking URI: ``NKP_TRACKING_URI``, else ``MLFLOW_TRACKING_URI``, else local SQLite."""

@@ -17,6 +17,8 @@ code                                  status  when
 ``method_not_allowed``                405     known route, wrong method
 ``body_too_large``                    413     body larger than ``max_body_bytes``
 ``too_many_samples``                  413     more samples than ``max_samples``
+``upload_too_large``                  413     an uploaded file expands beyond
+                                              ``max_upload_expanded_bytes`` (gzip, Parquet)
 ``unsupported_file_type``             415     upload with an unknown file extension
 ``validation_error``                  422     request fields of the wrong type/shape, unknown field
 ``empty_samples``                     422     no samples, or a sample without genes

@@ -23,10 +23,11 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from itertools import chain
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -150,16 +151,22 @@ SamplesField = Field(
 )
 
 
+SampleValues = Annotated[
+    dict[str, float | None],
+    Field(min_length=1, description="Gene identifier -> expression value (at least one gene)."),
+]
+
+
 class PredictRequest(PredictOptions):
     """Body of ``POST /v1/predict`` (documentation; the route parses the body itself)."""
 
-    samples: dict[str, dict[str, float | None]] = SamplesField
+    samples: dict[str, SampleValues] = SamplesField
 
 
 class ExplainRequest(ExplainOptions):
     """Body of ``POST /v1/explain`` (documentation; the route parses the body itself)."""
 
-    samples: dict[str, dict[str, float | None]] = SamplesField
+    samples: dict[str, SampleValues] = SamplesField
 
 
 class ReloadRequest(BaseModel):
@@ -391,10 +398,33 @@ def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
 OptionsT = TypeVar("OptionsT", bound=PredictOptions)
 
 
+@dataclass(frozen=True)
+class SampleMatrix:
+    """The samples of a request body as one array (no DataFrame: the model takes arrays).
+
+    Attributes
+    ----------
+    values : ndarray of float64, shape (n_samples, n_genes)
+        NaN = not measured.
+    sample_ids : Index of str, length n_samples
+        In request order, named ``sample_id``.
+    genes : list of str, length n_genes
+        Gene identifiers as sent.
+    """
+
+    values: np.ndarray
+    sample_ids: pd.Index
+    genes: list[str]
+
+    def to_frame(self) -> pd.DataFrame:
+        """The same as a DataFrame (index ``sample_id``)."""
+        return pd.DataFrame(self.values, index=self.sample_ids, columns=self.genes)
+
+
 def parse_samples_body(
     raw: bytes, max_samples: int, options_type: type[OptionsT]
-) -> tuple[pd.DataFrame, OptionsT]:
-    """Parse a /v1/predict or /v1/explain body into a samples x genes frame and options.
+) -> tuple[SampleMatrix, OptionsT]:
+    """Parse a /v1/predict or /v1/explain body into a samples x genes array and options.
 
     Parameters
     ----------
@@ -407,8 +437,8 @@ def parse_samples_body(
 
     Returns
     -------
-    frame : DataFrame, shape (n_samples, n_genes)
-        float64, index ``sample_id`` in request order, columns as sent; NaN = not measured.
+    samples : SampleMatrix
+        float64 values (n_samples, n_genes) in request order, genes as sent.
     options : PredictOptions or ExplainOptions
 
     Raises
@@ -444,7 +474,7 @@ def parse_samples_body(
         raise ServiceError(
             422, "validation_error", f"{'.'.join(first['loc'])}: {first['msg']}", details
         ) from None
-    return samples_frame(samples, max_samples), options
+    return samples_matrix(samples, max_samples), options
 
 
 def _check_sample(sample_id: str, genes: Any) -> None:
@@ -476,8 +506,8 @@ def _first_bad_value(samples: dict[str, dict[str, Any]]) -> tuple[str, str, Any]
     return "", "", None  # pragma: no cover - only called when a bad value exists
 
 
-def samples_frame(samples: Any, max_samples: int) -> pd.DataFrame:
-    """Turn ``{sample: {gene: value}}`` into a float64 DataFrame (samples x genes).
+def samples_matrix(samples: Any, max_samples: int) -> SampleMatrix:
+    """Turn ``{sample: {gene: value}}`` into a float64 array (samples x genes) and labels.
 
     When every sample lists the same genes in the same order (the usual case) the values go
     into one array directly; otherwise the columns are the union of the genes in order of
@@ -546,4 +576,4 @@ def samples_frame(samples: Any, max_samples: int) -> pd.DataFrame:
             f"sample {sample_id!r}, gene {genes[j]!r}: value out of the float range",
             {"sample_id": sample_id, "gene": genes[j]},
         )
-    return pd.DataFrame(values, index=pd.Index(list(samples), name="sample_id"), columns=genes)
+    return SampleMatrix(values, pd.Index(list(samples), name="sample_id"), genes)

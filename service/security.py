@@ -27,7 +27,7 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-from fastapi import Request, Security
+from fastapi import Request
 from fastapi.security import APIKeyHeader
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,19 +40,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 API_KEY_HEADER = "X-API-Key"
-
-api_key_header = APIKeyHeader(
-    name=API_KEY_HEADER,
-    auto_error=False,
-    scheme_name="APIKey",
-    description="Needed when the service is configured with NKP_API_KEY.",
-)
-admin_key_header = APIKeyHeader(
-    name=API_KEY_HEADER,
-    auto_error=False,
-    scheme_name="AdminKey",
-    description="NKP_ADMIN_API_KEY (or NKP_API_KEY when no admin key is set).",
-)
 
 
 def keys_match(given: str | None, expected: SecretStr) -> bool:
@@ -75,26 +62,63 @@ def _unauthorized(given: str | None) -> ServiceError:
     )
 
 
-async def require_api_key(request: Request, key: str | None = Security(api_key_header)) -> None:
-    """Dependency of the data routes: check ``X-API-Key`` when an API key is configured."""
-    expected = request.app.state.settings.api_key
-    if expected is not None and not keys_match(key, expected):
-        raise _unauthorized(key)
+class APIKeyCheck(APIKeyHeader):
+    """The ``X-API-Key`` security scheme *and* its check, as one dependency.
 
+    Being an :class:`~fastapi.security.APIKeyHeader`, it documents the scheme in the OpenAPI
+    document; checking the key in the same call saves FastAPI a second dependency per
+    request (dependency resolution costs tens of microseconds each).
 
-async def require_admin_key(request: Request, key: str | None = Security(admin_key_header)) -> None:
-    """Dependency of the admin routes: the admin key (or the API key) is always required."""
-    settings = request.app.state.settings
-    expected = settings.admin_api_key or settings.api_key
-    if expected is None:
-        raise ServiceError(
-            403,
-            "admin_disabled",
-            "admin routes are disabled: configure NKP_ADMIN_API_KEY (or NKP_API_KEY)",
+    Parameters
+    ----------
+    admin : bool
+        Admin routes: the admin key (or the API key) is always required, and with neither
+        configured the routes answer 403 ``admin_disabled``. Data routes: the API key is
+        required only when one is configured.
+    """
+
+    def __init__(self, *, admin: bool, scheme_name: str, description: str) -> None:
+        super().__init__(
+            name=API_KEY_HEADER, auto_error=False, scheme_name=scheme_name, description=description
         )
-    if not keys_match(key, expected):
-        logger.warning("admin request with a %s key refused", "missing" if key is None else "bad")
-        raise _unauthorized(key)
+        self.admin = admin
+
+    async def __call__(self, request: Request) -> str | None:  # type: ignore[override]
+        """Check the request's key against the app's settings; return it."""
+        key = request.headers.get(API_KEY_HEADER)
+        settings = request.app.state.settings
+        if not self.admin:
+            expected = settings.api_key
+            if expected is not None and not keys_match(key, expected):
+                raise _unauthorized(key)
+            return key
+        expected = settings.admin_api_key or settings.api_key
+        if expected is None:
+            raise ServiceError(
+                403,
+                "admin_disabled",
+                "admin routes are disabled: configure NKP_ADMIN_API_KEY (or NKP_API_KEY)",
+            )
+        if not keys_match(key, expected):
+            logger.warning(
+                "admin request with a %s key refused", "missing" if key is None else "bad"
+            )
+            raise _unauthorized(key)
+        return key
+
+
+require_api_key = APIKeyCheck(
+    admin=False,
+    scheme_name="APIKey",
+    description="Needed when the service is configured with NKP_API_KEY.",
+)
+"""Dependency of the data routes: check ``X-API-Key`` when an API key is configured."""
+require_admin_key = APIKeyCheck(
+    admin=True,
+    scheme_name="AdminKey",
+    description="NKP_ADMIN_API_KEY (or NKP_API_KEY when no admin key is set).",
+)
+"""Dependency of the admin routes: the admin key (or the API key) is always required."""
 
 
 class BodySizeLimitMiddleware:

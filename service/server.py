@@ -12,10 +12,14 @@ the model; keep ``workers x NKP_MODEL_THREADS`` at or below the number of cores.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
+import socket
+from typing import Any
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from nkpredict.model import NKResistanceModel
 from nkpredict.registry import ModelReference
@@ -84,7 +88,20 @@ def serve(
         return
     del first
     os.environ["NKP_MODEL_URI"] = settings.model_uri
-    uvicorn.run(
+    run_workers(host, port, workers, log_level)
+
+
+def run_workers(host: str, port: int, workers: int, log_level: str) -> None:
+    """``uvicorn.run(APP_FACTORY, factory=True, workers=...)``, with Nagle switched off.
+
+    uvicorn binds the socket it shares between worker processes without naming the TCP
+    protocol, so asyncio does not set ``TCP_NODELAY`` on the connections it accepts. A
+    response's headers and body then leave as two small writes and the second waits for the
+    client's delayed ACK: about 40 ms per request (180 requests/s instead of 5,000 for a bare
+    FastAPI endpoint with two workers on 2 cores). ``TCP_NODELAY`` set on the listening
+    socket is copied to every accepted connection (Linux), which removes the stall.
+    """
+    config = uvicorn.Config(
         APP_FACTORY,
         factory=True,
         host=host,
@@ -93,3 +110,13 @@ def serve(
         lifespan="on",
         log_level=log_level,
     )
+    sock = config.bind_socket()
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    supervisor: Any
+    if "target" in inspect.signature(Multiprocess).parameters:  # uvicorn < 0.36
+        target = uvicorn.Server(config).run
+        supervisor = Multiprocess(config, target=target, sockets=[sock])  # type: ignore[call-arg]
+    else:
+        supervisor = Multiprocess(config, sockets=[sock])
+    supervisor.run()

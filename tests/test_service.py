@@ -689,3 +689,103 @@ def test_explain_feature_level(client: TestClient, counts: pd.DataFrame) -> None
     assert item["base_value"] + sum(values.values()) == pytest.approx(
         item["model_output"], abs=1e-4
     )
+
+
+# --------------------------------------------------------------------------- hot path
+
+
+def test_inline_and_threadpool_answers_agree(
+    app_factory: Callable[..., TestClient], counts: pd.DataFrame
+) -> None:
+    inline = app_factory()  # small bodies are answered on the event loop
+    pooled = app_factory(inline_max_bytes=0)  # everything in the threadpool
+    for path, frame in (("/v1/predict", counts.iloc[:3]), ("/v1/explain", counts.iloc[:1])):
+        a = inline.post(path, json=body_of(frame))
+        b = pooled.post(path, json=body_of(frame))
+        assert a.status_code == b.status_code == 200
+        assert a.json() == b.json()
+    error_of(pooled.post("/v1/predict", content=b"{"), 400, "invalid_json")
+
+
+def test_predictions_equal_the_library_for_every_batch_size(
+    client: TestClient, model: NKResistanceModel, counts: pd.DataFrame
+) -> None:
+    """Small requests use compiled trees, large ones XGBoost: the same numbers."""
+    frame = counts.iloc[:45]
+    expected = model.predict_table(model.prepare(frame))["probability"].tolist()
+    whole = probabilities(client.post("/v1/predict", json=body_of(frame)))
+    assert [whole[str(s)] for s in frame.index] == expected
+    for i in (0, 17, 44):
+        single = probabilities(client.post("/v1/predict", json=body_of(frame.iloc[[i]])))
+        assert single[str(frame.index[i])] == expected[i]
+
+
+def test_openapi_documents_both_key_schemes(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["APIKey"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "Needed when the service is configured with NKP_API_KEY.",
+    }
+    assert schemes["AdminKey"]["name"] == "X-API-Key"
+    assert document["paths"]["/v1/predict"]["post"]["security"] == [{"APIKey": []}]
+    assert document["paths"]["/v1/admin/reload"]["post"]["security"] == [{"AdminKey": []}]
+    assert "security" not in document["paths"]["/health"]["get"]
+    body = document["paths"]["/v1/predict"]["post"]["requestBody"]["content"]
+    samples = body["application/json"]["schema"]["properties"]["samples"]
+    assert samples["additionalProperties"]["minProperties"] == 1  # no sample without genes
+
+
+def test_serving_caps_blas_threads(service_model_dir: Path) -> None:
+    from threadpoolctl import threadpool_info
+
+    model, reference = load_model(service_model_dir)
+    make_loaded(model, reference, threads=1)
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == 1 for pool in blas)
+
+
+def test_compressed_uploads_may_not_expand_without_bound(
+    app_factory: Callable[..., TestClient], counts: pd.DataFrame
+) -> None:
+    client = app_factory(max_upload_expanded_bytes=1_000_000)
+    small = counts.iloc[:3].to_csv().encode()
+    ok = client.post(
+        "/v1/predict/file", files={"file": ("ok.csv.gz", gzip.compress(small), "text/csv")}
+    )
+    assert ok.status_code == 200, ok.text
+    bomb = gzip.compress(small + b"\n" * 5_000_000)  # 5 MB of newlines in about 5 kB
+    assert len(bomb) < 20_000
+    error = error_of(
+        client.post("/v1/predict/file", files={"file": ("bomb.csv.gz", bomb, "text/csv")}),
+        413,
+        "upload_too_large",
+    )
+    assert error["details"]["max_upload_expanded_bytes"] == 1_000_000
+    wide = pd.DataFrame(np.zeros((2000, 300)), columns=[f"G{i}" for i in range(300)])
+    buffer = io.BytesIO()
+    wide.to_parquet(buffer)
+    assert len(buffer.getvalue()) < 1_000_000
+    error_of(
+        client.post("/v1/predict/file", files={"file": ("wide.parquet", buffer.getvalue())}),
+        413,
+        "upload_too_large",
+    )
+    error_of(
+        client.post("/v1/predict/file", files={"file": ("bad.csv.gz", b"not gzip at all")}),
+        422,
+        "invalid_expression",
+    )
+
+
+def test_coverage_error_details_are_capped(
+    app_factory: Callable[..., TestClient], counts: pd.DataFrame
+) -> None:
+    client = app_factory(report_max_items=2)
+    sparse = counts.iloc[:5, :3]  # three genes: far below the default minimum coverage
+    error = error_of(client.post("/v1/predict", json=body_of(sparse)), 422, "coverage_too_low")
+    details = error["details"]
+    assert details["n_samples"] == 5 and details["truncated"] is True
+    assert len(details["samples"]) == 2

@@ -6,15 +6,11 @@ failed start-up runs ``python -m uvicorn --factory service.app:create_app``.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,96 +18,23 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from http_servers import (
+    START_TIMEOUT,
+    Server,
+    free_port,
+    launch,
+    start_serve,
+    start_uvicorn,
+    stop,
+    wait_ready,
+)
 
 from nkpredict.model import NKResistanceModel
 
 if TYPE_CHECKING:
     from nkpredict.simulate import Cohort
 
-REPO = Path(__file__).resolve().parents[1]
 ADMIN_KEY = "uvicorn-admin-key"
-START_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def _launch(command: list[str], port: int, log: Path, env: dict[str, str]) -> Server:
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("NKP_")}
-    environment.update({"NKP_MODEL_THREADS": "1", **env})
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, cwd=REPO, env=environment, stdout=sink, stderr=sink)
-    return Server(process, f"http://127.0.0.1:{port}", log)
-
-
-def start_uvicorn(model_uri: str, log: Path, **env: str) -> Server:
-    """``python -m uvicorn --factory service.app:create_app`` on a free loopback port."""
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "service.app:create_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--lifespan",
-        "on",
-        "--no-access-log",
-    ]
-    return _launch(command, port, log, {"NKP_MODEL_URI": model_uri, **env})
-
-
-def start_serve(model_uri: str, log: Path, **env: str) -> Server:
-    """``service.server.serve`` (what ``nkpredict serve`` runs) on a free loopback port."""
-    port = free_port()
-    code = (
-        "import sys; from service.server import serve; "
-        "serve(sys.argv[1], '127.0.0.1', int(sys.argv[2]), 1, log_level='warning')"
-    )
-    return _launch([sys.executable, "-c", code, model_uri, str(port)], port, log, env)
-
-
-def wait_ready(server: Server) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(f"uvicorn exited ({server.process.returncode}):\n{server.output()}")
-        try:
-            if httpx.get(f"{server.url}/ready", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    server.process.kill()
-    pytest.fail(f"uvicorn not ready after {START_TIMEOUT} s:\n{server.output()}")
-
-
-def stop(server: Server) -> int:
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGINT)
-        try:
-            server.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
-            pytest.fail(f"uvicorn did not stop on SIGINT:\n{server.output()}")
-    return int(server.process.returncode)
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +147,30 @@ def test_missing_model_makes_uvicorn_exit_non_zero(tmp_path: Path) -> None:
     assert code != 0, output
     assert "cannot start the service" in output
     assert str(missing) in output
+
+
+def test_several_workers_answer_without_nagle_stalls(
+    service_model_dir: Path, tmp_path: Path
+) -> None:
+    """With workers > 1 uvicorn shares a socket on which asyncio leaves Nagle's algorithm on;
+    ``serve`` switches it off. Otherwise every answer waits ~40 ms for a delayed ACK."""
+    log = tmp_path / "workers.log"
+    port = free_port()
+    code = (
+        "import sys; from service.server import serve; "
+        "serve(sys.argv[1], '127.0.0.1', int(sys.argv[2]), 2, log_level='warning')"
+    )
+    server = launch([sys.executable, "-c", code, str(service_model_dir), str(port)], port, log, {})
+    try:
+        wait_ready(server)
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            body = {"samples": {"S1": {"MICA": 5.0, "HLA-E": 9.0}}, "min_coverage": 0}
+            assert client.post("/v1/predict", json=body).status_code == 200
+            times = []
+            for _ in range(15):
+                started = time.perf_counter()
+                assert client.post("/v1/predict", json=body).status_code == 200
+                times.append(time.perf_counter() - started)
+        assert sorted(times)[len(times) // 2] < 0.03, times  # 40+ ms each with the stall
+    finally:
+        assert stop(server) == 0, server.output()

@@ -6,6 +6,8 @@ import logging
 import platform
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -186,6 +188,93 @@ def decide_promotion(
     return PromotionDecision(
         version, alias, metric, challenger_score, champion_version, champion_score, force, reason
     )
+
+
+@contextmanager
+def registration(name: str | None) -> Iterator[None]:
+    """All-or-nothing registration of model versions from the active run.
+
+    Every version of ``name`` registered from the active MLflow run while the block runs
+    (:func:`log_model` with a registered name), with the aliases and tags set on it, is kept
+    only if the block completes. If the block raises (an error, ``KeyboardInterrupt`` from
+    Ctrl-C, ``SystemExit``), those versions are deleted (which removes any alias pointing at
+    them) and so is the registered model when the block created it and it has no version
+    left. Aliases the block moved (``champion`` taken by the new version) are put back where
+    they were. Then the exception propagates. No half-registered model (a version without its
+    promotion decision) is ever left behind by an interrupted training run.
+
+    Parameters
+    ----------
+    name : str or None
+        Registered model name; ``None`` (no registration) makes this a no-op.
+
+    Raises
+    ------
+    TrackingError
+        No MLflow run is active.
+
+    Notes
+    -----
+    Use it inside ``mlflow.start_run()`` around logging, promotion and aliasing::
+
+        with mlflow.start_run() as run, registration(name):
+            info = log_model(model, example, name)
+            set_alias(name, decide_promotion(...))
+
+    A process killed outright (``SIGKILL``, power loss) cannot clean up; the version it
+    registered then has no ``promotion`` tag, which ``nkpredict models`` shows.
+    """
+    if name is None:
+        yield
+        return
+    run = mlflow.active_run()
+    if run is None:
+        raise TrackingError("registration() needs an active MLflow run")
+    client = MlflowClient()
+    aliases = _aliases(client, name)
+    try:
+        yield
+    except BaseException:
+        _roll_back_registration(client, name, run.info.run_id, aliases)
+        raise
+
+
+def _aliases(client: MlflowClient, name: str) -> dict[str, str] | None:
+    """Alias -> version of registered model ``name``; ``None`` when it does not exist."""
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException:
+        return None
+    return {alias: str(number) for alias, number in (model.aliases or {}).items()}
+
+
+def _roll_back_registration(
+    client: MlflowClient, name: str, run_id: str, aliases: dict[str, str] | None
+) -> None:
+    """Undo what run ``run_id`` did to ``name``: delete its versions, put the aliases back
+    where they were (the champion stays champion), and delete a model it created."""
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+        mine = [v for v in versions if v.run_id == run_id]
+        for item in mine:
+            client.delete_model_version(name, str(item.version))
+            logger.warning(
+                "training did not complete: registered version %s of %s deleted",
+                item.version,
+                name,
+            )
+        if aliases is None:
+            if len(mine) == len(versions):
+                client.delete_registered_model(name)
+            return
+        now = _aliases(client, name) or {}
+        for alias, number in aliases.items():
+            if now.get(alias) != number:
+                client.set_registered_model_alias(name, alias, number)
+    except (MlflowException, OSError) as exc:
+        logger.error(
+            "could not roll back the registration of %s from run %s: %s", name, run_id, exc
+        )
 
 
 def current_champion(name: str) -> ModelVersion | None:

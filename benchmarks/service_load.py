@@ -1,0 +1,346 @@
+"""HTTP throughput and latency of the service, side by side with the alternatives, in one run.
+
+Three servers answer the same requests on the loopback interface, one after the other, driven
+by ``wrk`` (8 connections by default) for a fixed time each:
+
+- **nkpredict**: ``nkpredict serve --model models:/nk-bench@champion`` (one uvicorn worker,
+  ``NKP_MODEL_THREADS=1``): single-sample ``/v1/predict`` and ``/v1/explain``, and
+  100-sample ``/v1/predict`` batches;
+- **mlflow**: ``mlflow models serve`` of the *same registered model version*
+  (``--env-manager local``, its default single worker): the same samples as
+  ``dataframe_split``;
+- **bare**: a FastAPI endpoint that reads the body and returns a constant
+  (``benchmarks/bare_app.py``) under the same uvicorn: the ceiling of the HTTP stack.
+
+The model is the demo model (``NKResistanceModel()`` on the 600 x 3,000 demo cohort: about
+300 depth-2 trees on the model's ~150 genes), trained, logged with ``training.tracking`` and
+registered in a temporary SQLite MLflow store (``benchmarks/bench_model.py``). Requests carry
+the model's genes as log2(TPM+1) of held-out simulated samples.
+
+Measurements are interleaved round by round (``--rounds``) and the median of the rounds is
+reported, so that a busy moment on a shared machine does not favour one server. wrk and the
+servers share the machine's cores.
+
+Usage::
+
+    python benchmarks/service_load.py                 # 10 s per measurement, 3 rounds
+    python benchmarks/service_load.py --seconds 5 --rounds 1 --skip-mlflow
+
+Prints markdown tables for BENCHMARKS.md and the issue's targets, met or not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_model
+from harness import (
+    Server,
+    WrkResult,
+    cpu_seconds,
+    free_port,
+    post_json,
+    python_command,
+    require_wrk,
+    run_wrk,
+    start_server,
+    stop_server,
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measured combination: a server, a path and a body."""
+
+    label: str
+    server: str
+    path: str
+    body: str
+    request: str
+
+
+def start_nkpredict(model: bench_model.BenchModel, logs: Path, workers: int) -> Server:
+    """``nkpredict serve`` of the registered model (one XGBoost/BLAS thread per worker)."""
+    port = free_port()
+    return start_server(
+        "nkpredict" if workers == 1 else f"nkpredict-{workers}-workers",
+        python_command(
+            "-m", "training.cli", "serve", "--model", model.model_uri,
+            "--tracking-uri", model.tracking_uri, "--port", str(port),
+            "--log-level", "warning", "--workers", str(workers),
+        ),
+        port,
+        logs,
+        env={"NKP_MODEL_THREADS": "1"},
+        ready_path="/ready",
+    )  # fmt: skip
+
+
+def start_all(
+    model: bench_model.BenchModel, logs: Path, with_mlflow: bool, workers: int
+) -> dict[str, Server]:
+    """Start the servers (ours, bare, mlflow; ours with ``workers`` too) on free ports."""
+    servers: dict[str, Server] = {"nkpredict": start_nkpredict(model, logs, 1)}
+    if workers > 1:
+        servers["nkpredict-workers"] = start_nkpredict(model, logs, workers)
+    port = free_port()
+    servers["bare"] = start_server(
+        "bare",
+        python_command(
+            "-m", "uvicorn", "benchmarks.bare_app:app", "--port", str(port),
+            "--no-access-log", "--log-level", "warning",
+        ),
+        port,
+        logs,
+    )  # fmt: skip
+    if with_mlflow:
+        port = free_port()
+        bin_dir = str(Path(sys.executable).parent)
+        servers["mlflow"] = start_server(
+            "mlflow",
+            python_command(
+                "-m", "mlflow", "models", "serve", "-m", model.model_uri,
+                "--env-manager", "local", "--host", "127.0.0.1", "-p", str(port),
+            ),
+            port,
+            logs,
+            env={
+                "MLFLOW_TRACKING_URI": model.tracking_uri,
+                "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+            },
+        )  # fmt: skip
+    return servers
+
+
+def check_same_answers(servers: dict[str, Server], model: bench_model.BenchModel) -> None:
+    """nkpredict and mlflow serve the same model: same probabilities for the 100 samples."""
+    status, ours = post_json(
+        servers["nkpredict"].url + "/v1/predict", model.bodies["predict_100"].read_bytes()
+    )
+    if status != 200:
+        raise RuntimeError(f"nkpredict answered {status}: {ours[:300]!r}")
+    for name, path in (("explain", "/v1/explain"),):
+        status, answer = post_json(
+            servers["nkpredict"].url + path, model.bodies["predict_1"].read_bytes()
+        )
+        if status != 200:
+            raise RuntimeError(f"nkpredict {name} answered {status}: {answer[:300]!r}")
+    if "mlflow" not in servers:
+        return
+    import json
+
+    status, theirs = post_json(
+        servers["mlflow"].url + "/invocations", model.bodies["mlflow_100"].read_bytes()
+    )
+    if status != 200:
+        raise RuntimeError(f"mlflow answered {status}: {theirs[:300]!r}")
+    a = [p["probability"] for p in json.loads(ours)["predictions"]]
+    b = [p["probability"] for p in json.loads(theirs)["predictions"]]
+    if a != b:
+        raise RuntimeError("nkpredict and mlflow models serve disagree on the same model")
+
+
+def cases(with_mlflow: bool, workers: int) -> list[Case]:
+    """Everything measured, in the order of each round."""
+    out = [
+        Case("bare, 1 sample", "bare", "/predict", "predict_1", "1-sample body"),
+        Case("nkpredict predict, 1 sample", "nkpredict", "/v1/predict", "predict_1", "predict"),
+        Case("nkpredict explain, 1 sample", "nkpredict", "/v1/explain", "predict_1", "explain"),
+        Case("bare, 100 samples", "bare", "/predict", "predict_100", "100-sample body"),
+        Case("nkpredict predict, 100 samples", "nkpredict", "/v1/predict", "predict_100", "batch"),
+    ]
+    if workers > 1:
+        out += [
+            Case(
+                f"nkpredict {workers} workers, 1 sample",
+                "nkpredict-workers",
+                "/v1/predict",
+                "predict_1",
+                f"predict ({workers} workers)",
+            ),
+            Case(
+                f"nkpredict {workers} workers, 100 samples",
+                "nkpredict-workers",
+                "/v1/predict",
+                "predict_100",
+                f"batch ({workers} workers)",
+            ),
+        ]
+    if with_mlflow:
+        out += [
+            Case("mlflow serve, 1 sample", "mlflow", "/invocations", "mlflow_1", "predict"),
+            Case("mlflow serve, 100 samples", "mlflow", "/invocations", "mlflow_100", "batch"),
+        ]
+    return out
+
+
+@dataclass
+class Measured:
+    """All rounds of one case."""
+
+    case: Case
+    runs: list[WrkResult]
+    cpu_ms: list[float]
+
+    def median(self, attribute: str) -> float:
+        return statistics.median(getattr(r, attribute) for r in self.runs)
+
+    @property
+    def rps(self) -> float:
+        return statistics.median(r.rps for r in self.runs)
+
+    @property
+    def failures(self) -> int:
+        return sum(r.failures for r in self.runs)
+
+
+def measure(
+    servers: dict[str, Server],
+    model: bench_model.BenchModel,
+    todo: list[Case],
+    args: argparse.Namespace,
+) -> dict[str, Measured]:
+    """Run every case ``args.rounds`` times, interleaved."""
+    results = {c.label: Measured(c, [], []) for c in todo}
+    for round_number in range(args.rounds):
+        for case in todo:
+            server = servers[case.server]
+            body = model.bodies[case.body]
+            run_wrk(server.url + case.path, body, connections=args.connections, seconds=1)
+            before = cpu_seconds(server.pid())
+            result = run_wrk(
+                server.url + case.path,
+                body,
+                connections=args.connections,
+                threads=args.threads,
+                seconds=args.seconds,
+            )
+            used = cpu_seconds(server.pid()) - before
+            results[case.label].runs.append(result)
+            results[case.label].cpu_ms.append(1e3 * used / max(result.requests, 1))
+            print(
+                f"round {round_number + 1}: {case.label:32s} {result.rps:8.1f} req/s "
+                f"p50 {result.p50_ms:6.2f} ms p99 {result.p99_ms:7.2f} ms "
+                f"failed {result.failures}",
+                file=sys.stderr,
+            )
+    return results
+
+
+def table(results: dict[str, Measured], with_mlflow: bool) -> str:
+    """The markdown table with ratios to the bare endpoint and to mlflow models serve."""
+    bare = {1: results["bare, 1 sample"].rps, 100: results["bare, 100 samples"].rps}
+    mlflow = (
+        {1: results["mlflow serve, 1 sample"].rps, 100: results["mlflow serve, 100 samples"].rps}
+        if with_mlflow
+        else {}
+    )
+    lines = [
+        "| server | request | req/s | p50 ms | p99 ms | server CPU ms/req | x bare | x mlflow |"
+        " failed |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, measured in results.items():
+        n = 100 if "100" in label else 1
+        rps = measured.rps
+        server = measured.case.server.replace("-workers", "")
+        vs_bare = f"{rps / bare[n]:.2f}" if server != "bare" else "1"
+        vs_mlflow = (
+            f"{rps / mlflow[n]:.1f}"
+            if mlflow and measured.case.request.split(" ")[0] in ("predict", "batch")
+            else ""
+        )
+        lines.append(
+            f"| {server} | {measured.case.request}, {n} sample"
+            f"{'s' if n > 1 else ''} | {rps:,.0f} | {measured.median('p50_ms'):.2f} | "
+            f"{measured.median('p99_ms'):.2f} | {statistics.median(measured.cpu_ms):.2f} | "
+            f"{vs_bare} | {vs_mlflow} | {measured.failures} |"
+        )
+    return "\n".join(lines)
+
+
+def targets(results: dict[str, Measured]) -> str:
+    """The issue's targets, as ratios in this run."""
+    bare = results["bare, 1 sample"].rps
+    predict = results["nkpredict predict, 1 sample"]
+    explain = results["nkpredict explain, 1 sample"]
+    batch = results["nkpredict predict, 100 samples"]
+    rows = [
+        (
+            "single-sample predict >= 0.5 x bare req/s",
+            f"{predict.rps / bare:.2f} x",
+            predict.rps / bare >= 0.5,
+        ),
+        (
+            "single-sample predict p99 < 10 ms",
+            f"{predict.median('p99_ms'):.2f} ms",
+            predict.median("p99_ms") < 10,
+        ),
+        (
+            "single-sample explain >= 0.25 x bare req/s",
+            f"{explain.rps / bare:.2f} x",
+            explain.rps / bare >= 0.25,
+        ),
+        ("100-sample batch predict >= 200 req/s", f"{batch.rps:,.0f} req/s", batch.rps >= 200),
+        (
+            "no failed request",
+            str(sum(m.failures for m in results.values())),
+            all(m.failures == 0 for m in results.values()),
+        ),
+    ]
+    lines = ["| target | measured | met |", "|---|---:|---|"]
+    lines += [f"| {name} | {value} | {'yes' if ok else 'no'} |" for name, value, ok in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Prepare the model, start the servers, measure, print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--skip-mlflow", action="store_true", help="no mlflow models serve")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="also measure nkpredict with this many workers"
+    )
+    parser.add_argument("--workdir", type=Path, default=None, help="keep files here")
+    args = parser.parse_args()
+    require_wrk()
+    with tempfile.TemporaryDirectory(prefix="nkp-service-load-") as tmp:
+        workdir = args.workdir or Path(tmp)
+        started = time.perf_counter()
+        model = bench_model.prepare(workdir)
+        print(f"model ready in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        servers = start_all(model, workdir, not args.skip_mlflow, args.workers)
+        try:
+            check_same_answers(servers, model)
+            load_before = os.getloadavg()[0]
+            results = measure(servers, model, cases(not args.skip_mlflow, args.workers), args)
+            load_after = os.getloadavg()[0]
+        finally:
+            for server in servers.values():
+                stop_server(server)
+    print(
+        f"\n{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"model: {model.n_trees} trees, {model.n_genes} genes, {model.n_features} features; "
+        f"wrk -t{args.threads} -c{args.connections}, {args.seconds:g} s x {args.rounds} rounds "
+        f"(median); load average {load_before:.1f} before, {load_after:.1f} after\n"
+    )
+    print(table(results, not args.skip_mlflow))
+    print()
+    print(targets(results))
+
+
+if __name__ == "__main__":
+    main()
