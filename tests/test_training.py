@@ -206,6 +206,7 @@ def test_train_against_real_mlflow_server(cohort_files: dict[str, Path], tmp_pat
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
     )
     uri = f"http://127.0.0.1:{port}"
     try:
@@ -266,3 +267,24 @@ def test_evaluate_scores_new_labelled_data_and_logs_it(
         metrics["eval_roc_auc_ci_low"] <= metrics["eval_roc_auc"] <= metrics["eval_roc_auc_ci_high"]
     )
     assert metrics["eval_roc_auc"] > 0.6
+
+
+def test_interrupted_training_leaves_no_half_registered_version(
+    cohort_files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C after the version is created but before promotion: the version is removed."""
+    from training import tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    os.environ["NKP_ARTIFACT_ROOT"] = str(tmp_path / "artifacts")
+
+    def interrupted(name: str, decision: tracking.PromotionDecision) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tracking, "set_alias", interrupted)
+    result = runner.invoke(
+        app, train_args(cohort_files, uri, "--no-baselines", "--no-report", "--model-name", "cut")
+    )
+    assert result.exit_code == 130
+    client = MlflowClient(uri, uri)
+    assert client.search_model_versions("name = 'cut'") == []

@@ -71,6 +71,11 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
         except NKPredictError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=1) from None
+        except OSError as exc:  # disk full, permissions: outputs are atomic, nothing partial
+            where = f" ({exc.filename})" if exc.filename else ""
+            message = f"{exc.strerror or exc}{where}"
+            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=1) from None
         except KeyboardInterrupt:
             err_console.print("[bold red]interrupted[/]")
             raise typer.Exit(code=130) from None

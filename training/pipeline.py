@@ -256,7 +256,8 @@ def _train(
     report_path = None
     if config.register:
         model.metadata_["model_name"] = model_name
-    with mlflow.start_run(experiment_id=experiment) as run:
+    registered_name = model_name if config.register else None
+    with mlflow.start_run(experiment_id=experiment) as run, tracking.registration(registered_name):
         _log_run(config, data, model, result, metrics, data_info)
         if config.report:  # before registration: a failing report must not leave a version
             _say(progress, "writing the explanation report")

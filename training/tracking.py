@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import subprocess
 import tempfile
@@ -49,9 +50,14 @@ class TrackingError(NKPredictError):
 def setup_tracking(tracking_uri: str | None, settings: Settings) -> str:
     """Point MLflow at ``tracking_uri`` (or the configured default) and return the URI used.
 
+    MLflow's HTTP timeout and retries come from :class:`Settings` (unless ``MLFLOW_HTTP_*``
+    variables are set), so an unreachable tracking server fails in seconds, not minutes.
+
     A local SQLite store's directory is created; nothing else needs setting up.
     """
     uri = tracking_uri or settings.resolved_tracking_uri()
+    for name, value in settings.mlflow_http_environment().items():
+        os.environ.setdefault(name, value)  # explicit MLFLOW_* variables win
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
