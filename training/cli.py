@@ -180,11 +180,10 @@ ChunkSizeOption = Annotated[
 ]
 
 
-@contextmanager
-def progress_reporter(quiet: bool, total: int | None = None) -> Iterator[Callable[[str], None]]:
-    """Yield a callback that advances a progress bar on a terminal (silent when quiet/CI)."""
+def _progress_bar(quiet: bool) -> Progress:
+    """A rich progress bar on stderr, disabled under --quiet, in CI and off a terminal."""
     enabled = not quiet and err_console.is_terminal and not os.environ.get("CI")
-    with Progress(
+    return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
@@ -193,7 +192,13 @@ def progress_reporter(quiet: bool, total: int | None = None) -> Iterator[Callabl
         console=err_console,
         disable=not enabled,
         transient=True,
-    ) as bar:
+    )
+
+
+@contextmanager
+def progress_reporter(quiet: bool, total: int | None = None) -> Iterator[Callable[[str], None]]:
+    """Yield a callback that advances a progress bar by one step, showing its message."""
+    with _progress_bar(quiet) as bar:
         task = bar.add_task("working", total=total)
 
         def advance(message: str) -> None:
@@ -204,18 +209,8 @@ def progress_reporter(quiet: bool, total: int | None = None) -> Iterator[Callabl
 
 @contextmanager
 def row_progress(quiet: bool) -> Iterator[Callable[[int, int], None]]:
-    """Yield ``update(rows_done, rows_total)`` driving a progress bar (silent when quiet/CI)."""
-    enabled = not quiet and err_console.is_terminal and not os.environ.get("CI")
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("scoring"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=not enabled,
-        transient=True,
-    ) as bar:
+    """Yield ``update(rows_done, rows_total)`` driving a progress bar of scored rows."""
+    with _progress_bar(quiet) as bar:
         task = bar.add_task("scoring", total=None)
 
         def update(done: int, total: int) -> None:
