@@ -277,7 +277,7 @@ def train(
         str | None, typer.Option(help="above or below the cut-off is resistant (inferred).")
     ] = None,
     tuning_budget: Annotated[
-        float, typer.Option(help="Seconds for a nested random search of tree parameters.")
+        float, typer.Option(help="Seconds of nested Optuna search of tree parameters (0 = off).")
     ] = 0.0,
     cv_splits: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 5,
     cv_repeats: Annotated[int, typer.Option(min=1, help="Cross-validation repeats.")] = 3,
