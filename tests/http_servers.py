@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,3 +129,16 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS line for process {pid}")
+
+
+@contextmanager
+def serving(model_uri: str, log: Path, **env: str) -> Iterator[Server]:
+    """A ready ``nkpredict serve`` process; on exit it must stop cleanly, with no traceback."""
+    running = start_serve(model_uri, log, **env)
+    try:
+        wait_ready(running)
+        yield running
+    finally:
+        code = stop(running)
+    assert code == 0, running.output()
+    assert "Traceback" not in running.output(), running.output()

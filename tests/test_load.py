@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from http_servers import Server, rss_mib, start_serve, stop, wait_ready
+from http_servers import Server, rss_mib, serving
 
 if TYPE_CHECKING:
     from nkpredict.simulate import Cohort
@@ -37,14 +37,8 @@ BENCHMARKS.md stays within a few MiB; this leaves room for allocator noise)."""
 @pytest.fixture(scope="module")
 def server(service_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("load") / "server.log"
-    running = start_serve(str(service_model_dir), log)
-    try:
-        wait_ready(running)
+    with serving(str(service_model_dir), log) as running:
         yield running
-    finally:
-        code = stop(running)
-    assert code == 0, running.output()
-    assert "Traceback" not in running.output(), running.output()
 
 
 def _requests(cohort: Cohort) -> list[tuple[str, dict[str, Any]]]:

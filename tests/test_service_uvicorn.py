@@ -23,7 +23,7 @@ from http_servers import (
     Server,
     free_port,
     launch,
-    start_serve,
+    serving,
     start_uvicorn,
     stop,
     wait_ready,
@@ -40,16 +40,10 @@ ADMIN_KEY = "uvicorn-admin-key"
 @pytest.fixture(scope="module")
 def server(service_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("uvicorn") / "server.log"
-    running = start_serve(
+    with serving(
         str(service_model_dir), log, NKP_ADMIN_API_KEY=ADMIN_KEY, NKP_MAX_BODY_BYTES="1000000"
-    )
-    try:
-        wait_ready(running)
+    ) as running:
         yield running
-    finally:
-        code = stop(running)
-    assert code == 0, running.output()
-    assert "Traceback" not in running.output(), running.output()
 
 
 def body_of(frame: pd.DataFrame) -> dict[str, Any]:
