@@ -7,7 +7,8 @@ container); no multiprocess aggregation is attempted.
 Series (prefix ``nkpredict_``):
 
 - ``http_requests_total{method, route, status}``: answered requests; ``route`` is the route
-  template (``/v1/predict``), ``<unmatched>`` for unknown paths, so the label stays bounded;
+  template (``/v1/predict``), ``<unmatched>`` for unknown paths, and ``method`` is ``OTHER``
+  for unusual methods, so the labels stay bounded;
 - ``http_request_duration_seconds{method, route}``: latency histogram;
 - ``http_requests_in_flight``: requests being handled now;
 - ``http_errors_total{route, code}``: error answers by error code (see :mod:`service.errors`);
@@ -53,6 +54,17 @@ LATENCY_BUCKETS = (
     10.0,
     30.0,
 )
+
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "OTHER"
+"""``method`` label of requests with any other method, so that the label stays bounded."""
+
+
+def method_label(scope: MutableMapping[str, Any]) -> str:
+    """The request method, or ``OTHER`` for methods outside :data:`KNOWN_METHODS`."""
+    method = scope.get("method", "")
+    return method if method in KNOWN_METHODS else OTHER_METHOD
 
 
 def route_label(scope: MutableMapping[str, Any]) -> str:
@@ -116,6 +128,33 @@ class ServiceMetrics:
             namespace=NAMESPACE,
             registry=self.registry,
         )
+        self._request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._sample_series: dict[str, Any] = {}
+
+    def record_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and observe its latency.
+
+        The labelled children are looked up once per (method, route, status) and kept:
+        ``labels()`` takes a lock and builds its key on every call.
+        """
+        key = (method, route, status)
+        series = self._request_series.get(key)
+        if series is None:
+            series = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            self._request_series[key] = series
+        count, latency = series
+        count.inc()
+        latency.observe(seconds)
+
+    def count_samples(self, endpoint: str, n: int) -> None:
+        """Add ``n`` samples predicted or explained by ``endpoint``."""
+        child = self._sample_series.get(endpoint)
+        if child is None:
+            child = self._sample_series[endpoint] = self.samples.labels(endpoint)
+        child.inc(n)
 
     def record_error(self, scope: MutableMapping[str, Any], code: str) -> None:
         """Count one error answer."""
@@ -152,12 +191,12 @@ class MetricsMiddleware:
                 status = int(message["status"])
             await send(message)
 
-        self.metrics.in_flight.inc()
+        metrics = self.metrics
+        metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            self.metrics.in_flight.dec()
-            route = route_label(scope)
-            method = str(scope.get("method", ""))
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)
+            metrics.in_flight.dec()
+            metrics.record_request(
+                method_label(scope), route_label(scope), status, time.perf_counter() - start
+            )

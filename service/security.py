@@ -85,6 +85,10 @@ class APIKeyCheck(APIKeyHeader):
 
     async def __call__(self, request: Request) -> str | None:  # type: ignore[override]
         """Check the request's key against the app's settings; return it."""
+        return self.check(request)
+
+    def check(self, request: Request) -> str | None:
+        """:meth:`__call__` as a plain call, for routes that check the key themselves."""
         key = request.headers.get(API_KEY_HEADER)
         settings = request.app.state.settings
         if not self.admin:

@@ -623,14 +623,26 @@ def test_holder_swap_leaves_running_requests_on_their_model(service_model_dir: P
 # --------------------------------------------------------------------------- wiring
 
 
-def test_dependency_override_without_lifespan(
+def test_routes_use_the_holders_model_without_lifespan(
     service_model_dir: Path, model: NKResistanceModel, counts: pd.DataFrame
+) -> None:
+    app = create_app(make_settings("/never/loaded"))
+    client = TestClient(app)  # no lifespan: nothing is loaded
+    error_of(client.post("/v1/predict", json=body_of(counts.iloc[:1])), 503, "model_not_loaded")
+    app.state.holder.swap(make_loaded(model, ModelReference(uri="in-memory")))
+    for path in ("/v1/predict", "/v1/explain"):
+        response = client.post(path, json=body_of(counts.iloc[:2]))
+        assert response.status_code == 200, response.text
+        assert response.json()["model"]["uri"] == "in-memory"
+
+
+def test_dependency_override_without_lifespan(
+    service_model_dir: Path, model: NKResistanceModel
 ) -> None:
     app = create_app(make_settings("/never/loaded"))
     loaded = make_loaded(model, ModelReference(uri="in-memory"))
     app.dependency_overrides[get_loaded_model] = lambda: loaded
-    client = TestClient(app)
-    response = client.post("/v1/predict", json=body_of(counts.iloc[:2]))
+    response = TestClient(app).get("/v1/model")
     assert response.status_code == 200
     assert response.json()["model"]["uri"] == "in-memory"
 
