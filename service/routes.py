@@ -136,7 +136,7 @@ def serving_model(request: Request) -> LoadedModel:
     return holder.get()
 
 
-API_KEY_REQUIRED = {"security": [{require_api_key.scheme_name: []}]}
+API_KEY_REQUIRED: dict[str, Any] = {"security": [{require_api_key.scheme_name: []}]}
 """OpenAPI security requirement of the routes that check the key in :func:`serving_model`."""
 
 
