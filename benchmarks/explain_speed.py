@@ -23,7 +23,6 @@ import shap
 import xgboost as xgb
 
 from nkpredict.explain import AUTO_METHOD, explain, tree_shap
-from nkpredict.expression import PreparedExpression
 from nkpredict.model import NKResistanceModel
 from nkpredict.simulate import SimulationConfig, simulate_cohort
 
@@ -41,10 +40,6 @@ def median_seconds(call: Callable[[], object]) -> float:
         call()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
-
-
-def subset(prepared: PreparedExpression, n: int) -> PreparedExpression:
-    return PreparedExpression(prepared.matrix.iloc[:n], prepared.scale, prepared.report)
 
 
 def main() -> None:
@@ -78,7 +73,7 @@ def main() -> None:
         block = features.iloc[:n]
         native = median_seconds(lambda b=block: tree_shap(booster, b, "native"))
         other = median_seconds(lambda b=block: tree_shap(booster, b, "shap"))
-        whole = median_seconds(lambda p=subset(prepared, n): explain(model, p))
+        whole = median_seconds(lambda p=prepared.rows(slice(0, n)): explain(model, p))
         print(
             f"| {n:,} | {n / native:,.0f} | {n / other:,.0f} | {other / native:.1f}x "
             f"| {n / whole:,.0f} |"

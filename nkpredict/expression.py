@@ -29,8 +29,10 @@ scale (:class:`~nkpredict.exceptions.ScaleError`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -93,7 +95,7 @@ def _preview(names: Sequence[object]) -> str:
 class _Labels:
     """Row and column labels of a matrix held as a plain array (for error messages)."""
 
-    index: pd.Index
+    index: pd.Index | list[str]
     columns: pd.Index | list[str]
 
 
@@ -334,10 +336,12 @@ def _check_not_empty(n_samples: int, n_genes: int) -> None:
         )
 
 
-def _check_unique(index: pd.Index) -> None:
-    if not index.is_unique:
-        duplicated = index[index.duplicated()].unique().tolist()
-        raise ExpressionFormatError(f"duplicated sample IDs: {_preview(duplicated)}")
+def _check_unique(sample_ids: pd.Index | list[str]) -> None:
+    unique = sample_ids.is_unique if isinstance(sample_ids, pd.Index) else None
+    if unique or (unique is None and len(set(sample_ids)) == len(sample_ids)):
+        return
+    duplicated = [sample for sample, n in Counter(sample_ids).items() if n > 1]
+    raise ExpressionFormatError(f"duplicated sample IDs: {_preview(duplicated)}")
 
 
 def _check_values(values: np.ndarray, labels: _Labels) -> None:
@@ -347,10 +351,10 @@ def _check_values(values: np.ndarray, labels: _Labels) -> None:
     infinite = np.isinf(values)
     if infinite.any():
         raise ExpressionFormatError(f"infinite expression value at {_first_cell(labels, infinite)}")
-    empty = np.isnan(values).all(axis=1)
-    if empty.any():
+    empty = np.flatnonzero(np.isnan(values).all(axis=1))
+    if empty.size:
         raise ExpressionFormatError(
-            f"samples with only missing values: {_preview(labels.index[empty])}"
+            f"samples with only missing values: {_preview([labels.index[i] for i in empty])}"
         )
 
 
@@ -544,21 +548,72 @@ def _to_log_values(
 
 @dataclass
 class PreparedExpression:
-    """A matrix ready for feature extraction.
+    """A matrix ready for feature extraction: log2(TPM+1) values and their labels.
+
+    The values are held as an array; the DataFrame :attr:`matrix` is built only when it is
+    asked for (a request of one sample then never pays for pandas labels). Treat both as
+    read-only: they share memory.
 
     Attributes
     ----------
-    matrix : DataFrame, shape (n_samples, n_symbols)
-        log2(TPM+1), HGNC symbols as columns.
+    values : ndarray of float64, shape (n_samples, n_symbols)
+        log2(TPM+1); NaN where a gene was not measured.
+    sample_ids : list of str, length n_samples
+    genes : Index of str, length n_symbols
+        HGNC symbols, unique.
     scale : {"counts", "tpm", "log"}
         The scale the input was taken to be.
     report : HarmonizationReport
         What happened to the gene identifiers.
+    index_name : hashable, optional
+        Name of :attr:`matrix`'s index (the input's, e.g. ``sample_id``).
     """
 
-    matrix: pd.DataFrame
+    values: np.ndarray
+    sample_ids: list[str]
+    genes: pd.Index
     scale: Scale
     report: HarmonizationReport
+    index_name: Hashable = None
+
+    @classmethod
+    def from_frame(
+        cls, matrix: pd.DataFrame, scale: Scale, report: HarmonizationReport
+    ) -> PreparedExpression:
+        """Wrap an already prepared frame (HGNC symbols as unique columns, log2(TPM+1))."""
+        prepared = cls(
+            values=matrix.to_numpy(dtype=np.float64),
+            sample_ids=[str(s) for s in matrix.index],
+            genes=matrix.columns,
+            scale=scale,
+            report=report,
+            index_name=matrix.index.name,
+        )
+        prepared.__dict__["matrix"] = matrix  # the cached_property's slot: no second frame
+        return prepared
+
+    @cached_property
+    def matrix(self) -> pd.DataFrame:
+        """The values as a DataFrame, shape (n_samples, n_symbols): samples x HGNC symbols."""
+        index = pd.Index(self.sample_ids, dtype=object, name=self.index_name)
+        return pd.DataFrame(self.values, index=index, columns=self.genes, copy=False)
+
+    @property
+    def n_samples(self) -> int:
+        """Number of samples (rows)."""
+        return len(self.sample_ids)
+
+    def rows(self, which: slice | Sequence[int] | np.ndarray) -> PreparedExpression:
+        """The samples at positions ``which``, with the same scale, report and genes."""
+        positions = np.arange(self.n_samples)[which]
+        return PreparedExpression(
+            values=self.values[positions],
+            sample_ids=[self.sample_ids[i] for i in positions],
+            genes=self.genes,
+            scale=self.scale,
+            report=self.report,
+            index_name=self.index_name,
+        )
 
 
 def prepare_expression(
@@ -589,7 +644,7 @@ def prepare_expression(
     PreparedExpression
     """
     values, labels = _validated(matrix)
-    return _prepare(values, labels, scale, catalog)
+    return _prepare(values, labels, scale, catalog, matrix.index.name)
 
 
 def prepare_values(
@@ -631,14 +686,13 @@ def prepare_values(
             f"{len(genes)} genes"
         )
     _check_not_empty(*array.shape)
-    index = pd.Index(samples, dtype=object, tupleize_cols=False)
-    if index.inferred_type != "string":
-        index = index.map(str)
-    _check_unique(index)
+    sample_ids = [s if type(s) is str else str(s) for s in samples]
+    _check_unique(sample_ids)
     columns = [g if type(g) is str else str(g) for g in genes]
-    labels = _Labels(index, columns)
+    labels = _Labels(sample_ids, columns)
     _check_values(array, labels)
-    return _prepare(array, labels, scale, catalog)
+    index_name = samples.name if isinstance(samples, pd.Index) else None
+    return _prepare(array, labels, scale, catalog, index_name)
 
 
 def _prepare(
@@ -646,11 +700,13 @@ def _prepare(
     labels: _Labels,
     scale: Scale | Literal["auto"],
     catalog: Catalog | None,
+    index_name: Hashable,
 ) -> PreparedExpression:
-    """Scale conversion and harmonization of validated values (one DataFrame, at the end)."""
+    """Scale conversion and harmonization of validated values (no DataFrame built)."""
     log_values, resolved = _to_log_values(values, labels, scale)
     columns = labels.columns
     genes = columns if isinstance(columns, list) else columns.tolist()
     harmonized, symbols, report = harmonize_values(log_values, genes, catalog)
-    frame = pd.DataFrame(harmonized, index=labels.index, columns=symbols)
-    return PreparedExpression(matrix=frame, scale=resolved, report=report)
+    index = labels.index
+    sample_ids = index if isinstance(index, list) else index.tolist()
+    return PreparedExpression(harmonized, sample_ids, symbols, resolved, report, index_name)

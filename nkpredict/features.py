@@ -407,11 +407,28 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
     def gene_values(self, X: pd.DataFrame) -> np.ndarray:
         """Input genes in model order, shape (n_samples, n_genes_in); NaN where unmeasured."""
         self._check_fitted()
-        if not X.columns.is_unique or X.shape[1] > _POSITION_CACHE_MAX_COLUMNS:
+        if not X.columns.is_unique:
             return X.reindex(columns=list(self.genes_in_)).to_numpy(dtype=np.float64)
-        positions = self._column_positions(X.columns)
-        values = X.to_numpy(dtype=np.float64)
-        out = np.take(values, positions, axis=1)
+        return self.gene_values_of(X.to_numpy(dtype=np.float64), X.columns)
+
+    def gene_values_of(self, values: np.ndarray, genes: pd.Index) -> np.ndarray:
+        """:meth:`gene_values` of an array whose columns are the unique symbols ``genes``.
+
+        Parameters
+        ----------
+        values : ndarray, shape (n_samples, n_genes)
+        genes : Index of str, length n_genes, unique
+
+        Returns
+        -------
+        ndarray of float64, shape (n_samples, n_genes_in)
+        """
+        self._check_fitted()
+        if len(genes) > _POSITION_CACHE_MAX_COLUMNS:
+            positions = np.asarray(genes.get_indexer(list(self.genes_in_)), dtype=np.intp)
+        else:
+            positions = self._column_positions(genes)
+        out = np.take(np.asarray(values, dtype=np.float64), positions, axis=1)
         absent = positions < 0
         if absent.any():
             out[:, absent] = np.nan
@@ -423,8 +440,12 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
 
     def coverage_values(self, X: pd.DataFrame) -> np.ndarray:
         """:meth:`coverage` as a plain array, shape (n_samples,)."""
-        measured = ~np.isnan(self.gene_values(X)[:, : self._n_model])
-        return measured.mean(axis=1)
+        return self.coverage_of(self.gene_values(X))
+
+    def coverage_of(self, gene_values: np.ndarray) -> np.ndarray:
+        """:meth:`coverage` of :meth:`gene_values` output, shape (n_samples,)."""
+        self._check_fitted()
+        return (~np.isnan(gene_values[:, : self._n_model])).mean(axis=1)
 
     @property
     def coverage_column(self) -> int:
@@ -434,8 +455,11 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
 
     def missing_genes(self, X: pd.DataFrame) -> list[str]:
         """Model genes that are absent from ``X`` or NaN in every sample of it."""
-        values = self.gene_values(X)
-        seen = (~np.isnan(values)).any(axis=0)
+        return self.missing_of(self.gene_values(X))
+
+    def missing_of(self, gene_values: np.ndarray) -> list[str]:
+        """:meth:`missing_genes` of :meth:`gene_values` output."""
+        seen = (~np.isnan(gene_values)).any(axis=0)
         if seen.all():
             return []
         return [gene for gene, found in zip(self.genes_in_, seen, strict=True) if not found]

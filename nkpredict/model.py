@@ -213,10 +213,16 @@ class NKResistanceModel(BaseEstimator):
         """Feature matrix of a prepared input, shape (n_samples, n_features)."""
         return self.feature_builder.transform(prepared.matrix)
 
+    def gene_values(self, prepared: PreparedExpression) -> np.ndarray:
+        """The model's input genes of a prepared input, shape (n_samples, n_genes_in).
+
+        In the feature builder's gene order; NaN where a gene was not measured.
+        """
+        return self.feature_builder.gene_values_of(prepared.values, prepared.genes)
+
     def feature_values(self, prepared: PreparedExpression) -> np.ndarray:
         """:meth:`features` as a plain array, shape (n_samples, n_features)."""
-        builder = self.feature_builder
-        return builder.transform_values(builder.gene_values(prepared.matrix))
+        return self.feature_builder.transform_values(self.gene_values(prepared))
 
     def _compiled_trees(self) -> CompiledTrees | None:
         """The booster compiled for numpy (once per fitted booster), or None if not exact."""
@@ -242,13 +248,13 @@ class NKResistanceModel(BaseEstimator):
 
     def check_coverage(self, prepared: PreparedExpression, minimum: float) -> pd.Series:
         """Per-sample coverage of the model's genes; raise CoverageError below ``minimum``."""
-        values = self.feature_builder.coverage_values(prepared.matrix)
+        genes = self.gene_values(prepared)
+        values = self.feature_builder.coverage_of(genes)
         coverage = pd.Series(values, index=prepared.matrix.index, name=COVERAGE_FEATURE)
-        if not (values < minimum).any():
-            return coverage
-        low = coverage[coverage < minimum]
-        if not low.empty:
-            missing = self.feature_builder.missing_genes(prepared.matrix.loc[low.index])
+        below = values < minimum
+        if below.any():
+            low = coverage[below]
+            missing = self.feature_builder.missing_of(genes[below])
             shown = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
             raise CoverageError(
                 f"{len(low)} sample(s) cover less than {minimum:.0%} of the model's genes "
@@ -283,7 +289,7 @@ class NKResistanceModel(BaseEstimator):
         """What :meth:`predict_table` holds, as arrays (no DataFrame built)."""
         features = self.feature_values(prepared)
         margin = self.margin_values(features)
-        sample_id = [str(s) for s in prepared.matrix.index]
+        sample_id = prepared.sample_ids
         if self.task == "classification":
             value = 1.0 / (1.0 + np.exp(-margin))
             resistant: np.ndarray | None = value >= self.decision_threshold

@@ -790,7 +790,7 @@ def explain_span(job: ExplainJob, span: Span) -> ExplainedSpan:
         explanation = explain(job.model, prepared, job.method)
         for level in EXPLANATION_LEVELS:
             tables[level].append(explanation.table(level).reset_index())
-        n = len(prepared.matrix)
+        n = prepared.n_samples
         keep = np.flatnonzero((np.arange(row, row + n) % job.stride) == 0)
         samples.append(_rows_of(explanation, keep))
         row += n

@@ -30,7 +30,6 @@ The routes only call the library (``NKResistanceModel.prepare_values`` / ``prepa
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 import re
 import shutil
@@ -42,6 +41,7 @@ from pathlib import Path, PurePath
 from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -141,7 +141,7 @@ API_KEY_REQUIRED: dict[str, Any] = {"security": [{require_api_key.scheme_name: [
 
 
 def _dumps(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def _json(content: bytes, status_code: int = 200) -> Response:
@@ -188,14 +188,14 @@ def _check_coverage(
 ) -> None:
     """The model's coverage check; on failure a 422 naming (up to ``limit``) samples and the
     missing genes."""
-    if (model.feature_builder.coverage_values(prepared.matrix) >= minimum).all():
+    genes = model.gene_values(prepared)
+    coverage = model.feature_builder.coverage_of(genes)
+    if (coverage >= minimum).all():
         return  # the usual case, without building the check's Series
     try:
         model.check_coverage(prepared, minimum)
     except CoverageError as exc:
-        coverage = model.feature_builder.coverage(prepared.matrix)
-        low = coverage[coverage < minimum]
-        missing = model.feature_builder.missing_genes(prepared.matrix.loc[low.index])
+        low = np.flatnonzero(coverage < minimum)
         raise ServiceError(
             422,
             "coverage_too_low",
@@ -203,8 +203,8 @@ def _check_coverage(
             {
                 "min_coverage": minimum,
                 "n_samples": len(low),
-                "samples": {str(k): float(v) for k, v in low.iloc[:limit].items()},
-                "missing_genes": missing,
+                "samples": {prepared.sample_ids[i]: float(coverage[i]) for i in low[:limit]},
+                "missing_genes": model.feature_builder.missing_of(genes[low]),
                 "truncated": len(low) > limit,
             },
         ) from None
@@ -224,7 +224,7 @@ def _harmonization(
     model: NKResistanceModel, prepared: PreparedExpression, limit: int
 ) -> dict[str, Any]:
     report: HarmonizationReport = prepared.report
-    missing = model.feature_builder.missing_genes(prepared.matrix)
+    missing = model.feature_builder.missing_of(model.gene_values(prepared))
     renamed, cut_renamed = _cap_dict(report.renamed, limit)
     unmapped, cut_unmapped = _cap_list(report.unmapped, limit)
     ambiguous, cut_ambiguous = _cap_dict(report.ambiguous, limit)
@@ -342,12 +342,6 @@ def _explain_chunk(
     return out
 
 
-def _subset(prepared: PreparedExpression, start: int, stop: int) -> PreparedExpression:
-    return PreparedExpression(
-        matrix=prepared.matrix.iloc[start:stop], scale=prepared.scale, report=prepared.report
-    )
-
-
 def explain_json(loaded: LoadedModel, raw: bytes, settings: Settings) -> tuple[bytes, int]:
     """Parse, prepare, explain and serialise one /v1/explain body (runs in the threadpool)."""
     samples, options = parse_samples_body(raw, settings.max_samples, ExplainOptions)
@@ -356,9 +350,9 @@ def explain_json(loaded: LoadedModel, raw: bytes, settings: Settings) -> tuple[b
     drivers_level = "axis" if options.level == "all" else options.level
     top_n = options.top_n or settings.explain_top_n
     explanations: list[dict[str, Any]] = []
-    n_samples = prepared.matrix.shape[0]
+    n_samples = prepared.n_samples
     for start in range(0, n_samples, EXPLAIN_CHUNK):
-        chunk = _subset(prepared, start, start + EXPLAIN_CHUNK)
+        chunk = prepared.rows(slice(start, start + EXPLAIN_CHUNK))
         explanations += _explain_chunk(loaded, chunk, levels, drivers_level, options, top_n)
     payload = {
         "model": loaded.model_ref(),

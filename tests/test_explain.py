@@ -64,10 +64,6 @@ def planted_axes(cohort: Cohort) -> dict[str, set[str]]:
     }
 
 
-def subset(prepared: PreparedExpression, rows: slice) -> PreparedExpression:
-    return PreparedExpression(prepared.matrix.iloc[rows], prepared.scale, prepared.report)
-
-
 # --------------------------------------------------------------------------- exactness
 
 
@@ -91,7 +87,7 @@ def test_native_treeshap_equals_shap_tree_explainer(
     other = explain(model, prepared, method="shap")
     np.testing.assert_allclose(other.shap.to_numpy(), explanation.shap.to_numpy(), atol=1e-4)
     assert other.base_value == pytest.approx(explanation.base_value, abs=1e-4)
-    assert explain(model, subset(prepared, slice(0, 3)), method="native").shap.shape[0] == 3
+    assert explain(model, prepared.rows(slice(0, 3)), method="native").shap.shape[0] == 3
     assert np.abs(explanation.shap.to_numpy()).max() > 0.1  # not trivially all zeros
 
 
@@ -110,7 +106,7 @@ def test_levels_preserve_totals_feature_by_feature(explanation: Explanation) -> 
 def test_one_sample_alone_gets_the_same_explanation(
     model: NKResistanceModel, prepared: PreparedExpression, explanation: Explanation
 ) -> None:
-    alone = explain(model, subset(prepared, slice(7, 8)))
+    alone = explain(model, prepared.rows(slice(7, 8)))
     np.testing.assert_allclose(alone.shap.to_numpy(), explanation.shap.iloc[[7]].to_numpy())
     sample_id = alone.shap.index[0]
     pairs = zip(alone.top_drivers(sample_id), explanation.top_drivers(sample_id), strict=True)
@@ -122,7 +118,7 @@ def test_one_sample_alone_gets_the_same_explanation(
 def test_interaction_values_add_up(
     model: NKResistanceModel, prepared: PreparedExpression, explanation: Explanation
 ) -> None:
-    values = interaction_values(model, subset(prepared, slice(0, 4)))
+    values = interaction_values(model, prepared.rows(slice(0, 4)))
     n_features = explanation.shap.shape[1]
     assert values.shape == (4, n_features + 1, n_features + 1)
     np.testing.assert_allclose(values.sum(axis=(1, 2)), explanation.model_output[:4], atol=1e-4)
@@ -137,7 +133,7 @@ def test_bad_level_method_and_sample_are_refused(
     with pytest.raises(InputError, match="level"):
         explanation.level("ligand")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="method"):
-        explain(model, subset(prepared, slice(0, 2)), method="kernel")  # type: ignore[arg-type]
+        explain(model, prepared.rows(slice(0, 2)), method="kernel")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="no sample"):
         explanation.top_drivers("NOT-A-SAMPLE")
 

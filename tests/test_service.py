@@ -251,6 +251,8 @@ def test_low_coverage_names_the_missing_genes(client: TestClient, counts: pd.Dat
         (b'{"samples": {"a": {"MICA": 1}, "a": {"MICA": 2}}}', 422, "duplicate_sample_id"),
         (b'{"samples": {"a": {"MICA": 1, "MICA": 2}}}', 422, "duplicate_gene"),
         (b'{"samples": {"a": {"MICA": 1}}, "scale": "log", "scale": "tpm"}', 422, "duplicate_key"),
+        (b'{"samples": {"a:b": {"MICA": 1, "MICA": 2}}}', 422, "duplicate_gene"),
+        (b'{"samples": {"a": {"MICA": 1, "B2M": {"x": 1, "x": 2}}}}', 422, "non_numeric_value"),
         (b'{"samples": {"a": {"MICA": NaN}}}', 422, "non_finite_value"),
         (b'{"samples": {"a": {"MICA": -Infinity}}}', 422, "non_finite_value"),
         (b'{"samples": {"a": {"MICA": 1e999}}}', 422, "non_finite_value"),
@@ -276,6 +278,20 @@ def test_duplicate_ids_are_named(client: TestClient) -> None:
     raw = b'{"samples": {"S1": {"MICA": 1, "HLA-E": "x"}}}'
     error = error_of(client.post("/v1/predict", content=raw), 422, "non_numeric_value")
     assert error["details"] == {"sample_id": "S1", "gene": "HLA-E"}
+
+
+def test_colons_and_unicode_in_names_parse_like_any_other(
+    client: TestClient, counts: pd.DataFrame
+) -> None:
+    """Names holding colons (or escapes) take the strict parser; the answer is the same."""
+    body = body_of(counts.iloc[:2])
+    plain = client.post("/v1/predict", json=body).json()
+    renamed = dict(zip(body["samples"], ["AML:01 \u00e9", 'MM:"02"'], strict=True))
+    body["samples"] = {renamed[k]: v for k, v in body["samples"].items()}
+    answer = client.post("/v1/predict", json=body).json()
+    assert [p["sample_id"] for p in answer["predictions"]] == list(renamed.values())
+    for got, expected in zip(answer["predictions"], plain["predictions"], strict=True):
+        assert got["probability"] == expected["probability"]
 
 
 def test_too_many_samples(client: TestClient, counts: pd.DataFrame) -> None:
