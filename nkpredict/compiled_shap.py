@@ -1,10 +1,10 @@
 """XGBoost's TreeSHAP values computed with numpy from precomputed tables.
 
 ``Booster.predict(DMatrix(x), pred_contribs=True)`` (path-dependent TreeSHAP) pays about
-250 microseconds per call before it looks at a tree (a ``DMatrix``, a fresh ``Context``,
+200 microseconds per call before it looks at a tree (a ``DMatrix``, a fresh ``Context``,
 JSON configuration parsing), which is most of the time of an explanation of one sample.
 :class:`CompiledShap` computes the same values for a request-sized input in a few tens of
-microseconds.
+microseconds (one sample, 300 trees of depth 2: under 20 microseconds).
 
 Method (the path decomposition of GPUTreeShap)
 ----------------------------------------------
@@ -39,8 +39,9 @@ Limits
 The node arrays come from :func:`nkpredict.compiled_trees.compile_trees`, so only what it
 supports can be compiled (one output, numerical splits, ``binary:logistic`` or
 ``reg:squarederror``), and trees may be at most :data:`MAX_DEPTH` splits deep: a path of
-``L`` splits has a table of ``2**L`` rows. Large inputs are processed in chunks of rows;
-for them XGBoost (multi-threaded, no per-call cost to amortise) is the better choice.
+``L`` splits has a table of ``2**L`` rows (300 trees of depth 6: tens of MB, compiled in
+about a second). Inputs are processed in chunks of rows, so memory stays bounded; for
+large inputs XGBoost, which can use several threads, may be the faster choice.
 """
 
 from __future__ import annotations
@@ -65,8 +66,12 @@ SHAP_TOLERANCE = 1e-5
 """Largest absolute difference from XGBoost's ``pred_contribs`` accepted at compile time."""
 RANDOM_ROWS = 16
 """Random rows (probe values shuffled column by column) added to the compile-time check."""
-CHUNK_CELLS = 1 << 19
-"""Rows are processed in chunks of about this many (row, split or table entry) cells."""
+CHUNK_CELLS = 1 << 17
+"""Rows are processed in chunks of about this many (row, split or table entry) cells.
+
+It keeps the temporaries near 1 MB: bounded memory for any input, and (measured) larger
+chunks are several times slower, their fresh allocations costing page faults.
+"""
 _RANDOM_SEED = 20240612
 
 
@@ -74,11 +79,12 @@ _RANDOM_SEED = 20240612
 class CompiledShap:
     """Precomputed path tables of a tree ensemble.
 
-    The "steps" are the splits of every path (of at least one split), path after path; the
-    "entries" are the (path, unique feature) pairs, sorted by feature. A path's table has
-    one row per pattern of followed steps (bit ``s`` set when the row follows the path at
-    its ``s``-th step) and one column per unique feature of the path; the tables are
-    flattened one after the other into :attr:`table`.
+    The "steps" are the splits of the paths (of at least one split): ``step_*[s, p]``
+    describes the ``s``-th split of path ``p``, and paths shorter than the deepest one are
+    padded with steps of weight 0. The "entries" are the (path, unique feature) pairs,
+    sorted by feature. A path's table has one row per pattern of followed steps (bit ``s``
+    set when the sample follows the path at its ``s``-th step) and one column per unique
+    feature of the path; the tables are flattened one after the other into :attr:`table`.
 
     Attributes
     ----------
@@ -86,19 +92,18 @@ class CompiledShap:
         What ``pred_contribs`` puts in its last column: the base margin plus the expected
         value of every tree.
     n_features : int
-    step_feature : ndarray of intp, shape (n_steps,)
+    step_feature : ndarray of intp, shape (depth, n_paths)
         Feature the step's node splits on.
-    step_threshold : ndarray of float32, shape (n_steps,)
+    step_threshold : ndarray of float32, shape (depth, n_paths)
         The node's split condition (a row goes left when ``x < threshold``).
-    step_default_left : ndarray of bool, shape (n_steps,)
+    step_default_left : ndarray of bool, shape (depth, n_paths)
         Direction of a missing value at the node.
-    step_weight : ndarray of intp, shape (n_steps,)
+    step_weight : ndarray of int16, shape (depth, n_paths)
         ``2**s * m`` if the path goes left at its ``s``-th step and ``-2**s * m`` if it goes
-        right, ``m`` being the length of the path's table rows: summed over a path's steps
-        where the row goes left, it gives the position of the row's table row up to a
-        constant of the path (folded into :attr:`entry_base`).
-    path_start : ndarray of intp, shape (n_paths,)
-        First step of each path.
+        right, ``m`` being the length of the path's table rows (0 for padding): summed over
+        the steps where the sample goes left, it gives the position of the sample's table
+        row up to a constant of the path (folded into :attr:`entry_base`). At most
+        ``(2**MAX_DEPTH - 1) * MAX_DEPTH`` in absolute value, so int16 is enough.
     entry_path : ndarray of intp, shape (n_entries,)
         Path of the entry.
     entry_base : ndarray of intp, shape (n_entries,)
@@ -117,7 +122,6 @@ class CompiledShap:
     step_threshold: np.ndarray
     step_default_left: np.ndarray
     step_weight: np.ndarray
-    path_start: np.ndarray
     entry_path: np.ndarray
     entry_base: np.ndarray
     feature_start: np.ndarray
@@ -143,26 +147,25 @@ class CompiledShap:
         out = np.zeros((x.shape[0], self.n_features), dtype=np.float64)
         if self.used_features.size == 0:
             return out
-        chunk = max(1, CHUNK_CELLS // max(self.step_feature.size, self.entry_path.size))
+        chunk = max(1, CHUNK_CELLS // max(self.step_weight.size, self.entry_path.size))
         for start in range(0, x.shape[0], chunk):
             stop = start + chunk
-            out[start:stop, self.used_features] = self._feature_sums(x[start:stop].T).T
+            out[start:stop, self.used_features] = self._feature_sums(x[start:stop])
         return out
 
-    def _feature_sums(self, columns: np.ndarray) -> np.ndarray:
-        """SHAP values of :attr:`used_features`, shape (n_used, n_rows), of rows as columns.
+    def _feature_sums(self, x: np.ndarray) -> np.ndarray:
+        """SHAP values of :attr:`used_features`, shape (n_rows, n_used).
 
-        The arrays are laid out (step or entry, row) so that the sums over a path's steps
-        and over a feature's entries add whole rows of contiguous memory.
+        ``np.take`` is used rather than ``x[:, index]``, whose result is not C-ordered (every
+        following operation would then loop over rows innermost).
         """
-        value = np.ascontiguousarray(columns)[self.step_feature]
-        went_left = value < self.step_threshold[:, None]
-        if np.isnan(columns).any():
-            went_left |= np.isnan(value) & self.step_default_left[:, None]
-        weighted = went_left * self.step_weight[:, None]
-        position = np.add.reduceat(weighted, self.path_start, axis=0)
-        index = position[self.entry_path] + self.entry_base[:, None]
-        return np.add.reduceat(self.table[index], self.feature_start, axis=0)
+        value = np.take(x, self.step_feature, axis=1)  # (row, step, path)
+        went_left = value < self.step_threshold
+        if np.isnan(x).any():
+            went_left |= np.isnan(value) & self.step_default_left
+        position = (went_left * self.step_weight).sum(axis=1, dtype=np.int16)  # (row, path)
+        index = np.take(position, self.entry_path, axis=1) + self.entry_base
+        return np.add.reduceat(np.take(self.table, index), self.feature_start, axis=1)
 
 
 @dataclass(frozen=True)
@@ -296,20 +299,20 @@ def _steps(trees: CompiledTrees, paths: list[_Path]) -> dict[str, np.ndarray]:
     left step is followed when the row goes left, a right step when it does not, hence
     ``sum_s went_left_s * step_weight_s + constant`` with ``constant = sum_right 2**s * m``.
     """
-    nodes = np.asarray([n for path in paths for n in path.nodes], dtype=np.intp)
-    left = np.asarray([g for path in paths for g in path.went_left], dtype=bool)
-    power = np.asarray(
-        [(1 << s) * path.zero.size for path in paths for s in range(len(path.nodes))], np.intp
-    )
-    lengths = np.asarray([len(path.nodes) for path in paths], dtype=np.intp)
-    path_start = np.cumsum(lengths) - lengths
+    depth = max(len(path.nodes) for path in paths)
+    nodes = np.zeros((depth, len(paths)), dtype=np.intp)
+    weight = np.zeros((depth, len(paths)), dtype=np.int16)
+    for p, path in enumerate(paths):
+        nodes[: len(path.nodes), p] = path.nodes
+        power = (1 << np.arange(len(path.nodes))) * path.zero.size
+        weight[: len(path.nodes), p] = np.where(path.went_left, power, -power)
+    padding = np.arange(depth)[:, None] >= [len(path.nodes) for path in paths]
     return {
-        "step_feature": trees.feature[nodes],
+        "step_feature": np.where(padding, 0, trees.feature[nodes]),
         "step_threshold": trees.threshold[nodes],
         "step_default_left": trees.default_left[nodes],
-        "step_weight": np.where(left, power, -power),
-        "path_start": path_start,
-        "constant": np.add.reduceat(np.where(left, 0, power), path_start),
+        "step_weight": weight,
+        "constant": np.where(weight < 0, -weight, 0).sum(axis=0, dtype=np.intp),
     }
 
 
@@ -335,6 +338,8 @@ def _build(trees: CompiledTrees, paths: list[_Path]) -> CompiledShap:
     """The :class:`CompiledShap` of ``paths`` (every root-to-leaf path of ``trees``)."""
     expected = sum(path.leaf_value * float(np.prod(path.zero)) for path in paths)
     split = [path for path in paths if path.nodes]  # single-leaf trees: only the bias
+    if not split:
+        return _bias_only(trees, expected)
     tables = _tables(split)
     sizes = np.asarray([table.size for table in tables], dtype=np.intp)
     steps = _steps(trees, split)
@@ -344,7 +349,25 @@ def _build(trees: CompiledTrees, paths: list[_Path]) -> CompiledShap:
         n_features=trees.n_features,
         **steps,
         **_entries(split, path_base),
-        table=np.concatenate([table.ravel() for table in tables] or [np.empty(0)]),
+        table=np.concatenate([table.ravel() for table in tables]),
+    )
+
+
+def _bias_only(trees: CompiledTrees, expected: float) -> CompiledShap:
+    """The :class:`CompiledShap` of trees that are all single leaves (no SHAP values)."""
+    none = np.empty(0, dtype=np.intp)
+    return CompiledShap(
+        base_value=float(trees.base_margin) + expected,
+        n_features=trees.n_features,
+        step_feature=none.reshape(0, 0),
+        step_threshold=np.empty((0, 0), dtype=np.float32),
+        step_default_left=np.empty((0, 0), dtype=bool),
+        step_weight=np.empty((0, 0), dtype=np.int16),
+        entry_path=none,
+        entry_base=none,
+        feature_start=none,
+        used_features=none,
+        table=np.empty(0),
     )
 
 
@@ -378,7 +401,7 @@ def _check_rows(trees: CompiledTrees) -> np.ndarray:
     probes = probe_rows(trees)
     shuffled = np.random.default_rng(_RANDOM_SEED).permuted(probes, axis=0)[:RANDOM_ROWS]
     missing = np.full((1, trees.n_features), np.nan, dtype=np.float32)
-    return np.vstack([probes, missing, shuffled]).astype(np.float32)
+    return np.vstack([probes, missing, shuffled])
 
 
 def _matches_xgboost(compiled: CompiledShap, booster: xgb.Booster, rows: np.ndarray) -> bool:

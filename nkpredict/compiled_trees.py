@@ -99,9 +99,13 @@ class CompiledTrees:
         if n_rows == 0:
             return np.empty(0, dtype=np.float32)
         flat = x.ravel()
-        offsets = (np.arange(n_rows, dtype=np.intp) * self.n_features)[:, None]
         missing = bool(np.isnan(flat).any())
-        node = np.broadcast_to(self.roots, (n_rows, n_trees))
+        if n_rows == 1:  # a single request: plain 1-d indexing, no row offsets
+            node = self.roots
+            offsets: np.ndarray | int = 0
+        else:
+            node = np.broadcast_to(self.roots, (n_rows, n_trees))
+            offsets = (np.arange(n_rows, dtype=np.intp) * self.n_features)[:, None]
         for _ in range(self.depth):
             value = flat[offsets + self.feature[node]]
             went_left = value < self.threshold[node]
