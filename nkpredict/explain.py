@@ -12,15 +12,22 @@ the identity holds at every level::
     level(L)[i, u] = sum_f shap[i, f] * allocation_L[f, u]
     model_output[i] = base_value + sum_u level(L)[i, u]
 
-Two TreeSHAP implementations give the same values: XGBoost's own (``pred_contribs``, the
-default, faster; see ``benchmarks/explain_speed.py``) and :class:`shap.TreeExplainer`.
+Three TreeSHAP implementations give the same values: the compiled tables of
+:mod:`nkpredict.compiled_shap` (the default: XGBoost's values without XGBoost's per-call
+cost, checked against it when compiled), XGBoost's own (``pred_contribs``, used when a model
+cannot be compiled) and :class:`shap.TreeExplainer`; see ``benchmarks/explain_speed.py``.
+
+:func:`attributions` gives the values as arrays (what the HTTP service uses);
+:func:`explain` labels them as an :class:`Explanation`.
 """
 
 from __future__ import annotations
 
 import logging
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +36,7 @@ import pandas as pd
 import xgboost as xgb
 
 from nkpredict.catalog import load_catalog
+from nkpredict.compiled_shap import CompiledShap, compile_shap
 from nkpredict.exceptions import InputError
 from nkpredict.expression import PreparedExpression
 from nkpredict.features import COVERAGE_UNIT, GENOME_UNIT, LEVELS, LIGAND_UNIT, NKFeatureBuilder
@@ -38,7 +46,7 @@ from nkpredict.model import NKResistanceModel
 logger = logging.getLogger(__name__)
 
 Level = Literal["feature", "gene", "axis", "pathway"]
-Method = Literal["auto", "native", "shap"]
+Method = Literal["auto", "compiled", "native", "shap"]
 
 EXPLANATION_LEVELS: tuple[Level, ...] = ("feature", "gene", "axis", "pathway")
 """Every level an :class:`Explanation` reports, finest first."""
@@ -80,6 +88,7 @@ _FEATURE_LABELS = {
 # --------------------------------------------------------------------------- labels and words
 
 
+@lru_cache(maxsize=1)
 def _axis_labels() -> dict[str, str]:
     return {axis.name: axis.label for axis in load_catalog().axes}
 
@@ -134,6 +143,45 @@ def _trend(rho: float, resistant_sign: int, units: str) -> str:
     if resistant_sign == 0:
         return f"higher -> {'higher' if rho > 0 else 'lower'} {units}"
     return HIGHER_MORE_RESISTANT if rho * resistant_sign > 0 else HIGHER_MORE_SENSITIVE
+
+
+def drivers_of(
+    values: np.ndarray,
+    units: Sequence[str],
+    level: Level,
+    n: int,
+    resistant_sign: int = 1,
+    output_units: str = "log-odds",
+) -> list[Driver]:
+    """The ``n`` units with the largest |contribution| in one sample's ``values``.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_units,)
+        One sample's attributions at ``level``.
+    units : sequence of str, length n_units
+    level : {"feature", "gene", "axis", "pathway"}
+    n : int
+    resistant_sign, output_units
+        See :class:`Explanation`.
+
+    Returns
+    -------
+    list of Driver
+        Largest |contribution| first; ties keep the order of ``units``.
+    """
+    order = np.argsort(-np.abs(values), kind="stable")[:n]
+    return [
+        Driver(
+            unit=units[k],
+            label=unit_label(level, units[k]),
+            contribution=float(values[k]),
+            direction=_toward(float(values[k]), resistant_sign, output_units),
+            kind=_unit_noun(level, units[k]),
+            units=output_units,
+        )
+        for k in order
+    ]
 
 
 def _rank_correlation(x: pd.DataFrame, y: pd.DataFrame) -> pd.Series:
@@ -275,18 +323,8 @@ class Explanation:
         """The ``n`` units with the largest |contribution| to one sample's output."""
         self._check_sample(sample_id)
         row = self.level(level).loc[sample_id]
-        ranked = row.reindex(row.abs().sort_values(ascending=False, kind="stable").index)
-        return [
-            Driver(
-                unit=str(unit),
-                label=unit_label(level, str(unit)),
-                contribution=float(value),
-                direction=_toward(float(value), self.resistant_sign, self.units),
-                kind=_unit_noun(level, str(unit)),
-                units=self.units,
-            )
-            for unit, value in ranked.iloc[:n].items()
-        ]
+        units = [str(u) for u in row.index]
+        return drivers_of(row.to_numpy(), units, level, n, self.resistant_sign, self.units)
 
     def direction(self, contribution: float) -> str:
         """Words for a contribution of this sign (``"toward resistant"`` ...)."""
@@ -338,9 +376,9 @@ class Explanation:
 # --------------------------------------------------------------------------- computing
 
 
-def _float32(features: pd.DataFrame) -> np.ndarray:
+def _float32(features: pd.DataFrame | np.ndarray) -> np.ndarray:
     """Features as the contiguous float32 array the booster was trained and predicts on."""
-    return np.ascontiguousarray(features.to_numpy(dtype=np.float32))
+    return np.ascontiguousarray(np.asarray(features, dtype=np.float32))
 
 
 def _dmatrix(values: np.ndarray) -> xgb.DMatrix:
@@ -368,22 +406,48 @@ def _shap_contributions(booster: xgb.Booster, values: np.ndarray) -> tuple[np.nd
     return contributions.reshape(values.shape), float(np.ravel(explainer.expected_value)[0])
 
 
-_METHODS = {"native": _native_contributions, "shap": _shap_contributions}
-AUTO_METHOD = "native"
-"""What ``method="auto"`` uses: XGBoost's TreeSHAP is the faster (``benchmarks/``)."""
+_COMPILED: weakref.WeakKeyDictionary[xgb.Booster, CompiledShap | None]
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def compiled_shap(booster: xgb.Booster) -> CompiledShap | None:
+    """``booster``'s compiled TreeSHAP, built on first use and kept while the booster lives.
+
+    ``None`` when the model cannot be compiled exactly (see :func:`compile_shap`).
+    """
+    if booster not in _COMPILED:
+        _COMPILED[booster] = compile_shap(booster)
+    return _COMPILED[booster]
+
+
+def _compiled_contributions(booster: xgb.Booster, values: np.ndarray) -> tuple[np.ndarray, float]:
+    compiled = compiled_shap(booster)
+    if compiled is None:
+        return _native_contributions(booster, values)
+    return compiled.contributions(values), compiled.base_value
+
+
+_METHODS = {
+    "compiled": _compiled_contributions,
+    "native": _native_contributions,
+    "shap": _shap_contributions,
+}
+AUTO_METHOD = "compiled"
+"""What ``method="auto"`` uses: the compiled tables are the fastest (``benchmarks/``); a
+model that cannot be compiled falls back to XGBoost's TreeSHAP."""
 
 
 def tree_shap(
-    booster: xgb.Booster, features: pd.DataFrame, method: Method = "auto"
+    booster: xgb.Booster, features: pd.DataFrame | np.ndarray, method: Method = "auto"
 ) -> tuple[np.ndarray, float]:
     """TreeSHAP values of ``features`` under ``booster``.
 
     Parameters
     ----------
     booster : xgboost.Booster
-    features : DataFrame, shape (n_samples, n_features)
+    features : DataFrame or ndarray, shape (n_samples, n_features)
         In the booster's feature order; converted to float32 like at prediction time.
-    method : {"auto", "native", "shap"}
+    method : {"auto", "compiled", "native", "shap"}
 
     Returns
     -------
@@ -392,36 +456,110 @@ def tree_shap(
     """
     name = AUTO_METHOD if method == "auto" else method
     if name not in _METHODS:
-        raise InputError(f"method must be 'auto', 'native' or 'shap', not {method!r}")
+        raise InputError(f"method must be 'auto', 'compiled', 'native' or 'shap', not {method!r}")
     contributions, base = _METHODS[name](booster, _float32(features))
     return np.asarray(contributions, dtype=np.float64), base
 
 
-_ALLOCATIONS: weakref.WeakKeyDictionary[NKFeatureBuilder, tuple[object, dict[str, pd.DataFrame]]]
+@dataclass(frozen=True)
+class LevelAllocation:
+    """How feature attributions add up to the units of one level (read-only, shared).
+
+    Attributes
+    ----------
+    frame : DataFrame, shape (n_features, n_units)
+        Shares; rows sum to one (the identity at ``feature`` level).
+    units : list of str, length n_units
+    matrix : ndarray of float64, shape (n_features, n_units)
+        ``frame`` as an array.
+    """
+
+    frame: pd.DataFrame
+    units: list[str]
+    matrix: np.ndarray
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> LevelAllocation:
+        """Wrap an allocation frame."""
+        matrix = frame.to_numpy(dtype=np.float64)
+        matrix.flags.writeable = False
+        return cls(frame=frame, units=[str(u) for u in frame.columns], matrix=matrix)
+
+
+_ALLOCATIONS: weakref.WeakKeyDictionary[
+    NKFeatureBuilder, tuple[object, dict[Level, LevelAllocation]]
+]
 _ALLOCATIONS = weakref.WeakKeyDictionary()
 
 
-def _allocations(builder: NKFeatureBuilder) -> dict[str, pd.DataFrame]:
-    """The builder's allocation matrices, built once per fitted state (treat as read-only)."""
+def level_allocations(builder: NKFeatureBuilder) -> dict[Level, LevelAllocation]:
+    """Every level's allocation, built once per fitted state of ``builder``."""
     cached = _ALLOCATIONS.get(builder)
     if cached is None or cached[0] is not builder.specs_:
-        cached = (builder.specs_, {level: builder.allocation(level) for level in LEVELS})
+        names = builder.get_feature_names_out()
+        levels: dict[Level, LevelAllocation] = {
+            "feature": LevelAllocation.of(
+                pd.DataFrame(np.eye(len(names)), index=names, columns=names)
+            )
+        }
+        levels.update({level: LevelAllocation.of(builder.allocation(level)) for level in LEVELS})
+        cached = (builder.specs_, levels)
         _ALLOCATIONS[builder] = cached
     return cached[1]
 
 
-def _resistant_sign(model: NKResistanceModel) -> int:
+def resistant_sign(model: NKResistanceModel) -> int:
+    """+1 when a higher model output means more resistant, -1 when less, 0 when unknown."""
     if model.task == "classification":
         return 1
     return {"above": 1, "below": -1}.get(str(model.label_definition_.resistant_when), 0)
 
 
-def _output_units(model: NKResistanceModel) -> str:
+def output_units(model: NKResistanceModel) -> str:
+    """What the model output is in: ``log-odds`` or the regression readout's name."""
     return "log-odds" if model.task == "classification" else model.label_definition_.column
 
 
-def _sample_index(index: pd.Index) -> pd.Index:
-    return pd.Index(index.astype(str), name="sample_id")
+@dataclass(frozen=True)
+class Attributions:
+    """TreeSHAP values of a batch as plain arrays (what :class:`Explanation` labels).
+
+    Attributes
+    ----------
+    features : ndarray, shape (n_samples, n_features)
+        The feature values explained.
+    contributions : ndarray of float64, shape (n_samples, n_features)
+    base_value : float
+    model_output : ndarray of float64, shape (n_samples,)
+        ``base_value + contributions.sum(axis=1)`` (within float rounding).
+    """
+
+    features: np.ndarray
+    contributions: np.ndarray
+    base_value: float
+    model_output: np.ndarray
+
+
+def attributions(
+    model: NKResistanceModel, prepared: PreparedExpression, method: Method = "auto"
+) -> Attributions:
+    """TreeSHAP values of every sample of a prepared matrix, without labels.
+
+    Parameters
+    ----------
+    model : NKResistanceModel
+        A fitted model.
+    prepared : PreparedExpression
+        Output of ``model.prepare(raw)``, shape (n_samples, n_genes).
+    method : {"auto", "compiled", "native", "shap"}
+        TreeSHAP implementation; all give the same values, ``auto`` the fastest.
+    """
+    features = model.feature_values(prepared)
+    contributions, base = tree_shap(model.boosted_trees.booster_, features, method)
+    output = model.margin_values(features).astype(np.float64)
+    _check_additivity(contributions, base, output)
+    logger.debug("explained %d samples (%s TreeSHAP)", len(output), method)
+    return Attributions(features, contributions, base, output)
 
 
 def explain(
@@ -431,36 +569,33 @@ def explain(
 
     Parameters
     ----------
-    model : NKResistanceModel
-        A fitted model.
-    prepared : PreparedExpression
-        Output of ``model.prepare(raw)``, shape (n_samples, n_genes).
-    method : {"auto", "native", "shap"}
-        TreeSHAP implementation; both give the same values, ``auto`` the faster one.
+    model, prepared, method
+        See :func:`attributions`.
 
     Returns
     -------
     Explanation
     """
-    features = model.features(prepared)
-    index = _sample_index(features.index)
-    contributions, base = tree_shap(model.boosted_trees.booster_, features, method)
-    output = model.boosted_trees.predict_margin(features).astype(np.float64)
-    _check_additivity(contributions, base, output)
+    result = attributions(model, prepared, method)
     builder = model.feature_builder
+    index = pd.Index(prepared.sample_ids, dtype=object, name="sample_id")
+    names = builder.get_feature_names_out()
     expression = pd.DataFrame(
-        builder.gene_values(prepared.matrix), index=index, columns=list(builder.genes_in_)
+        model.gene_values(prepared), index=index, columns=list(builder.genes_in_)
     )
-    logger.debug("explained %d samples (%s TreeSHAP)", len(index), method)
     return Explanation(
-        shap=pd.DataFrame(contributions, index=index, columns=features.columns),
-        values=features.set_axis(index),
-        base_value=base,
-        model_output=pd.Series(output, index=index, name="model_output"),
-        allocations=_allocations(builder),
-        units=_output_units(model),
+        shap=pd.DataFrame(result.contributions, index=index, columns=names),
+        values=pd.DataFrame(result.features, index=index, columns=names),
+        base_value=result.base_value,
+        model_output=pd.Series(result.model_output, index=index, name="model_output"),
+        allocations={
+            level: allocation.frame
+            for level, allocation in level_allocations(builder).items()
+            if level != "feature"
+        },
+        units=output_units(model),
         expression=expression,
-        resistant_sign=_resistant_sign(model),
+        resistant_sign=resistant_sign(model),
     )
 
 

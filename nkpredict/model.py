@@ -288,8 +288,13 @@ class NKResistanceModel(BaseEstimator):
     def predictions(self, prepared: PreparedExpression) -> Predictions:
         """What :meth:`predict_table` holds, as arrays (no DataFrame built)."""
         features = self.feature_values(prepared)
-        margin = self.margin_values(features)
-        sample_id = prepared.sample_ids
+        return self.predictions_of(prepared.sample_ids, features, self.margin_values(features))
+
+    def predictions_of(
+        self, sample_id: list[str], features: np.ndarray, margin: np.ndarray
+    ) -> Predictions:
+        """:meth:`predictions` from already computed features and margins (explanations
+        compute both anyway)."""
         if self.task == "classification":
             value = 1.0 / (1.0 + np.exp(-margin))
             resistant: np.ndarray | None = value >= self.decision_threshold

@@ -38,7 +38,7 @@ import time
 import zlib
 from collections.abc import Callable, Coroutine
 from pathlib import Path, PurePath
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import orjson
@@ -51,7 +51,14 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from nkpredict.exceptions import CoverageError, NKPredictError
-from nkpredict.explain import Explanation, Level, explain
+from nkpredict.explain import (
+    Level,
+    attributions,
+    drivers_of,
+    level_allocations,
+    output_units,
+    resistant_sign,
+)
 from nkpredict.expression import PreparedExpression, read_expression
 from nkpredict.genes import HarmonizationReport
 from nkpredict.model import NKResistanceModel
@@ -317,31 +324,43 @@ def _compact(values: np.ndarray, units: list[str], top_n: int) -> dict[str, floa
 def _explain_chunk(
     loaded: LoadedModel,
     prepared: PreparedExpression,
-    levels: tuple[str, ...],
-    drivers_level: str,
+    levels: tuple[Level, ...],
+    drivers_level: Level,
     options: ExplainOptions,
     top_n: int,
 ) -> list[dict[str, Any]]:
+    """One entry per sample: its prediction, attributions per level and top drivers."""
     model = loaded.model
-    explanation: Explanation = explain(model, prepared)
-    predictions = _predictions(model, prepared)
-    tables = {level: explanation.level(cast(Level, level)) for level in levels}
-    units = {level: [str(u) for u in table.columns] for level, table in tables.items()}
-    arrays = {level: table.to_numpy() for level, table in tables.items()}
+    result = attributions(model, prepared)
+    margin = result.model_output
+    # the float32 margin the model predicts with (exact), so probabilities equal /v1/predict's
+    predictions = model.predictions_of(
+        prepared.sample_ids, result.features, margin.astype(np.float32)
+    )
+    allocations = level_allocations(model.feature_builder)
+    summed = {level: result.contributions @ allocations[level].matrix for level in levels}
+    if drivers_level not in summed:
+        summed[drivers_level] = result.contributions @ allocations[drivers_level].matrix
+    sign, units = resistant_sign(model), output_units(model)
     out = []
-    for i, prediction in enumerate(predictions):
-        sample_id = prediction["sample_id"]
-        drivers = explanation.top_drivers(
-            sample_id, level=cast(Level, drivers_level), n=options.n_drivers
+    for i, prediction in enumerate(predictions.to_records()):
+        del prediction["coverage"]
+        drivers = drivers_of(
+            summed[drivers_level][i],
+            allocations[drivers_level].units,
+            drivers_level,
+            options.n_drivers,
+            sign,
+            units,
         )
-        entry = {key: value for key, value in prediction.items() if key != "coverage"}
-        entry.update(
+        prediction.update(
             {
-                "base_value": float(explanation.base_value),
-                "model_output": float(explanation.model_output.iloc[i]),
-                "units": explanation.units,
+                "base_value": result.base_value,
+                "model_output": float(margin[i]),
+                "units": units,
                 "attributions": {
-                    level: _compact(arrays[level][i], units[level], top_n) for level in levels
+                    level: _compact(summed[level][i], allocations[level].units, top_n)
+                    for level in levels
                 },
                 "top_drivers": [
                     {
@@ -355,7 +374,7 @@ def _explain_chunk(
                 ],
             }
         )
-        out.append(entry)
+        out.append(prediction)
     return out
 
 
@@ -364,7 +383,7 @@ def explain_json(loaded: LoadedModel, raw: bytes, settings: Settings) -> tuple[b
     samples, options = parse_samples_body(raw, settings.max_samples, ExplainOptions)
     prepared = _prepared_for_request(loaded, samples, options, settings)
     levels = DEFAULT_LEVELS if options.level == "all" else (options.level,)
-    drivers_level = "axis" if options.level == "all" else options.level
+    drivers_level: Level = "axis" if options.level == "all" else options.level
     top_n = options.top_n or settings.explain_top_n
     explanations: list[dict[str, Any]] = []
     n_samples = prepared.n_samples

@@ -43,7 +43,7 @@ ScaleName = Literal["auto", "counts", "tpm", "log"]
 LevelOption = Literal["all", "feature", "gene", "axis", "pathway"]
 OTHER_UNIT = "<other>"
 """Key under which /v1/explain sums the attributions of the units it does not list."""
-DEFAULT_LEVELS: tuple[str, ...] = ("gene", "axis", "pathway")
+DEFAULT_LEVELS: tuple[Literal["gene", "axis", "pathway"], ...] = ("gene", "axis", "pathway")
 _ALLOWED_VALUE_TYPES = frozenset({int, float, type(None)})
 
 

@@ -28,6 +28,7 @@ import pandas as pd
 from fastapi import Request
 
 from nkpredict.exceptions import ModelLoadError, NKPredictError
+from nkpredict.explain import attributions, level_allocations
 from nkpredict.model import NKResistanceModel
 from nkpredict.registry import ModelReference, load_model, mlflow_failure
 from nkpredict.settings import Settings
@@ -153,12 +154,16 @@ def _describe(model: NKResistanceModel, reference: ModelReference) -> dict[str, 
 
 
 def _warm_up(model: NKResistanceModel) -> None:
-    """One prediction at the training medians: fills lazy caches, proves the model works."""
+    """One prediction and one explanation at the training medians: fills lazy caches
+    (compiled trees and TreeSHAP tables, allocations) and proves the model works."""
     builder = model.feature_builder
     genes = list(builder.genes_in_)
     values = np.nan_to_num(np.asarray(builder.median_, dtype=np.float64), nan=0.0)
     frame = pd.DataFrame([np.clip(values, 0.0, None)], index=["warm-up"], columns=genes)
-    model.predict_table(model.prepare(frame, scale="log"))
+    prepared = model.prepare(frame, scale="log")
+    model.predict_table(prepared)
+    attributions(model, prepared)
+    level_allocations(builder)
 
 
 def limit_native_threads(threads: int) -> None:

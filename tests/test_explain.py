@@ -15,6 +15,7 @@ from nkpredict.explain import (
     EXPLANATION_LEVELS,
     Driver,
     Explanation,
+    compiled_shap,
     explain,
     interaction_values,
     write_explanations,
@@ -81,12 +82,14 @@ def test_parts_add_up_to_the_model_margin_at_every_level(
 
 
 @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # raised by importing shap
-def test_native_treeshap_equals_shap_tree_explainer(
+def test_every_treeshap_method_gives_the_same_values(
     model: NKResistanceModel, prepared: PreparedExpression, explanation: Explanation
 ) -> None:
-    other = explain(model, prepared, method="shap")
-    np.testing.assert_allclose(other.shap.to_numpy(), explanation.shap.to_numpy(), atol=1e-4)
-    assert other.base_value == pytest.approx(explanation.base_value, abs=1e-4)
+    assert compiled_shap(model.boosted_trees.booster_) is not None  # auto = compiled here
+    for method in ("native", "shap"):
+        other = explain(model, prepared, method=method)
+        np.testing.assert_allclose(other.shap.to_numpy(), explanation.shap.to_numpy(), atol=1e-4)
+        assert other.base_value == pytest.approx(explanation.base_value, abs=1e-4)
     assert explain(model, prepared.rows(slice(0, 3)), method="native").shap.shape[0] == 3
     assert np.abs(explanation.shap.to_numpy()).max() > 0.1  # not trivially all zeros
 
