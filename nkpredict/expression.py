@@ -686,9 +686,9 @@ def prepare_values(
             f"{len(genes)} genes"
         )
     _check_not_empty(*array.shape)
-    sample_ids = [s if type(s) is str else str(s) for s in samples]
+    sample_ids = list(map(str, samples))  # str() of a str is the str itself
     _check_unique(sample_ids)
-    columns = [g if type(g) is str else str(g) for g in genes]
+    columns = list(map(str, genes))
     labels = _Labels(sample_ids, columns)
     _check_values(array, labels)
     index_name = samples.name if isinstance(samples, pd.Index) else None

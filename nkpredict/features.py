@@ -153,6 +153,12 @@ class _PositionCache:
     last: tuple[np.ndarray, np.ndarray] | None = None
 
 
+def _measured_share(observed: np.ndarray) -> np.ndarray:
+    """Row means of a boolean matrix (n_samples, n_genes): ``observed.mean(axis=1)``, exactly,
+    at a fraction of the cost for request-sized inputs."""
+    return np.count_nonzero(observed, axis=1) / observed.shape[1]
+
+
 class NKFeatureBuilder(TransformerMixin, BaseEstimator):
     """Turn a harmonized log2(TPM+1) matrix into NK-biology features.
 
@@ -445,7 +451,7 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
     def coverage_of(self, gene_values: np.ndarray) -> np.ndarray:
         """:meth:`coverage` of :meth:`gene_values` output, shape (n_samples,)."""
         self._check_fitted()
-        return (~np.isnan(gene_values[:, : self._n_model])).mean(axis=1)
+        return _measured_share(~np.isnan(gene_values[:, : self._n_model]))
 
     @property
     def coverage_column(self) -> int:
@@ -483,7 +489,7 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
         z = (filled - self.mean_) / self.scale_
         out[:, self._score_cols] = z @ self._score_weights
         if self._n_model:
-            out[:, self._coverage_cols] = observed[:, : self._n_model].mean(axis=1, keepdims=True)
+            out[:, self._coverage_cols] = _measured_share(observed[:, : self._n_model])[:, None]
         return out
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:

@@ -208,11 +208,14 @@ def _prepare(
 
 
 def _check_coverage(
-    model: NKResistanceModel, prepared: PreparedExpression, minimum: float, limit: int
+    model: NKResistanceModel,
+    prepared: PreparedExpression,
+    genes: np.ndarray,
+    minimum: float,
+    limit: int,
 ) -> None:
     """The model's coverage check; on failure a 422 naming (up to ``limit``) samples and the
-    missing genes."""
-    genes = model.gene_values(prepared)
+    missing genes. ``genes`` is ``model.gene_values(prepared)``."""
     coverage = model.feature_builder.coverage_of(genes)
     if (coverage >= minimum).all():
         return  # the usual case, without building the check's Series
@@ -245,10 +248,11 @@ def _cap_dict(items: dict[str, Any], limit: int) -> tuple[dict[str, Any], bool]:
 
 
 def _harmonization(
-    model: NKResistanceModel, prepared: PreparedExpression, limit: int
+    model: NKResistanceModel, prepared: PreparedExpression, genes: np.ndarray, limit: int
 ) -> dict[str, Any]:
+    """The identifier report of a request; ``genes`` is ``model.gene_values(prepared)``."""
     report: HarmonizationReport = prepared.report
-    missing = model.feature_builder.missing_of(model.gene_values(prepared))
+    missing = model.feature_builder.missing_of(genes)
     renamed, cut_renamed = _cap_dict(report.renamed, limit)
     unmapped, cut_unmapped = _cap_list(report.unmapped, limit)
     ambiguous, cut_ambiguous = _cap_dict(report.ambiguous, limit)
@@ -270,20 +274,18 @@ def _harmonization(
     }
 
 
-def _predictions(model: NKResistanceModel, prepared: PreparedExpression) -> list[dict[str, Any]]:
-    return model.predictions(prepared).to_records()
-
-
 def _prepared_for_request(
     loaded: LoadedModel,
     samples: SampleMatrix | pd.DataFrame,
     options: PredictOptions,
     settings: Settings,
-) -> PreparedExpression:
+) -> tuple[PreparedExpression, np.ndarray]:
+    """The prepared input and its model genes (``model.gene_values``), coverage checked."""
     prepared = _prepare(loaded.model, samples, options.scale)
+    genes = loaded.model.gene_values(prepared)
     minimum = settings.min_coverage if options.min_coverage is None else options.min_coverage
-    _check_coverage(loaded.model, prepared, minimum, settings.report_max_items)
-    return prepared
+    _check_coverage(loaded.model, prepared, genes, minimum, settings.report_max_items)
+    return prepared, genes
 
 
 def _predict_payload(
@@ -292,15 +294,18 @@ def _predict_payload(
     options: PredictOptions,
     settings: Settings,
 ) -> dict[str, Any]:
-    prepared = _prepared_for_request(loaded, samples, options, settings)
-    predictions = _predictions(loaded.model, prepared)
+    prepared, genes = _prepared_for_request(loaded, samples, options, settings)
+    model = loaded.model
+    features = model.feature_builder.transform_values(genes)
+    margin = model.margin_values(features)
+    predictions = model.predictions_of(prepared.sample_ids, features, margin).to_records()
     return {
         "model": loaded.model_ref(),
         "task": loaded.task,
         "scale": prepared.scale,
         "n_samples": len(predictions),
         "predictions": predictions,
-        "harmonization": _harmonization(loaded.model, prepared, settings.report_max_items),
+        "harmonization": _harmonization(model, prepared, genes, settings.report_max_items),
     }
 
 
@@ -381,7 +386,7 @@ def _explain_chunk(
 def explain_json(loaded: LoadedModel, raw: bytes, settings: Settings) -> tuple[bytes, int]:
     """Parse, prepare, explain and serialise one /v1/explain body (runs in the threadpool)."""
     samples, options = parse_samples_body(raw, settings.max_samples, ExplainOptions)
-    prepared = _prepared_for_request(loaded, samples, options, settings)
+    prepared, genes = _prepared_for_request(loaded, samples, options, settings)
     levels = DEFAULT_LEVELS if options.level == "all" else (options.level,)
     drivers_level: Level = "axis" if options.level == "all" else options.level
     top_n = options.top_n or settings.explain_top_n
@@ -399,7 +404,7 @@ def explain_json(loaded: LoadedModel, raw: bytes, settings: Settings) -> tuple[b
         "top_n": top_n,
         "drivers_level": drivers_level,
         "explanations": explanations,
-        "harmonization": _harmonization(loaded.model, prepared, settings.report_max_items),
+        "harmonization": _harmonization(loaded.model, prepared, genes, settings.report_max_items),
     }
     return _dumps(payload), n_samples
 
