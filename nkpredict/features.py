@@ -153,10 +153,18 @@ class _PositionCache:
     last: tuple[np.ndarray, np.ndarray] | None = None
 
 
-def _measured_share(observed: np.ndarray) -> np.ndarray:
-    """Row means of a boolean matrix (n_samples, n_genes): ``observed.mean(axis=1)``, exactly,
-    at a fraction of the cost for request-sized inputs."""
-    return np.count_nonzero(observed, axis=1) / observed.shape[1]
+def _measured_share(missing: np.ndarray) -> np.ndarray:
+    """Share of False per row of a boolean matrix (n_samples, n_genes): exactly
+    ``(~missing).mean(axis=1)``, at a fraction of the cost for request-sized inputs."""
+    n_genes = missing.shape[1]
+    return (n_genes - np.count_nonzero(missing, axis=1)) / n_genes
+
+
+def _selector(positions: np.ndarray) -> np.ndarray | slice:
+    """``positions`` as a slice when they form one ascending run (a view, not a gather)."""
+    if positions.size and np.array_equal(positions, positions[0] + np.arange(positions.size)):
+        return slice(int(positions[0]), int(positions[0]) + positions.size)
+    return positions
 
 
 class NKFeatureBuilder(TransformerMixin, BaseEstimator):
@@ -377,6 +385,10 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
         self._score_weights = weights[:, self._score_cols]
         self._coverage_cols = np.array(cov_cols, dtype=np.intp)
         self._n_model = n_model
+        self._selectors = tuple(
+            _selector(p)
+            for p in (self._direct_out, self._direct_in, self._score_cols, self._coverage_cols)
+        )
 
     # ------------------------------------------------------------------ transform
     def _check_fitted(self) -> None:
@@ -451,7 +463,7 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
     def coverage_of(self, gene_values: np.ndarray) -> np.ndarray:
         """:meth:`coverage` of :meth:`gene_values` output, shape (n_samples,)."""
         self._check_fitted()
-        return _measured_share(~np.isnan(gene_values[:, : self._n_model]))
+        return _measured_share(np.isnan(gene_values[:, : self._n_model]))
 
     @property
     def coverage_column(self) -> int:
@@ -482,14 +494,15 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
         ndarray, shape (n_samples, n_features)
         """
         self._check_fitted()
-        observed = ~np.isnan(values)
-        filled = np.where(observed, values, self.median_)
+        missing = np.isnan(values)
+        filled = np.where(missing, self.median_, values)
         out = np.empty((values.shape[0], len(self.specs_)))
-        out[:, self._direct_out] = filled[:, self._direct_in]
+        direct_out, direct_in, score_cols, coverage_cols = self._selectors
+        out[:, direct_out] = filled[:, direct_in]
         z = (filled - self.mean_) / self.scale_
-        out[:, self._score_cols] = z @ self._score_weights
+        out[:, score_cols] = z @ self._score_weights
         if self._n_model:
-            out[:, self._coverage_cols] = _measured_share(observed[:, : self._n_model])[:, None]
+            out[:, coverage_cols] = _measured_share(missing[:, : self._n_model])[:, None]
         return out
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:

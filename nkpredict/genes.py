@@ -189,7 +189,8 @@ PLAN_CACHE_MAX_IDS = 5_000
 
 @dataclass(frozen=True)
 class _MappingPlan:
-    """The outcome of mapping one identifier list, computed once and shared (read-only).
+    """The outcome of mapping one identifier list, computed once and shared (read-only:
+    :meth:`report` hands out copies).
 
     ``positions`` (n_kept,) are the input positions that map to a symbol; ``codes`` (n_kept,)
     the output column of each, in ``range(len(symbols))``; ``identity`` is True when the
@@ -197,11 +198,11 @@ class _MappingPlan:
     """
 
     n_input: int
-    mapped: tuple[tuple[str, str], ...]
-    renamed: tuple[tuple[str, str], ...]
-    ambiguous: tuple[tuple[str, tuple[str, ...]], ...]
+    mapped: dict[str, str]
+    renamed: dict[str, str]
+    ambiguous: dict[str, tuple[str, ...]]
     unmapped: tuple[str, ...]
-    collided: tuple[tuple[str, tuple[str, ...]], ...]
+    collided: dict[str, tuple[str, ...]]
     positions: np.ndarray
     codes: np.ndarray
     symbols: pd.Index
@@ -211,11 +212,11 @@ class _MappingPlan:
         """A fresh report (the caller may change it without touching the cached plan)."""
         return HarmonizationReport(
             n_input=self.n_input,
-            mapped=dict(self.mapped),
-            renamed=dict(self.renamed),
-            ambiguous={i: list(c) for i, c in self.ambiguous},
+            mapped=self.mapped.copy(),
+            renamed=self.renamed.copy(),
+            ambiguous={i: list(c) for i, c in self.ambiguous.items()},
             unmapped=list(self.unmapped),
-            collided={s: list(group) for s, group in self.collided},
+            collided={s: list(group) for s, group in self.collided.items()},
         )
 
 
@@ -242,11 +243,11 @@ def _build_plan(ids: tuple[str, ...], catalog: Catalog | None) -> _MappingPlan:
         array.flags.writeable = False
     return _MappingPlan(
         n_input=len(ids),
-        mapped=tuple(mapped.items()),
-        renamed=tuple((i, s) for i, s in mapped.items() if i != s),
-        ambiguous=tuple(ambiguous.items()),
+        mapped=mapped,
+        renamed={i: s for i, s in mapped.items() if i != s},
+        ambiguous=ambiguous,
         unmapped=tuple(unmapped),
-        collided=tuple((s, tuple(g)) for s, g in by_symbol.items() if len(g) > 1),
+        collided={s: tuple(g) for s, g in by_symbol.items() if len(g) > 1},
         positions=positions,
         codes=np.asarray(codes, dtype=np.intp),
         symbols=symbols,

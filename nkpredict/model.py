@@ -306,7 +306,9 @@ class NKResistanceModel(BaseEstimator):
         if resistant is None:
             call = np.full(len(sample_id), "n/a", dtype=object)
         else:
-            call = np.where(resistant, "resistant", "sensitive").astype(object)
+            call = np.array(
+                ["resistant" if r else "sensitive" for r in resistant.tolist()], dtype=object
+            )
         coverage = features[:, self.feature_builder.coverage_column]
         return Predictions(sample_id, value, call, np.ascontiguousarray(coverage), name)
 
