@@ -554,7 +554,14 @@ def attributions(
     method : {"auto", "compiled", "native", "shap"}
         TreeSHAP implementation; all give the same values, ``auto`` the fastest.
     """
-    features = model.feature_values(prepared)
+    return attributions_of(model, model.feature_values(prepared), method)
+
+
+def attributions_of(
+    model: NKResistanceModel, features: np.ndarray, method: Method = "auto"
+) -> Attributions:
+    """:func:`attributions` of an already computed feature matrix (n_samples, n_features),
+    ``model.feature_values(prepared)``."""
     contributions, base = tree_shap(model.boosted_trees.booster_, features, method)
     output = model.margin_values(features).astype(np.float64)
     _check_additivity(contributions, base, output)

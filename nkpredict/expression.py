@@ -560,7 +560,8 @@ class PreparedExpression:
         log2(TPM+1); NaN where a gene was not measured.
     sample_ids : list of str, length n_samples
     genes : Index of str, length n_symbols
-        HGNC symbols, unique.
+        HGNC symbols, unique. Shared with other inputs that had the same identifiers (see
+        :func:`nkpredict.genes.harmonize_values`): do not rename it.
     scale : {"counts", "tpm", "log"}
         The scale the input was taken to be.
     report : HarmonizationReport
@@ -596,7 +597,8 @@ class PreparedExpression:
     def matrix(self) -> pd.DataFrame:
         """The values as a DataFrame, shape (n_samples, n_symbols): samples x HGNC symbols."""
         index = pd.Index(self.sample_ids, dtype=object, name=self.index_name)
-        return pd.DataFrame(self.values, index=index, columns=self.genes, copy=False)
+        columns = self.genes.rename(None)  # the frame's own Index (``genes`` may be shared)
+        return pd.DataFrame(self.values, index=index, columns=columns, copy=False)
 
     @property
     def n_samples(self) -> int:

@@ -383,7 +383,8 @@ def harmonize_matrix(
     harmonized, symbols, report = harmonize_values(values, labels, catalog)
     if harmonized is values:  # never share memory with the caller's frame
         harmonized = values.copy()
-    return pd.DataFrame(harmonized, index=matrix.index, columns=symbols), report
+    columns = symbols.rename(None)  # the frame's own Index, sharing the labels' hash table
+    return pd.DataFrame(harmonized, index=matrix.index, columns=columns), report
 
 
 def harmonize_values(
@@ -405,7 +406,9 @@ def harmonize_values(
     harmonized : ndarray, shape (n_samples, n_symbols)
         float64; ``values`` itself when every column maps to its own symbol.
     symbols : Index of str, length n_symbols
-        One per output column, in order of first occurrence (a new Index object each call).
+        One per output column, in order of first occurrence. Shared by every call with the
+        same labels (it is remembered with their mapping): do not rename or change it; use
+        ``symbols.rename(...)`` to get a separate one.
     report : HarmonizationReport
 
     Raises
@@ -422,7 +425,7 @@ def harmonize_values(
             f"no gene identifier could be mapped to an HGNC symbol: {_preview(list(labels))}"
         )
     values = np.asarray(values, dtype=np.float64)
-    symbols = plan.symbols.rename(None)  # shares the labels (and their hash table), not the name
+    symbols = plan.symbols
     if plan.identity:
         return values, symbols, report
     columns = np.take(values.T, plan.positions, axis=0)

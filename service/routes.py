@@ -37,6 +37,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, Literal, TypeVar
 
@@ -53,7 +54,7 @@ from starlette.concurrency import run_in_threadpool
 from nkpredict.exceptions import CoverageError, NKPredictError
 from nkpredict.explain import (
     Level,
-    attributions,
+    attributions_of,
     drivers_of,
     level_allocations,
     output_units,
@@ -207,18 +208,33 @@ def _prepare(
     return model.prepare(samples, scale=scale)
 
 
+@dataclass(frozen=True)
+class ModelInputs:
+    """What every answer of a request is computed from, each computed once.
+
+    Attributes
+    ----------
+    prepared : PreparedExpression
+    genes : ndarray, shape (n_samples, n_genes_in)
+        ``model.gene_values(prepared)``.
+    features : ndarray, shape (n_samples, n_features)
+        ``model.feature_builder.transform_values(genes)``; holds the coverage too.
+    """
+
+    prepared: PreparedExpression
+    genes: np.ndarray
+    features: np.ndarray
+
+
 def _check_coverage(
-    model: NKResistanceModel,
-    prepared: PreparedExpression,
-    genes: np.ndarray,
-    minimum: float,
-    limit: int,
+    model: NKResistanceModel, inputs: ModelInputs, minimum: float, limit: int
 ) -> None:
     """The model's coverage check; on failure a 422 naming (up to ``limit``) samples and the
-    missing genes. ``genes`` is ``model.gene_values(prepared)``."""
-    coverage = model.feature_builder.coverage_of(genes)
+    missing genes."""
+    coverage = inputs.features[:, model.feature_builder.coverage_column]
     if (coverage >= minimum).all():
         return  # the usual case, without building the check's Series
+    prepared = inputs.prepared
     try:
         model.check_coverage(prepared, minimum)
     except CoverageError as exc:
@@ -231,7 +247,7 @@ def _check_coverage(
                 "min_coverage": minimum,
                 "n_samples": len(low),
                 "samples": {prepared.sample_ids[i]: float(coverage[i]) for i in low[:limit]},
-                "missing_genes": model.feature_builder.missing_of(genes[low]),
+                "missing_genes": model.feature_builder.missing_of(inputs.genes[low]),
                 "truncated": len(low) > limit,
             },
         ) from None
@@ -247,12 +263,10 @@ def _cap_dict(items: dict[str, Any], limit: int) -> tuple[dict[str, Any], bool]:
     return dict(list(items.items())[:limit]), True
 
 
-def _harmonization(
-    model: NKResistanceModel, prepared: PreparedExpression, genes: np.ndarray, limit: int
-) -> dict[str, Any]:
-    """The identifier report of a request; ``genes`` is ``model.gene_values(prepared)``."""
-    report: HarmonizationReport = prepared.report
-    missing = model.feature_builder.missing_of(genes)
+def _harmonization(model: NKResistanceModel, inputs: ModelInputs, limit: int) -> dict[str, Any]:
+    """The identifier report of a request, with the model genes it lacks."""
+    report: HarmonizationReport = inputs.prepared.report
+    missing = model.feature_builder.missing_of(inputs.genes)
     renamed, cut_renamed = _cap_dict(report.renamed, limit)
     unmapped, cut_unmapped = _cap_list(report.unmapped, limit)
     ambiguous, cut_ambiguous = _cap_dict(report.ambiguous, limit)
@@ -274,18 +288,20 @@ def _harmonization(
     }
 
 
-def _prepared_for_request(
+def _model_inputs(
     loaded: LoadedModel,
     samples: SampleMatrix | pd.DataFrame,
     options: PredictOptions,
     settings: Settings,
-) -> tuple[PreparedExpression, np.ndarray]:
-    """The prepared input and its model genes (``model.gene_values``), coverage checked."""
-    prepared = _prepare(loaded.model, samples, options.scale)
-    genes = loaded.model.gene_values(prepared)
+) -> ModelInputs:
+    """Prepare the samples and compute their features; 422 when coverage is too low."""
+    model = loaded.model
+    prepared = _prepare(model, samples, options.scale)
+    genes = model.gene_values(prepared)
+    inputs = ModelInputs(prepared, genes, model.feature_builder.transform_values(genes))
     minimum = settings.min_coverage if options.min_coverage is None else options.min_coverage
-    _check_coverage(loaded.model, prepared, genes, minimum, settings.report_max_items)
-    return prepared, genes
+    _check_coverage(model, inputs, minimum, settings.report_max_items)
+    return inputs
 
 
 def _predict_payload(
@@ -294,18 +310,17 @@ def _predict_payload(
     options: PredictOptions,
     settings: Settings,
 ) -> dict[str, Any]:
-    prepared, genes = _prepared_for_request(loaded, samples, options, settings)
-    model = loaded.model
-    features = model.feature_builder.transform_values(genes)
-    margin = model.margin_values(features)
-    predictions = model.predictions_of(prepared.sample_ids, features, margin).to_records()
+    inputs = _model_inputs(loaded, samples, options, settings)
+    prepared, model = inputs.prepared, loaded.model
+    margin = model.margin_values(inputs.features)
+    predictions = model.predictions_of(prepared.sample_ids, inputs.features, margin).to_records()
     return {
         "model": loaded.model_ref(),
         "task": loaded.task,
         "scale": prepared.scale,
         "n_samples": len(predictions),
         "predictions": predictions,
-        "harmonization": _harmonization(model, prepared, genes, settings.report_max_items),
+        "harmonization": _harmonization(model, inputs, settings.report_max_items),
     }
 
 
@@ -328,7 +343,8 @@ def _compact(values: np.ndarray, units: list[str], top_n: int) -> dict[str, floa
 
 def _explain_chunk(
     loaded: LoadedModel,
-    prepared: PreparedExpression,
+    sample_ids: list[str],
+    features: np.ndarray,
     levels: tuple[Level, ...],
     drivers_level: Level,
     options: ExplainOptions,
@@ -336,12 +352,10 @@ def _explain_chunk(
 ) -> list[dict[str, Any]]:
     """One entry per sample: its prediction, attributions per level and top drivers."""
     model = loaded.model
-    result = attributions(model, prepared)
+    result = attributions_of(model, features)
     margin = result.model_output
     # the float32 margin the model predicts with (exact), so probabilities equal /v1/predict's
-    predictions = model.predictions_of(
-        prepared.sample_ids, result.features, margin.astype(np.float32)
-    )
+    predictions = model.predictions_of(sample_ids, features, margin.astype(np.float32))
     allocations = level_allocations(model.feature_builder)
     summed = {level: result.contributions @ allocations[level].matrix for level in levels}
     if drivers_level not in summed:
@@ -386,15 +400,24 @@ def _explain_chunk(
 def explain_json(loaded: LoadedModel, raw: bytes, settings: Settings) -> tuple[bytes, int]:
     """Parse, prepare, explain and serialise one /v1/explain body (runs in the threadpool)."""
     samples, options = parse_samples_body(raw, settings.max_samples, ExplainOptions)
-    prepared, genes = _prepared_for_request(loaded, samples, options, settings)
+    inputs = _model_inputs(loaded, samples, options, settings)
+    prepared = inputs.prepared
     levels = DEFAULT_LEVELS if options.level == "all" else (options.level,)
     drivers_level: Level = "axis" if options.level == "all" else options.level
     top_n = options.top_n or settings.explain_top_n
     explanations: list[dict[str, Any]] = []
     n_samples = prepared.n_samples
     for start in range(0, n_samples, EXPLAIN_CHUNK):
-        chunk = prepared.rows(slice(start, start + EXPLAIN_CHUNK))
-        explanations += _explain_chunk(loaded, chunk, levels, drivers_level, options, top_n)
+        rows = slice(start, start + EXPLAIN_CHUNK)
+        explanations += _explain_chunk(
+            loaded,
+            prepared.sample_ids[rows],
+            inputs.features[rows],
+            levels,
+            drivers_level,
+            options,
+            top_n,
+        )
     payload = {
         "model": loaded.model_ref(),
         "task": loaded.task,
@@ -404,7 +427,7 @@ def explain_json(loaded: LoadedModel, raw: bytes, settings: Settings) -> tuple[b
         "top_n": top_n,
         "drivers_level": drivers_level,
         "explanations": explanations,
-        "harmonization": _harmonization(loaded.model, prepared, genes, settings.report_max_items),
+        "harmonization": _harmonization(loaded.model, inputs, settings.report_max_items),
     }
     return _dumps(payload), n_samples
 
