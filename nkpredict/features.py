@@ -477,10 +477,10 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
 
     def missing_of(self, gene_values: np.ndarray) -> list[str]:
         """:meth:`missing_genes` of :meth:`gene_values` output."""
-        seen = (~np.isnan(gene_values)).any(axis=0)
-        if seen.all():
+        unseen = np.isnan(gene_values).all(axis=0)
+        if not unseen.any():
             return []
-        return [gene for gene, found in zip(self.genes_in_, seen, strict=True) if not found]
+        return [gene for gene, absent in zip(self.genes_in_, unseen, strict=True) if absent]
 
     def transform_values(self, values: np.ndarray) -> np.ndarray:
         """Compute features from :meth:`gene_values` output.

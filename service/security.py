@@ -84,18 +84,25 @@ class APIKeyCheck(APIKeyHeader):
         self.admin = admin
 
     async def __call__(self, request: Request) -> str | None:  # type: ignore[override]
-        """Check the request's key against the app's settings; return it."""
+        """Check the request's key against the app's settings; return the key checked."""
         return self.check(request)
 
     def check(self, request: Request) -> str | None:
-        """:meth:`__call__` as a plain call, for routes that check the key themselves."""
-        key = request.headers.get(API_KEY_HEADER)
+        """:meth:`__call__` as a plain call, for routes that check the key themselves.
+
+        Returns the key checked, ``None`` for a data route of a service without an API key
+        (the header is then not even read).
+        """
         settings = request.app.state.settings
         if not self.admin:
             expected = settings.api_key
-            if expected is not None and not keys_match(key, expected):
+            if expected is None:
+                return None
+            key = request.headers.get(API_KEY_HEADER)
+            if not keys_match(key, expected):
                 raise _unauthorized(key)
             return key
+        key = request.headers.get(API_KEY_HEADER)
         expected = settings.admin_api_key or settings.api_key
         if expected is None:
             raise ServiceError(
