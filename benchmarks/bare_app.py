@@ -3,11 +3,17 @@
 Served by the same uvicorn as nkpredict (``uvicorn benchmarks.bare_app:app``), it measures what
 the server, the event loop, h11 and the loopback cost without any model work, so
 ``benchmarks/service_load.py`` can report the service's throughput as a fraction of it.
+``python -m benchmarks.bare_app --port P --workers N`` serves it with several workers exactly
+as ``nkpredict serve --workers N`` serves the model (:func:`service.server.run_workers`).
 """
 
 from __future__ import annotations
 
+import argparse
+
 from fastapi import FastAPI, Request, Response
+
+from service.server import run_workers
 
 app = FastAPI(title="bare")
 
@@ -25,3 +31,23 @@ async def predict(request: Request) -> Response:
 async def health() -> Response:
     """Readiness probe for the benchmark driver."""
     return Response(content=b'{"status":"ok"}', media_type="application/json")
+
+
+def main() -> None:
+    """Serve the bare app with ``--workers`` worker processes on ``--port``."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    run_workers(
+        "127.0.0.1",
+        args.port,
+        args.workers,
+        "warning",
+        app="benchmarks.bare_app:app",
+        factory=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

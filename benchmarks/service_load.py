@@ -10,7 +10,9 @@ by ``wrk`` (8 connections by default) for a fixed time each:
   (``--env-manager local``, its default single worker): the same samples as
   ``dataframe_split``;
 - **bare**: a FastAPI endpoint that reads the body and returns a constant
-  (``benchmarks/bare_app.py``) under the same uvicorn: the ceiling of the HTTP stack.
+  (``benchmarks/bare_app.py``) under the same uvicorn: the ceiling of the HTTP stack. With
+  ``--workers N`` both nkpredict and the bare endpoint are also measured with N workers, and
+  each is compared with the bare endpoint of the same worker count.
 
 The model is the demo model (``NKResistanceModel()`` on the 600 x 3,000 demo cohort: about
 300 depth-2 trees on the model's ~150 genes), trained, logged with ``training.tracking`` and
@@ -67,6 +69,8 @@ class Case:
     path: str
     body: str
     request: str
+    baseline: str
+    """Label of the bare-endpoint case this one is compared with."""
 
 
 def start_nkpredict(model: bench_model.BenchModel, logs: Path, workers: int) -> Server:
@@ -93,6 +97,15 @@ def start_all(
     servers: dict[str, Server] = {"nkpredict": start_nkpredict(model, logs, 1)}
     if workers > 1:
         servers["nkpredict-workers"] = start_nkpredict(model, logs, workers)
+        port = free_port()
+        servers["bare-workers"] = start_server(
+            f"bare-{workers}-workers",
+            python_command(
+                "-m", "benchmarks.bare_app", "--port", str(port), "--workers", str(workers)
+            ),
+            port,
+            logs,
+        )  # fmt: skip
     port = free_port()
     servers["bare"] = start_server(
         "bare",
@@ -152,35 +165,50 @@ def check_same_answers(servers: dict[str, Server], model: bench_model.BenchModel
 
 def cases(with_mlflow: bool, workers: int) -> list[Case]:
     """Everything measured, in the order of each round."""
+    one, hundred = "bare, 1 sample", "bare, 100 samples"
     out = [
-        Case("bare, 1 sample", "bare", "/predict", "predict_1", "1-sample body"),
-        Case("nkpredict predict, 1 sample", "nkpredict", "/v1/predict", "predict_1", "predict"),
-        Case("nkpredict explain, 1 sample", "nkpredict", "/v1/explain", "predict_1", "explain"),
-        Case("bare, 100 samples", "bare", "/predict", "predict_100", "100-sample body"),
-        Case("nkpredict predict, 100 samples", "nkpredict", "/v1/predict", "predict_100", "batch"),
-    ]
+        Case(one, "bare", "/predict", "predict_1", "1-sample body", one),
+        Case(
+            "nkpredict predict, 1 sample", "nkpredict", "/v1/predict", "predict_1", "predict", one
+        ),
+        Case(
+            "nkpredict explain, 1 sample", "nkpredict", "/v1/explain", "predict_1", "explain", one
+        ),
+        Case(hundred, "bare", "/predict", "predict_100", "100-sample body", hundred),
+        Case(
+            "nkpredict predict, 100 samples", "nkpredict", "/v1/predict", "predict_100", "batch",
+            hundred,
+        ),
+    ]  # fmt: skip
     if workers > 1:
+        many = f"({workers} workers)"
+        one_w, hundred_w = (
+            f"bare {workers} workers, 1 sample",
+            f"bare {workers} workers, 100 samples",
+        )
         out += [
+            Case(one_w, "bare-workers", "/predict", "predict_1", f"1-sample body {many}", one_w),
             Case(
-                f"nkpredict {workers} workers, 1 sample",
-                "nkpredict-workers",
-                "/v1/predict",
-                "predict_1",
-                f"predict ({workers} workers)",
+                f"nkpredict {workers} workers, 1 sample", "nkpredict-workers", "/v1/predict",
+                "predict_1", f"predict {many}", one_w,
             ),
             Case(
-                f"nkpredict {workers} workers, 100 samples",
-                "nkpredict-workers",
-                "/v1/predict",
-                "predict_100",
-                f"batch ({workers} workers)",
+                hundred_w, "bare-workers", "/predict", "predict_100", f"100-sample body {many}",
+                hundred_w,
             ),
-        ]
+            Case(
+                f"nkpredict {workers} workers, 100 samples", "nkpredict-workers", "/v1/predict",
+                "predict_100", f"batch {many}", hundred_w,
+            ),
+        ]  # fmt: skip
     if with_mlflow:
         out += [
-            Case("mlflow serve, 1 sample", "mlflow", "/invocations", "mlflow_1", "predict"),
-            Case("mlflow serve, 100 samples", "mlflow", "/invocations", "mlflow_100", "batch"),
-        ]
+            Case("mlflow serve, 1 sample", "mlflow", "/invocations", "mlflow_1", "predict", one),
+            Case(
+                "mlflow serve, 100 samples", "mlflow", "/invocations", "mlflow_100", "batch",
+                hundred,
+            ),
+        ]  # fmt: skip
     return out
 
 
@@ -239,7 +267,6 @@ def measure(
 
 def table(results: dict[str, Measured], with_mlflow: bool) -> str:
     """The markdown table with ratios to the bare endpoint and to mlflow models serve."""
-    bare = {1: results["bare, 1 sample"].rps, 100: results["bare, 100 samples"].rps}
     mlflow = (
         {1: results["mlflow serve, 1 sample"].rps, 100: results["mlflow serve, 100 samples"].rps}
         if with_mlflow
@@ -254,7 +281,8 @@ def table(results: dict[str, Measured], with_mlflow: bool) -> str:
         n = 100 if "100" in label else 1
         rps = measured.rps
         server = measured.case.server.replace("-workers", "")
-        vs_bare = f"{rps / bare[n]:.2f}" if server != "bare" else "1"
+        baseline = results[measured.case.baseline].rps
+        vs_bare = f"{rps / baseline:.2f}" if server != "bare" else "1"
         vs_mlflow = (
             f"{rps / mlflow[n]:.1f}"
             if mlflow and measured.case.request.split(" ")[0] in ("predict", "batch")

@@ -91,8 +91,15 @@ def serve(
     run_workers(host, port, workers, log_level)
 
 
-def run_workers(host: str, port: int, workers: int, log_level: str) -> None:
-    """``uvicorn.run(APP_FACTORY, factory=True, workers=...)``, with Nagle switched off.
+def run_workers(
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str,
+    app: str = APP_FACTORY,
+    factory: bool = True,
+) -> None:
+    """``uvicorn.run(app, factory=factory, workers=...)``, with Nagle switched off.
 
     uvicorn binds the socket it shares between worker processes without naming the TCP
     protocol, so asyncio does not set ``TCP_NODELAY`` on the connections it accepts. A
@@ -102,8 +109,8 @@ def run_workers(host: str, port: int, workers: int, log_level: str) -> None:
     socket is copied to every accepted connection (Linux), which removes the stall.
     """
     config = uvicorn.Config(
-        APP_FACTORY,
-        factory=True,
+        app,
+        factory=factory,
         host=host,
         port=port,
         workers=workers,
