@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 Level = Literal["feature", "gene", "axis", "pathway"]
 Method = Literal["auto", "compiled", "native", "shap"]
+METHODS: tuple[Method, ...] = get_args(Method)
+"""Every TreeSHAP implementation name :func:`explain` accepts."""
 
 EXPLANATION_LEVELS: tuple[Level, ...] = ("feature", "gene", "axis", "pathway")
 """Every level an :class:`Explanation` reports, finest first."""

@@ -18,13 +18,16 @@ Routes
 
 Model calls (parsing, preparation, prediction, TreeSHAP) are CPU-bound. Small bodies (up to
 ``NKP_INLINE_MAX_BYTES``, a sixteenth of it for explanations) are answered on the event loop:
-a single sample costs about 0.2 ms, less than the hop to a worker thread. Larger ones run in
-the threadpool, so the event loop keeps answering (``/health`` stays fast under load); see
-:func:`run_model_call`. Every request uses the model it got at its start, even if an admin
-reload swaps the model meanwhile.
+a single sample costs about 0.1 ms to predict and 0.2 ms to explain, less than the hop to a
+worker thread. Larger ones run in the threadpool, so the event loop keeps answering
+(``/health`` stays fast under load); see :func:`run_model_call`. Every request uses the model
+it got at its start, even if an admin reload swaps the model meanwhile.
 
 The routes only call the library (``NKResistanceModel.prepare_values`` / ``prepare``,
-``predictions``, :func:`nkpredict.explain.explain`): the speed of the hot path lives there.
+``gene_values``, ``margin_values``, ``predictions_of``, :func:`nkpredict.explain.attributions_of`):
+the speed of the hot path lives there. ``/v1/predict`` and ``/v1/explain`` are
+:class:`DirectRoute` routes matched first (see :func:`service.app.create_app`): the framework
+then costs no more than a bare FastAPI endpoint (``benchmarks/service_load.py``).
 """
 
 from __future__ import annotations
@@ -185,7 +188,7 @@ async def run_model_call(limit: int, body_bytes: int, call: Callable[..., T], *a
     """Run ``call(*args)`` on the event loop for bodies up to ``limit`` bytes, else in the
     threadpool.
 
-    A single-sample prediction takes about 0.2 ms of CPU, a 100-sample batch a few
+    A single-sample prediction takes about 0.1 ms of CPU, a 100-sample batch a few
     milliseconds: less than the hop to a worker thread and back costs in throughput (the
     two threads then contend for the GIL). Larger bodies run in the threadpool so that the
     event loop keeps answering (``/health`` stays fast) while they are computed.

@@ -489,6 +489,14 @@ def test_metrics(client: TestClient, counts: pd.DataFrame) -> None:
     assert "nkpredict_model_info{" in text
 
 
+def test_metric_labels_stay_bounded(client: TestClient) -> None:
+    for method in ("FOO", "BAR", "PROPFIND"):
+        client.request(method, "/health")
+    text = client.get("/metrics").text
+    assert 'method="OTHER",route="/health",status="405"' in text
+    assert 'method="FOO"' not in text and 'method="PROPFIND"' not in text
+
+
 def test_each_app_has_its_own_metrics(service_model_dir: Path) -> None:
     first, second = (create_app(make_settings(service_model_dir)) for _ in range(2))
     TestClient(first).get("/health")
@@ -758,7 +766,9 @@ def test_openapi_documents_both_key_schemes(client: TestClient) -> None:
         "description": "Needed when the service is configured with NKP_API_KEY.",
     }
     assert schemes["AdminKey"]["name"] == "X-API-Key"
-    assert document["paths"]["/v1/predict"]["post"]["security"] == [{"APIKey": []}]
+    for path in ("/v1/predict", "/v1/explain", "/v1/model", "/v1/predict/file"):
+        method = "get" if path == "/v1/model" else "post"
+        assert document["paths"][path][method]["security"] == [{"APIKey": []}], path
     assert document["paths"]["/v1/admin/reload"]["post"]["security"] == [{"AdminKey": []}]
     assert "security" not in document["paths"]["/health"]["get"]
     body = document["paths"]["/v1/predict"]["post"]["requestBody"]["content"]

@@ -492,9 +492,14 @@ def explain(
     expression: Annotated[Path, typer.Option(help="Expression matrix to explain.")],
     out: Annotated[Path, typer.Option(help="Directory for genes/features/axes/pathways.csv.")],
     scale: Annotated[str, typer.Option(help="auto, counts, tpm or log.")] = "auto",
-    method: Annotated[str, typer.Option(help="TreeSHAP implementation: auto, native, shap.")] = (
-        "auto"
-    ),
+    method: Annotated[
+        str,
+        typer.Option(
+            help="TreeSHAP implementation: auto (= compiled), compiled (numpy tables checked "
+            "against XGBoost; XGBoost's own when a model cannot be compiled), native (XGBoost), "
+            "shap (shap.TreeExplainer)."
+        ),
+    ] = "auto",
     engine: EngineOption = "local",
     scheduler: SchedulerOption = None,
     chunk_size: ChunkSizeOption = None,
@@ -502,12 +507,13 @@ def explain(
     quiet: Quiet = False,
 ) -> None:
     """SHAP attributions per sample at feature, gene, axis and pathway level (in chunks)."""
+    from nkpredict.explain import METHODS
     from nkpredict.streaming import explain_file
     from training.engines import open_engine
 
     configure_logging(quiet)
-    if method not in ("auto", "native", "shap"):
-        raise typer.BadParameter("--method must be auto, native or shap")
+    if method not in METHODS:
+        raise typer.BadParameter(f"--method must be one of {', '.join(METHODS)}")
     engine = _engine(engine, scheduler)
     fitted, _ = open_model(model, tracking_uri)
     with open_engine(engine, scheduler) as runner, row_progress(quiet) as progress:
