@@ -523,7 +523,7 @@ def explain(
             out,
             scale=_scale(scale),
             chunk_size=chunk_size,
-            method=method,  # type: ignore[arg-type]
+            method=method,
             progress=progress,
             mapper=runner.map_ordered,
         )
