@@ -17,7 +17,8 @@ Body size
 :class:`BodySizeLimitMiddleware` answers 413 ``body_too_large`` before the app runs when the
 declared ``Content-Length`` exceeds ``settings.max_body_bytes``, and stops reading (413) as
 soon as a body sent without a length (chunked) goes past it, so no oversized body is ever
-buffered or parsed.
+buffered or parsed. (A request within its declared length is passed on as it is: the HTTP
+server never delivers more body than the ``Content-Length`` it checked.)
 """
 
 from __future__ import annotations
@@ -179,6 +180,9 @@ class BodySizeLimitMiddleware:
                     declared = -1
                 if declared > self.max_bytes:
                     await self._reject(scope, send, self._too_large(declared))
+                    return
+                if declared >= 0:  # the server delivers no more than the declared length
+                    await self.app(scope, receive, send)
                     return
                 break
         received = 0

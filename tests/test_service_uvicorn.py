@@ -6,6 +6,7 @@ failed start-up runs ``python -m uvicorn --factory service.app:create_app``.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -78,6 +79,29 @@ def test_real_http_answers_equal_in_process_predictions(
         assert too_big.status_code == 413
         assert too_big.json()["error"]["code"] == "body_too_large"
         assert client.get("/ready").status_code == 200
+
+
+def test_no_more_body_than_declared_reaches_the_app(server: Server) -> None:
+    """Bytes past ``Content-Length`` are the next request to the server, never body, so the
+    size limit can trust a declared length: here they hold a second request, answered on
+    its own."""
+    host, port = server.url.removeprefix("http://").split(":")
+    declared = b'{"samples": {}}'
+    follow_up = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    request = (
+        b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(declared)}\r\n\r\n".encode()
+        + declared
+        + follow_up
+    )
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 422 Unprocessable Entity"), answer[:300]
+    assert b'"code":"empty_samples"' in answer
+    assert answer.count(b"HTTP/1.1 200 OK") == 1 and answer.endswith(b'{"status":"ok"}')
 
 
 def test_concurrent_requests_during_reloads_never_fail(
