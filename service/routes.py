@@ -53,6 +53,7 @@ from fastapi import APIRouter, Body, Depends, File, Form, Request, Response, Sec
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from nkpredict.exceptions import CoverageError, NKPredictError
 from nkpredict.explain import (
@@ -124,6 +125,18 @@ class DirectRoute(APIRoute):
         """The endpoint itself."""
         endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
         return endpoint
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer with the endpoint's response (other methods: the usual 405).
+
+        Errors propagate to the app's exception middleware, which answers them with the
+        app's handlers; no per-request exit stacks are opened (there are no dependencies).
+        """
+        if scope["method"] not in self.methods:
+            await super().handle(scope, receive, send)
+            return
+        response = await self.endpoint(Request(scope, receive, send))
+        await response(scope, receive, send)
 
 
 probe_router = APIRouter(tags=["operations"])

@@ -489,6 +489,13 @@ def test_metrics(client: TestClient, counts: pd.DataFrame) -> None:
     assert "nkpredict_model_info{" in text
 
 
+def test_prediction_routes_refuse_other_methods(client: TestClient) -> None:
+    for path in ("/v1/predict", "/v1/explain"):
+        response = client.get(path)
+        error_of(response, 405, "method_not_allowed")
+        assert response.headers["allow"] == "POST"
+
+
 def test_metric_labels_stay_bounded(client: TestClient) -> None:
     for method in ("FOO", "BAR", "PROPFIND"):
         client.request(method, "/health")
