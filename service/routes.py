@@ -132,7 +132,7 @@ class DirectRoute(APIRoute):
         Errors propagate to the app's exception middleware, which answers them with the
         app's handlers; no per-request exit stacks are opened (there are no dependencies).
         """
-        if scope["method"] not in self.methods:
+        if self.methods is None or scope["method"] not in self.methods:
             await super().handle(scope, receive, send)
             return
         response = await self.endpoint(Request(scope, receive, send))
