@@ -469,14 +469,14 @@ def _tpm_to_log(matrix: pd.DataFrame | _Labels, values: np.ndarray) -> np.ndarra
 
 def _check_log(matrix: pd.DataFrame | _Labels, values: np.ndarray) -> np.ndarray:
     """Log values are kept; values above ``LOG_MAX`` are refused, below -1 warned about."""
-    too_high = values > LOG_MAX
-    if too_high.any():
+    if np.fmax.reduce(values, axis=None) > LOG_MAX:  # fmax/fmin skip NaN; one pass each
         raise ScaleError(
-            f"value above {LOG_MAX:g} on the log scale at {_first_cell(matrix, too_high)}: "
-            "these look like linear values (declare scale='counts' or 'tpm', or 'auto')"
+            f"value above {LOG_MAX:g} on the log scale at "
+            f"{_first_cell(matrix, values > LOG_MAX)}: these look like linear values "
+            "(declare scale='counts' or 'tpm', or 'auto')"
         )
-    too_low = values < LOG_MIN_WARN
-    if too_low.any():
+    if np.fmin.reduce(values, axis=None) < LOG_MIN_WARN:
+        too_low = values < LOG_MIN_WARN
         logger.warning(
             "%d log-scale values below %g (first at %s): kept as they are (microarray log2 "
             "intensities can be negative)",
