@@ -23,7 +23,7 @@ from nkpredict.registry import ModelReference, load_model
 from nkpredict.settings import Settings
 from service.app import create_app
 from service.schemas import OTHER_UNIT, ExplainResponse, ModelInfo, PredictResponse
-from service.server import serve
+from service.server import access_log_shown, serve
 from service.state import ModelHolder, default_loader, get_loaded_model, make_loaded
 
 if TYPE_CHECKING:
@@ -692,6 +692,11 @@ def test_default_loader_errors_are_clear(tmp_path: Path) -> None:
     assert not (tmp_path / "none").exists()
     with pytest.raises(ModelLoadError, match="no such directory"):
         default_loader(settings)("relative/missing")
+
+
+def test_access_log_only_when_it_would_be_shown() -> None:
+    assert [access_log_shown(level) for level in ("trace", "debug", "info")] == [True] * 3
+    assert [access_log_shown(level) for level in ("warning", "error", "critical")] == [False] * 3
 
 
 def test_serve_refuses_a_missing_model_before_starting(tmp_path: Path) -> None:
