@@ -578,7 +578,8 @@ def samples_matrix(samples: Any, max_samples: int) -> SampleMatrix:
     for sample_id, genes in samples.items():
         _check_sample(sample_id, genes)
     rows = list(samples.values())
-    types = set(map(type, chain.from_iterable(r.values() for r in rows)))
+    cells = rows[0].values() if n_samples == 1 else chain.from_iterable(r.values() for r in rows)
+    types = set(map(type, cells))
     if not types <= _ALLOWED_VALUE_TYPES:
         sample_id, gene, value = _first_bad_value(samples)
         raise ServiceError(
