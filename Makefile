@@ -39,7 +39,7 @@ lint: $(BIN)/nkpredict
 	$(BIN)/ruff format --check .
 
 typecheck: $(BIN)/nkpredict
-	$(BIN)/mypy service training
+	$(BIN)/mypy nkpredict service training
 
 test: lint typecheck
 	$(BIN)/pytest -q
