@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from nkpredict.compiled_trees import CompiledTrees, compile_trees, probe_rows
+from nkpredict.compiled_trees import CompiledTrees, compile_trees, float32_rows, probe_rows
 
 logger = logging.getLogger(__name__)
 
@@ -141,9 +141,7 @@ class CompiledShap:
         ndarray of float64, shape (n_samples, n_features)
             Without the bias column: that is :attr:`base_value`, the same for every row.
         """
-        x = np.asarray(values, dtype=np.float32)
-        if x.ndim != 2 or x.shape[1] != self.n_features:
-            raise ValueError(f"expected shape (n, {self.n_features}), got {x.shape}")
+        x = float32_rows(values, self.n_features)
         out = np.zeros((x.shape[0], self.n_features), dtype=np.float64)
         if self.used_features.size == 0:
             return out

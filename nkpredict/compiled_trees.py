@@ -46,6 +46,20 @@ _PROBE_SEED = 20240611
 _PROBE_MISSING = 0.1
 
 
+def float32_rows(values: np.ndarray, n_features: int) -> np.ndarray:
+    """``values`` as a C-ordered float32 matrix (n_rows, n_features), as XGBoost converts them.
+
+    Raises
+    ------
+    ValueError
+        ``values`` is not 2-d with ``n_features`` columns.
+    """
+    x = np.ascontiguousarray(values, dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] != n_features:
+        raise ValueError(f"expected shape (n, {n_features}), got {x.shape}")
+    return x
+
+
 @dataclass(frozen=True)
 class CompiledTrees:
     """A tree ensemble as flat node arrays (all trees' nodes concatenated).
@@ -91,9 +105,7 @@ class CompiledTrees:
         -------
         ndarray of float32, shape (n_samples,)
         """
-        x = np.ascontiguousarray(values, dtype=np.float32)
-        if x.ndim != 2 or x.shape[1] != self.n_features:
-            raise ValueError(f"expected shape (n, {self.n_features}), got {x.shape}")
+        x = float32_rows(values, self.n_features)
         n_rows = x.shape[0]
         n_trees = self.roots.size
         if n_rows == 0:

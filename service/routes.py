@@ -590,6 +590,23 @@ async def metrics(request: Request) -> Response:
 # --------------------------------------------------------------------------- the API
 
 
+async def _answer_samples(
+    request: Request,
+    endpoint: str,
+    compute: Callable[[LoadedModel, bytes, Settings], tuple[bytes, int]],
+    inline_fraction: int,
+) -> Response:
+    """Check the key, read the JSON body, ``compute`` the answer (inline for bodies up to
+    ``NKP_INLINE_MAX_BYTES // inline_fraction``), count the samples of ``endpoint``."""
+    loaded = serving_model(request)
+    settings: Settings = request.app.state.settings
+    raw = await request.body()
+    limit = settings.inline_max_bytes // inline_fraction
+    content, n_samples = await run_model_call(limit, len(raw), compute, loaded, raw, settings)
+    request.app.state.metrics.count_samples(endpoint, n_samples)
+    return _json(content)
+
+
 @model_router.post(
     "/predict",
     tags=["predict"],
@@ -604,14 +621,7 @@ async def metrics(request: Request) -> Response:
 async def predict(request: Request) -> Response:
     """Probability (classification) or score (regression), call and gene coverage per sample,
     with the model that answered, the input scale and the gene-identifier report."""
-    loaded = serving_model(request)
-    settings: Settings = request.app.state.settings
-    raw = await request.body()
-    content, n_samples = await run_model_call(
-        settings.inline_max_bytes, len(raw), predict_json, loaded, raw, settings
-    )
-    request.app.state.metrics.count_samples("predict", n_samples)
-    return _json(content)
+    return await _answer_samples(request, "predict", predict_json, inline_fraction=1)
 
 
 @model_router.post(
@@ -633,13 +643,9 @@ async def explain_samples(request: Request) -> Response:
     ``model_output`` (log-odds for classification) at every level. ``top_drivers`` puts the
     largest axis-level contributions (or those of the requested level) into words.
     """
-    loaded = serving_model(request)
-    settings: Settings = request.app.state.settings
-    raw = await request.body()
-    limit = settings.inline_max_bytes // EXPLAIN_INLINE_FRACTION
-    content, n_samples = await run_model_call(limit, len(raw), explain_json, loaded, raw, settings)
-    request.app.state.metrics.count_samples("explain", n_samples)
-    return _json(content)
+    return await _answer_samples(
+        request, "explain", explain_json, inline_fraction=EXPLAIN_INLINE_FRACTION
+    )
 
 
 @api_router.post(
