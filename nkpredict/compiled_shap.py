@@ -75,7 +75,7 @@ chunks are several times slower, their fresh allocations costing page faults.
 _RANDOM_SEED = 20240612
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CompiledShap:
     """Precomputed path tables of a tree ensemble.
 

@@ -60,7 +60,7 @@ def float32_rows(values: np.ndarray, n_features: int) -> np.ndarray:
     return x
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CompiledTrees:
     """A tree ensemble as flat node arrays (all trees' nodes concatenated).
 

@@ -463,7 +463,7 @@ def tree_shap(
     return np.asarray(contributions, dtype=np.float64), base
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LevelAllocation:
     """How feature attributions add up to the units of one level (read-only, shared).
 
@@ -522,7 +522,7 @@ def output_units(model: NKResistanceModel) -> str:
     return "log-odds" if model.task == "classification" else model.label_definition_.column
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Attributions:
     """TreeSHAP values of a batch as plain arrays (what :class:`Explanation` labels).
 

@@ -546,7 +546,7 @@ def _to_log_values(
 # --- the whole preparation -------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)  # holds arrays: compare their contents explicitly
 class PreparedExpression:
     """A matrix ready for feature extraction: log2(TPM+1) values and their labels.
 

@@ -224,7 +224,7 @@ def _prepare(
     return model.prepare(samples, scale=scale)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ModelInputs:
     """What every answer of a request is computed from, each computed once.
 
