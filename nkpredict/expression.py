@@ -577,22 +577,6 @@ class PreparedExpression:
     report: HarmonizationReport
     index_name: Hashable = None
 
-    @classmethod
-    def from_frame(
-        cls, matrix: pd.DataFrame, scale: Scale, report: HarmonizationReport
-    ) -> PreparedExpression:
-        """Wrap an already prepared frame (HGNC symbols as unique columns, log2(TPM+1))."""
-        prepared = cls(
-            values=matrix.to_numpy(dtype=np.float64),
-            sample_ids=[str(s) for s in matrix.index],
-            genes=matrix.columns,
-            scale=scale,
-            report=report,
-            index_name=matrix.index.name,
-        )
-        prepared.__dict__["matrix"] = matrix  # the cached_property's slot: no second frame
-        return prepared
-
     @cached_property
     def matrix(self) -> pd.DataFrame:
         """The values as a DataFrame, shape (n_samples, n_symbols): samples x HGNC symbols."""

@@ -187,7 +187,7 @@ PLAN_CACHE_MAX_IDS = 5_000
 """Identifier lists longer than this are mapped afresh each time (bounds the cache memory)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _MappingPlan:
     """The outcome of mapping one identifier list, computed once and shared (read-only:
     :meth:`report` hands out copies).
