@@ -13,8 +13,6 @@ import argparse
 
 from fastapi import FastAPI, Request, Response
 
-from service.server import run_workers
-
 app = FastAPI(title="bare")
 
 ANSWER = b'{"predictions":[{"sample_id":"S0","probability":0.5,"call":"sensitive"}]}'
@@ -39,6 +37,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    from service.server import run_workers  # here: the served app itself imports nothing more
+
     run_workers(
         "127.0.0.1",
         args.port,
