@@ -37,6 +37,7 @@ import xgboost as xgb
 
 from nkpredict.catalog import load_catalog
 from nkpredict.compiled_shap import CompiledShap, compile_shap
+from nkpredict.compiled_trees import PerBooster
 from nkpredict.exceptions import InputError
 from nkpredict.expression import PreparedExpression
 from nkpredict.features import COVERAGE_UNIT, GENOME_UNIT, LEVELS, LIGAND_UNIT, NKFeatureBuilder
@@ -258,7 +259,8 @@ class Explanation:
     model_output : Series, shape (n_samples,)
         Raw model output (log-odds or readout); ``base_value + shap.sum(axis=1)``.
     allocations : dict of str to DataFrame
-        ``gene``, ``axis``, ``pathway`` -> (n_features, n_units) shares whose rows sum to one.
+        ``feature`` (the identity), ``gene``, ``axis``, ``pathway`` -> (n_features, n_units)
+        shares whose rows sum to one.
     units : str
         ``"log-odds"`` or the readout name.
     expression : DataFrame, shape (n_samples, n_model_genes), optional
@@ -283,10 +285,6 @@ class Explanation:
     def _allocation(self, level: Level) -> pd.DataFrame:
         if level not in EXPLANATION_LEVELS:
             raise InputError(f"level must be one of {EXPLANATION_LEVELS}, not {level!r}")
-        if level == "feature":
-            return pd.DataFrame(
-                np.eye(self.shap.shape[1]), index=self.shap.columns, columns=self.shap.columns
-            )
         return self.allocations[level].loc[self.shap.columns]
 
     def level(self, level: Level) -> pd.DataFrame:
@@ -408,18 +406,9 @@ def _shap_contributions(booster: xgb.Booster, values: np.ndarray) -> tuple[np.nd
     return contributions.reshape(values.shape), float(np.ravel(explainer.expected_value)[0])
 
 
-_COMPILED: weakref.WeakKeyDictionary[xgb.Booster, CompiledShap | None]
-_COMPILED = weakref.WeakKeyDictionary()
-
-
-def compiled_shap(booster: xgb.Booster) -> CompiledShap | None:
-    """``booster``'s compiled TreeSHAP, built on first use and kept while the booster lives.
-
-    ``None`` when the model cannot be compiled exactly (see :func:`compile_shap`).
-    """
-    if booster not in _COMPILED:
-        _COMPILED[booster] = compile_shap(booster)
-    return _COMPILED[booster]
+compiled_shap: PerBooster[CompiledShap | None] = PerBooster(compile_shap)
+"""A booster's compiled TreeSHAP, built on first use and kept while the booster lives;
+``None`` when the model cannot be compiled exactly (see :func:`compile_shap`)."""
 
 
 def _compiled_contributions(booster: xgb.Booster, values: np.ndarray) -> tuple[np.ndarray, float]:
@@ -598,9 +587,7 @@ def explain(
         base_value=result.base_value,
         model_output=pd.Series(result.model_output, index=index, name="model_output"),
         allocations={
-            level: allocation.frame
-            for level, allocation in level_allocations(builder).items()
-            if level != "feature"
+            level: allocation.frame for level, allocation in level_allocations(builder).items()
         },
         units=output_units(model),
         expression=expression,

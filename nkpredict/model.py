@@ -32,7 +32,7 @@ from sklearn.pipeline import Pipeline
 from nkpredict import __version__
 from nkpredict.boosting import BoostedTrees
 from nkpredict.catalog import GeneSet
-from nkpredict.compiled_trees import CompiledTrees, compile_trees
+from nkpredict.compiled_trees import compiled_trees_for
 from nkpredict.exceptions import CoverageError, ModelLoadError, NotFittedError
 from nkpredict.expression import PreparedExpression, prepare_expression, prepare_values
 from nkpredict.features import COVERAGE_FEATURE, NKFeatureBuilder
@@ -224,15 +224,6 @@ class NKResistanceModel(BaseEstimator):
         """:meth:`features` as a plain array, shape (n_samples, n_features)."""
         return self.feature_builder.transform_values(self.gene_values(prepared))
 
-    def _compiled_trees(self) -> CompiledTrees | None:
-        """The booster compiled for numpy (once per fitted booster), or None if not exact."""
-        booster = self.boosted_trees.booster_
-        cached = getattr(self, "_compiled", None)
-        if cached is None or cached[0] is not booster:
-            cached = (booster, compile_trees(booster))
-            self._compiled = cached
-        return cached[1]
-
     def margin_values(self, features: np.ndarray | pd.DataFrame) -> np.ndarray:
         """Raw model output of a feature matrix (n_samples, n_features), shape (n_samples,).
 
@@ -241,7 +232,7 @@ class NKResistanceModel(BaseEstimator):
         """
         values = np.asarray(features, dtype=np.float32)
         if values.shape[0] <= COMPILED_MAX_ROWS:
-            compiled = self._compiled_trees()
+            compiled = compiled_trees_for(self.boosted_trees.booster_)
             if compiled is not None:
                 return compiled.predict_margin(values)
         return self.boosted_trees.predict_margin(values)
