@@ -22,9 +22,9 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
-from nkpredict.model import NKResistanceModel
+from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.settings import Settings
-from nkpredict.simulate import SimulationConfig, simulate_cohort
+from nkpredict.simulate.cohort import SimulationConfig, simulate_cohort
 from training import tracking
 
 MODEL_NAME = "nk-bench"

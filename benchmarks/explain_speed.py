@@ -1,9 +1,10 @@
 """Explanations per second: compiled TreeSHAP vs XGBoost's native TreeSHAP vs ``shap``.
 
 Trains a model on a simulated cohort, simulates an independent cohort of 10,000 samples and
-times :func:`nkpredict.explain.tree_shap` (what :func:`nkpredict.explain.explain` runs) for
+times :func:`nkpredict.explain.attributions.tree_shap` (what
+:func:`nkpredict.explain.attributions.explain` runs) for
 1, 100 and 10,000 samples with each implementation (``compiled``: the tables of
-:mod:`nkpredict.compiled_shap`; ``native``: XGBoost's ``pred_contribs``; ``shap``:
+:mod:`nkpredict.fast.shap`; ``native``: XGBoost's ``pred_contribs``; ``shap``:
 ``shap.TreeExplainer``), plus the whole ``explain()`` call (features, TreeSHAP, margins, gene
 values, labelled tables) with ``method="auto"``. Each timing is the median of several repeats
 and includes everything a request pays for: DMatrix construction for the native path,
@@ -25,9 +26,9 @@ from collections.abc import Callable
 import shap
 import xgboost as xgb
 
-from nkpredict.explain import AUTO_METHOD, compiled_shap, explain, tree_shap
-from nkpredict.model import NKResistanceModel
-from nkpredict.simulate import SimulationConfig, simulate_cohort
+from nkpredict.explain.attributions import AUTO_METHOD, compiled_shap, explain, tree_shap
+from nkpredict.model.fitted import NKResistanceModel
+from nkpredict.simulate.cohort import SimulationConfig, simulate_cohort
 
 SIZES = (1, 100, 10_000)
 TIME_BUDGET_S = 2.0  # per measurement: repeat until this much time is spent (at least 3 runs)

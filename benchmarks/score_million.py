@@ -1,6 +1,6 @@
 """Benchmark: score a million single-cell-like profiles with the local and the Dask engine.
 
-1. Simulate a bulk cohort (:func:`nkpredict.simulate.simulate_cohort`, ``--genes`` genes,
+1. Simulate a bulk cohort (:func:`nkpredict.simulate.cohort.simulate_cohort`, ``--genes`` genes,
    400 samples) and train a small model on it.
 2. Draw a pool of 20,000 single cells: each samples one cohort profile (a "cell type") at a
    log-normal depth of ~2,000 UMIs (Poisson counts), which gives sparse integer counts
@@ -42,17 +42,17 @@ import psutil
 from anndata.io import sparse_dataset, write_elem
 from scipy import sparse
 
-from nkpredict.model import NKResistanceModel
-from nkpredict.simulate import SimulationConfig, simulate_cohort
+from nkpredict.model.fitted import NKResistanceModel
+from nkpredict.simulate.cohort import SimulationConfig, simulate_cohort
 
 POOL_CELLS = 20_000
 WRITE_CELLS = 100_000
 MEAN_UMIS = 2_000
 IN_MEMORY = """
 import sys
-from nkpredict.expression import read_expression
+from nkpredict.data.expression import read_expression
 from nkpredict.io import write_table
-from nkpredict.model import NKResistanceModel
+from nkpredict.model.fitted import NKResistanceModel
 model = NKResistanceModel.load(sys.argv[1])
 write_table(model.predict_table(model.prepare(read_expression(sys.argv[2]))), sys.argv[3])
 """

@@ -27,7 +27,7 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 
-from nkpredict.simulate import SimulationConfig, simulate_cohort
+from nkpredict.simulate.cohort import SimulationConfig, simulate_cohort
 
 METRICS = (
     "cv_roc_auc",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nkpredict.exceptions import ModelLoadError
-from nkpredict.model import MODEL_FILE, NKResistanceModel
+from nkpredict.model.fitted import MODEL_FILE, NKResistanceModel
 
 logger = logging.getLogger(__name__)
 

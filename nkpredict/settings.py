@@ -7,6 +7,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 DEFAULT_MODEL_NAME = "nk-resistance"
+DEFAULT_MIN_COVERAGE = 0.5
+"""Least fraction of a model's genes a sample must carry to be scored: one default for the
+command line, streaming and the service (below it, a prediction leans on imputed medians)."""
 
 
 class Settings(BaseSettings):
@@ -45,7 +48,10 @@ class Settings(BaseSettings):
         "small compressed upload may not expand into gigabytes (decompression bomb).",
     )
     min_coverage: float = Field(
-        default=0.5, ge=0.0, le=1.0, description="Least fraction of model genes a sample needs."
+        default=DEFAULT_MIN_COVERAGE,
+        ge=0.0,
+        le=1.0,
+        description="Least fraction of model genes a sample needs.",
     )
     cors_origins: list[str] = Field(default_factory=list, description="CORS origins (off).")
     model_threads: int = Field(default=1, ge=1, description="XGBoost threads per worker.")

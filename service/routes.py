@@ -24,7 +24,8 @@ worker thread. Larger ones run in the threadpool, so the event loop keeps answer
 it got at its start, even if an admin reload swaps the model meanwhile.
 
 The routes only call the library (``NKResistanceModel.prepare_values`` / ``prepare``,
-``gene_values``, ``margin_values``, ``predictions_of``, :func:`nkpredict.explain.attributions_of`):
+``gene_values``, ``margin_values``, ``predictions_of``,
+:func:`nkpredict.explain.attributions.attributions_of`):
 the speed of the hot path lives there. ``/v1/predict`` and ``/v1/explain`` are
 :class:`DirectRoute` routes matched first (see :func:`service.app.create_app`): the framework
 then costs no more than a bare FastAPI endpoint (``benchmarks/service_load.py``).
@@ -55,8 +56,10 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
+from nkpredict.data.expression import PreparedExpression, read_expression
+from nkpredict.data.identifiers import HarmonizationReport
 from nkpredict.exceptions import CoverageError, NKPredictError
-from nkpredict.explain import (
+from nkpredict.explain.attributions import (
     Level,
     attributions_of,
     drivers_of,
@@ -64,9 +67,7 @@ from nkpredict.explain import (
     output_units,
     resistant_sign,
 )
-from nkpredict.expression import PreparedExpression, read_expression
-from nkpredict.genes import HarmonizationReport
-from nkpredict.model import NKResistanceModel
+from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.settings import Settings
 from service.errors import ServiceError, library_error_status
 from service.schemas import (

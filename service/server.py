@@ -21,7 +21,7 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from nkpredict.model import NKResistanceModel
+from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.registry import ModelReference
 from nkpredict.settings import Settings
 from service.app import create_app

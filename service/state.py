@@ -28,8 +28,8 @@ import pandas as pd
 from fastapi import Request
 
 from nkpredict.exceptions import ModelLoadError, NKPredictError
-from nkpredict.explain import attributions, level_allocations
-from nkpredict.model import NKResistanceModel
+from nkpredict.explain.attributions import attributions, level_allocations
+from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.registry import ModelReference, load_model, mlflow_failure
 from nkpredict.settings import Settings
 from service.errors import ServiceError, json_safe

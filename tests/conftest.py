@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from nkpredict.simulate import Cohort
+    from nkpredict.simulate.cohort import Cohort
 
 # =============================================================================================
 # Service fixtures (tests/test_service.py, tests/test_service_uvicorn.py)
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 @pytest.fixture(scope="session")
 def service_cohort() -> Cohort:
     """A simulated cohort of 200 samples x 400 genes (raw counts), seed 1."""
-    from nkpredict.simulate import SimulationConfig, simulate_cohort
+    from nkpredict.simulate.cohort import SimulationConfig, simulate_cohort
 
     return simulate_cohort(SimulationConfig(n_samples=200, n_genes=400, seed=1))
 
@@ -28,7 +28,7 @@ def service_cohort() -> Cohort:
 def service_model_dir(service_cohort: Cohort, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Directory of a fitted model (50 trees) with training metadata, as the service loads it."""
     # One XGBoost thread: as fast for 200 samples and immune to busy shared CI machines.
-    from nkpredict.model import NKResistanceModel
+    from nkpredict.model.fitted import NKResistanceModel
 
     model = NKResistanceModel(booster={"n_estimators": 50, "n_jobs": 1}).fit(
         service_cohort.counts, service_cohort.labels["resistant"]
@@ -43,7 +43,7 @@ def service_model_dir(service_cohort: Cohort, tmp_path_factory: pytest.TempPathF
 @pytest.fixture(scope="session")
 def service_model_dir_b(service_cohort: Cohort, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A second, different model (5 trees, deeper), to see reloads change the answers."""
-    from nkpredict.model import NKResistanceModel
+    from nkpredict.model.fitted import NKResistanceModel
 
     model = NKResistanceModel(
         booster={"n_estimators": 5, "max_depth": 5, "early_stopping_rounds": None, "n_jobs": 1}

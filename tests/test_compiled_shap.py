@@ -1,6 +1,6 @@
 """TreeSHAP from precomputed path tables: the same values as XGBoost's ``pred_contribs``.
 
-Covers :mod:`nkpredict.compiled_shap`.
+Covers :mod:`nkpredict.fast.shap`.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from nkpredict import compiled_shap
-from nkpredict.compiled_shap import SHAP_TOLERANCE, CompiledShap, compile_shap
-from nkpredict.compiled_trees import CompiledTrees, compile_trees, probe_rows
-from nkpredict.model import NKResistanceModel
+from nkpredict.fast import shap as compiled_shap
+from nkpredict.fast.shap import SHAP_TOLERANCE, CompiledShap, compile_shap
+from nkpredict.fast.trees import CompiledTrees, compile_trees, probe_rows
+from nkpredict.model.fitted import NKResistanceModel
 
 if TYPE_CHECKING:
-    from nkpredict.simulate import Cohort
+    from nkpredict.simulate.cohort import Cohort
 
 N_FEATURES = 4  # few features: deeper trees split on the same feature twice on a path
 
@@ -164,7 +164,7 @@ def test_unsupported_models_are_not_compiled(
         trees = compile_trees(booster)
         assert trees is not None
         assert trees.depth == depth  # the labels are noise: the trees grow to full depth
-    with caplog.at_level(logging.INFO, logger="nkpredict.compiled_shap"):
+    with caplog.at_level(logging.INFO, logger="nkpredict.fast.shap"):
         assert compile_shap(booster) is None
     assert reason in caplog.text
 
@@ -181,7 +181,7 @@ def test_inexact_tables_are_refused(
         return compiled
 
     monkeypatch.setattr(compiled_shap, "_build", off_by_a_little)
-    with caplog.at_level(logging.WARNING, logger="nkpredict.compiled_shap"):
+    with caplog.at_level(logging.WARNING, logger="nkpredict.fast.shap"):
         assert compile_shap(booster) is None
     assert "differs from XGBoost" in caplog.text
 

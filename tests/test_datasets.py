@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nkpredict.datasets import (
+from nkpredict.data.public import (
     is_nk_prism_table,
     join_labels,
     killing_auc,
@@ -306,7 +306,7 @@ def test_join_labels_keeps_expression_order(caplog: pytest.LogCaptureFixture) ->
         {"NCR3LG1": [1.0, 2.0, 3.0, 4.0]}, index=pd.Index(["d", "a", "c", "x"], name="sample_id")
     )
     labels = pd.DataFrame({"resistant": [0, 1, 1, 0]}, index=["a", "c", "d", "z"])
-    with caplog.at_level("INFO", logger="nkpredict.datasets"):
+    with caplog.at_level("INFO", logger="nkpredict.data.public"):
         kept, joined = join_labels(expression, labels)
     assert list(kept.index) == ["d", "a", "c"]
     assert list(joined.index) == ["d", "a", "c"]

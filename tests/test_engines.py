@@ -23,11 +23,11 @@ from scipy import sparse
 from scipy.stats import spearmanr
 from typer.testing import CliRunner
 
-from nkpredict.evaluation import CVConfig, baseline_estimators, cross_validate, make_folds
+from nkpredict.data.expression import prepare_expression
+from nkpredict.evaluate.cv import CVConfig, baseline_estimators, cross_validate, make_folds
 from nkpredict.exceptions import InputError
-from nkpredict.expression import prepare_expression
-from nkpredict.model import NKResistanceModel
-from nkpredict.simulate import SimulationConfig, simulate_cohort, write_cohort
+from nkpredict.model.fitted import NKResistanceModel
+from nkpredict.simulate.cohort import SimulationConfig, simulate_cohort, write_cohort
 from training import engines
 from training.cli import app
 from training.engines import DaskEngine, LocalEngine, open_engine

@@ -1,4 +1,4 @@
-"""Tests for nkpredict.evaluation: folds, metrics, baselines, CV summary and leakage."""
+"""Tests for nkpredict.evaluate.cv: folds, metrics, baselines, CV summary and leakage."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from sklearn.metrics import (
 )
 
 from nkpredict.catalog import load_catalog
-from nkpredict.evaluation import (
+from nkpredict.evaluate.cv import (
     MODEL_NAME,
     CVConfig,
     CVResult,
@@ -34,7 +34,7 @@ from nkpredict.evaluation import (
     regression_metrics,
 )
 from nkpredict.exceptions import InputError, LabelError
-from nkpredict.model import NKResistanceModel
+from nkpredict.model.fitted import NKResistanceModel
 
 CATALOG_GENES = list(load_catalog().all_genes())
 LIGANDS = list(load_catalog().symbols)
@@ -140,7 +140,7 @@ def test_few_groups_fall_back_to_leave_one_group_out(caplog):
     index = [f"S{i}" for i in range(30)]
     y = pd.Series(np.arange(30) % 2, index=index)
     groups = pd.Series([f"L{i % 3}" for i in range(30)], index=index)
-    with caplog.at_level(logging.WARNING, logger="nkpredict.evaluation"):
+    with caplog.at_level(logging.WARNING, logger="nkpredict.evaluate.cv"):
         folds = make_folds(y, groups, CVConfig(n_splits=5, n_repeats=3), "classification")
     assert "leave-one-group-out" in caplog.text
     assert len(folds) == 3
@@ -304,7 +304,7 @@ def test_single_class_training_fold_is_skipped_not_raised(caplog):
         Fold(0, 0, all_rows[:n_negative], all_rows[n_negative:]),  # trains on class 0 only
         Fold(0, 1, all_rows[n_negative:], all_rows[:n_negative]),  # trains on class 1 only
     ]
-    with caplog.at_level(logging.WARNING, logger="nkpredict.evaluation"):
+    with caplog.at_level(logging.WARNING, logger="nkpredict.evaluate.cv"):
         result = cross_validate(
             baseline_estimators("classification", n_jobs=1), X, y, folds, "classification"
         )

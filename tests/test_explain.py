@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 
 from nkpredict.catalog import load_catalog
+from nkpredict.data.expression import PreparedExpression
+from nkpredict.data.labels import LabelDefinition
 from nkpredict.exceptions import InputError
-from nkpredict.explain import (
+from nkpredict.explain.attributions import (
     EXPLANATION_LEVELS,
     Driver,
     Explanation,
@@ -20,10 +22,8 @@ from nkpredict.explain import (
     interaction_values,
     write_explanations,
 )
-from nkpredict.expression import PreparedExpression
-from nkpredict.labels import LabelDefinition
-from nkpredict.model import NKResistanceModel
-from nkpredict.simulate import Cohort, SimulationConfig, simulate_cohort
+from nkpredict.model.fitted import NKResistanceModel
+from nkpredict.simulate.cohort import Cohort, SimulationConfig, simulate_cohort
 
 TOTAL_COLUMNS = ["base_value", "model_output"]
 SENTENCE = re.compile(r"^.+ [+-]\d+\.\d{2} log-odds toward (resistant|sensitive)$")

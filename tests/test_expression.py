@@ -12,15 +12,15 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from nkpredict import expression
-from nkpredict.exceptions import CoverageError, ExpressionFormatError, ScaleError
-from nkpredict.expression import (
+from nkpredict.data import expression as expression
+from nkpredict.data.expression import (
     detect_scale,
     prepare_expression,
     read_expression,
     to_log_tpm,
     validate_matrix,
 )
+from nkpredict.exceptions import CoverageError, ExpressionFormatError, ScaleError
 
 GENES = ["NCR3LG1", "HLA-E", "MICA", "B2M", "TAP1", "ENSG00000107738.3"]
 SAMPLES = [f"patient_{i:02d}" for i in range(5)]
@@ -152,7 +152,7 @@ def test_detect_scale_refuses_negative_linear_values(counts: pd.DataFrame) -> No
 
 
 def test_small_integers_are_taken_as_log_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="nkpredict.expression"):
+    with caplog.at_level(logging.WARNING, logger="nkpredict.data.expression"):
         assert detect_scale(pd.DataFrame([[0, 3], [12, 5]], columns=["TP53", "B2M"])) == "log"
     assert "scale='counts'" in caplog.text
 
@@ -207,7 +207,7 @@ def test_negative_log_values_are_kept_with_a_warning(
 ) -> None:
     matrix = np.log2(counts + 1)
     matrix.loc["patient_00", "B2M"] = -2.5
-    with caplog.at_level(logging.WARNING, logger="nkpredict.expression"):
+    with caplog.at_level(logging.WARNING, logger="nkpredict.data.expression"):
         log_matrix, _ = to_log_tpm(matrix, "log")
     assert log_matrix.loc["patient_00", "B2M"] == -2.5
     assert "'patient_00', gene 'B2M'" in caplog.text

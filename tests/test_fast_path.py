@@ -1,6 +1,6 @@
 """The request-sized fast path of the library: same answers as the general path, bit for bit.
 
-Covers :mod:`nkpredict.compiled_trees`, ``NKResistanceModel.prepare_values`` /
+Covers :mod:`nkpredict.fast.trees`, ``NKResistanceModel.prepare_values`` /
 ``predictions``, and the remembered identifier mapping and column positions.
 """
 
@@ -15,15 +15,15 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from nkpredict import compiled_trees
-from nkpredict.compiled_trees import compile_trees, probe_rows
+from nkpredict.data.expression import prepare_expression, prepare_values
+from nkpredict.data.identifiers import map_identifiers
 from nkpredict.exceptions import ExpressionFormatError, ScaleError
-from nkpredict.expression import prepare_expression, prepare_values
-from nkpredict.genes import map_identifiers
-from nkpredict.model import COMPILED_MAX_ROWS, NKResistanceModel
+from nkpredict.fast import trees as compiled_trees
+from nkpredict.fast.trees import compile_trees, probe_rows
+from nkpredict.model.fitted import COMPILED_MAX_ROWS, NKResistanceModel
 
 if TYPE_CHECKING:
-    from nkpredict.simulate import Cohort
+    from nkpredict.simulate.cohort import Cohort
 
 
 def _booster(objective: str, depth: int, seed: int) -> tuple[xgb.Booster, np.ndarray]:
@@ -63,7 +63,7 @@ def test_unsupported_or_inexact_models_are_not_compiled(
     logistic, _ = _booster("binary:logistic", 2, seed=1)
     real = compiled_trees._base_margin
     monkeypatch.setattr(compiled_trees, "_base_margin", lambda doc: np.float32(real(doc) + 1e-3))
-    with caplog.at_level(logging.WARNING, logger="nkpredict.compiled_trees"):
+    with caplog.at_level(logging.WARNING, logger="nkpredict.fast.trees"):
         assert compile_trees(logistic) is None
     assert "differ from XGBoost" in caplog.text
 

@@ -47,9 +47,9 @@ from mlflow import MlflowClient
 from pydantic import SecretStr
 
 from nkpredict.exceptions import ModelLoadError
-from nkpredict.explain import explain, write_explanations
+from nkpredict.explain.attributions import explain, write_explanations
 from nkpredict.io import write_json, write_table, write_text
-from nkpredict.model import BOOSTER_FILE, MODEL_FILE, NKResistanceModel
+from nkpredict.model.fitted import BOOSTER_FILE, MODEL_FILE, NKResistanceModel
 from nkpredict.registry import load_model
 from nkpredict.settings import Settings
 from service.app import create_app
@@ -57,7 +57,7 @@ from service.state import default_loader
 from training import tracking
 
 if TYPE_CHECKING:
-    from nkpredict.simulate import Cohort
+    from nkpredict.simulate.cohort import Cohort
 
 ADMIN_KEY = "faults-admin-key"
 MODEL_NAME = "nk-faults"

@@ -8,7 +8,7 @@ import pytest
 
 from nkpredict.catalog import GeneSet, load_catalog
 from nkpredict.exceptions import InputError, NotFittedError
-from nkpredict.features import LEVELS, NKFeatureBuilder
+from nkpredict.features.builder import LEVELS, NKFeatureBuilder
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +126,8 @@ def test_errors() -> None:
 
 def test_identifier_styles_give_identical_features() -> None:
     """Symbols, aliases, Ensembl (versioned), Entrez and DepMap columns: the same features."""
-    from nkpredict.annotation import load_annotation
-    from nkpredict.expression import prepare_expression
+    from nkpredict.data.annotation import load_annotation
+    from nkpredict.data.expression import prepare_expression
 
     annotation = load_annotation()
     ensembl_of = {symbol: ens for ens, symbol in annotation.ensembl.items()}

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nkpredict.annotation import load_annotation
+from nkpredict.data.annotation import load_annotation
+from nkpredict.data.identifiers import gene_like_fraction, harmonize_matrix, map_identifiers
 from nkpredict.exceptions import GeneMappingError
-from nkpredict.genes import gene_like_fraction, harmonize_matrix, map_identifiers
 
 SYMBOLS = ["NCR3LG1", "NECTIN2", "VSIR", "RAET1E", "TP53"]
 FORMS = {

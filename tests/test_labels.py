@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from nkpredict.data.labels import LabelDefinition
 from nkpredict.exceptions import LabelError
-from nkpredict.labels import LabelDefinition
 
 
 def frame() -> pd.DataFrame:

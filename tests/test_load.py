@@ -23,7 +23,7 @@ import pytest
 from http_servers import Server, rss_mib, serving
 
 if TYPE_CHECKING:
-    from nkpredict.simulate import Cohort
+    from nkpredict.simulate.cohort import Cohort
 
 DURATION_S = 15.0
 WARM_UP_S = 4.0

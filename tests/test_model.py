@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from nkpredict.catalog import load_catalog
+from nkpredict.data.labels import LabelDefinition
 from nkpredict.exceptions import CoverageError, ModelLoadError, NotFittedError
-from nkpredict.labels import LabelDefinition
-from nkpredict.model import BOOSTER_FILE, MODEL_FILE, NKResistanceModel
+from nkpredict.model.fitted import BOOSTER_FILE, MODEL_FILE, NKResistanceModel
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from nkpredict.model import NKResistanceModel
-from nkpredict.report import build_report, write_report
-from nkpredict.simulate import Cohort, SimulationConfig, simulate_cohort
+from nkpredict.model.fitted import NKResistanceModel
+from nkpredict.report.html import build_report, write_report
+from nkpredict.simulate.cohort import Cohort, SimulationConfig, simulate_cohort
 
 SECTION_IDS = (
     "model-card",

@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from nkpredict.exceptions import ModelLoadError
-from nkpredict.explain import explain
-from nkpredict.model import NKResistanceModel
+from nkpredict.explain.attributions import explain
+from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.registry import ModelReference, load_model
 from nkpredict.settings import Settings
 from service.app import create_app
@@ -27,7 +27,7 @@ from service.server import access_log_shown, serve
 from service.state import ModelHolder, default_loader, get_loaded_model, make_loaded
 
 if TYPE_CHECKING:
-    from nkpredict.simulate import Cohort
+    from nkpredict.simulate.cohort import Cohort
 
 ADMIN_KEY = "admin-secret"
 API_KEY = "api-secret"

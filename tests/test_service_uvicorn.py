@@ -30,10 +30,10 @@ from http_servers import (
     wait_ready,
 )
 
-from nkpredict.model import NKResistanceModel
+from nkpredict.model.fitted import NKResistanceModel
 
 if TYPE_CHECKING:
-    from nkpredict.simulate import Cohort
+    from nkpredict.simulate.cohort import Cohort
 
 ADMIN_KEY = "uvicorn-admin-key"
 

@@ -1,4 +1,4 @@
-"""Streaming scoring (nkpredict.streaming): bounded chunks, one scale, same output as in memory."""
+"""Streaming scoring (nkpredict.stream.run): bounded chunks, one scale, same output as in memory."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import sparse
 
-from nkpredict import streaming
+from nkpredict.data.expression import detect_scale, read_expression
 from nkpredict.exceptions import ScaleError
-from nkpredict.explain import explain, write_explanations
-from nkpredict.expression import detect_scale, read_expression
-from nkpredict.model import NKResistanceModel
-from nkpredict.simulate import SimulationConfig, simulate_cohort
+from nkpredict.explain.attributions import explain, write_explanations
+from nkpredict.model.fitted import NKResistanceModel
+from nkpredict.simulate.cohort import SimulationConfig, simulate_cohort
+from nkpredict.stream import run as streaming
 
 N_CELLS = 20_000
 N_GENES = 2_000
@@ -251,7 +251,7 @@ def test_csc_h5ad_is_read_whole_with_a_warning(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="nkpredict.streaming")
+    caplog.set_level(logging.WARNING, logger="nkpredict.stream.run")
     counts, _ = cohort_counts
     path = tmp_path / "csc.h5ad"
     anndata.AnnData(X=sparse.csc_matrix(counts.to_numpy()), obs=pd.DataFrame(index=counts.index),

@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from nkpredict.registry import load_model
-from nkpredict.simulate import SimulationConfig, simulate_cohort, write_cohort
+from nkpredict.simulate.cohort import SimulationConfig, simulate_cohort, write_cohort
 from training.cli import app
 
 runner = CliRunner()

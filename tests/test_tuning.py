@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from nkpredict.boosting import BoostedTrees
-from nkpredict.tuning import SEARCH_SPACE
+from nkpredict.model.boosting import BoostedTrees
+from nkpredict.model.tuning import SEARCH_SPACE
 
 
 def test_search_runs_inside_fit_within_budget_and_in_range() -> None:

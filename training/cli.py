@@ -28,11 +28,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from nkpredict.data.labels import LabelDefinition
 from nkpredict.exceptions import NKPredictError
-from nkpredict.labels import LabelDefinition
 
 if TYPE_CHECKING:
-    from nkpredict.model import NKResistanceModel
+    from nkpredict.model.fitted import NKResistanceModel
     from nkpredict.registry import ModelReference
 
 app = typer.Typer(
@@ -105,7 +105,7 @@ def simulate(
     quiet: Quiet = False,
 ) -> None:
     """Simulate a blood-cancer cohort with planted NK-escape mechanisms and known truth."""
-    from nkpredict.simulate import SimulationConfig, simulate_cohort, write_cohort
+    from nkpredict.simulate.cohort import SimulationConfig, simulate_cohort, write_cohort
 
     configure_logging(quiet)
     cohort = simulate_cohort(SimulationConfig(n_samples=n_samples, n_genes=n_genes, seed=seed))
@@ -131,8 +131,8 @@ def features(
     quiet: Quiet = False,
 ) -> None:
     """Harmonize an expression matrix, build NK features and summarise them."""
-    from nkpredict.expression import prepare_expression, read_expression
-    from nkpredict.features import NKFeatureBuilder
+    from nkpredict.data.expression import prepare_expression, read_expression
+    from nkpredict.features.builder import NKFeatureBuilder
     from nkpredict.io import write_table
 
     configure_logging(quiet)
@@ -304,8 +304,8 @@ def train(
     quiet: Quiet = False,
 ) -> None:
     """Cross-validate, fit, log to MLflow, register and promote a model."""
-    from nkpredict.datasets import is_nk_prism_file
-    from nkpredict.evaluation import CVConfig
+    from nkpredict.data.public import is_nk_prism_file
+    from nkpredict.evaluate.cv import CVConfig
     from nkpredict.settings import Settings
     from training.pipeline import TrainConfig
     from training.pipeline import train as run_training
@@ -373,7 +373,7 @@ def evaluate(
     quiet: Quiet = False,
 ) -> None:
     """Evaluate a trained model on new labelled data (metrics with CIs, logged to MLflow)."""
-    from nkpredict.datasets import is_nk_prism_file
+    from nkpredict.data.public import is_nk_prism_file
     from nkpredict.io import write_table
     from nkpredict.settings import Settings
     from training.pipeline import evaluate_and_log
@@ -427,7 +427,7 @@ def predict(
     h5ad inputs are never loaded whole), on this machine or on a Dask cluster.
     """
     from nkpredict.io import write_json
-    from nkpredict.streaming import predict_file
+    from nkpredict.stream.run import predict_file
     from training.engines import open_engine
 
     configure_logging(quiet)
@@ -507,8 +507,8 @@ def explain(
     quiet: Quiet = False,
 ) -> None:
     """SHAP attributions per sample at feature, gene, axis and pathway level (in chunks)."""
-    from nkpredict.explain import METHODS
-    from nkpredict.streaming import explain_file
+    from nkpredict.explain.attributions import METHODS
+    from nkpredict.stream.run import explain_file
     from training.engines import open_engine
 
     configure_logging(quiet)
@@ -552,9 +552,9 @@ def report(
     quiet: Quiet = False,
 ) -> None:
     """Write a self-contained HTML explanation report for a model and a cohort."""
-    from nkpredict.datasets import join_labels, read_labels
-    from nkpredict.expression import read_expression
-    from nkpredict.report import build_report, write_report
+    from nkpredict.data.expression import read_expression
+    from nkpredict.data.public import join_labels, read_labels
+    from nkpredict.report.html import build_report, write_report
 
     configure_logging(quiet)
     fitted, reference = open_model(model, tracking_uri)

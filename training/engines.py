@@ -5,11 +5,11 @@ care which one they hold:
 
 ``map_ordered(fn, job, items)``
     Yield ``fn(job, item)`` for every item, in item order. Streaming scoring
-    (:mod:`nkpredict.streaming`) passes it the function that scores one span of the input.
+    (:mod:`nkpredict.stream.run`) passes it the function that scores one span of the input.
 ``cross_validate(estimators, X, y, folds, task, progress)``
-    Same arguments and result as :func:`nkpredict.evaluation.cross_validate`.
+    Same arguments and result as :func:`nkpredict.evaluate.cv.cross_validate`.
 ``boosting()``
-    A context inside which every :class:`~nkpredict.boosting.BoostedTrees` fit boosts on
+    A context inside which every :class:`~nkpredict.model.boosting.BoostedTrees` fit boosts on
     the engine (used for the final fit and leave-one-lineage-out).
 
 The Dask engine
@@ -32,7 +32,7 @@ bounded window give results in input order for incremental writing without holdi
 all.
 
 *Training.* Every (estimator, fold) pair of the cross-validation is a task on the cluster
-(:func:`nkpredict.evaluation.cross_validate` on that single fold, so fold logic is not
+(:func:`nkpredict.evaluate.cv.cross_validate` on that single fold, so fold logic is not
 duplicated); results are merged in the order the local engine produces. Inside a fold task
 the model's boosting runs through XGBoost's Dask interface (``xgboost.dask.train`` on a
 ``DaskDMatrix`` of the fold's features) with all its data on the task's own worker: several
@@ -49,7 +49,7 @@ therefore give the local engine's model exactly; larger ones are boosted data-pa
 where XGBoost's distributed histogram sketch and per-worker row sampling change the trees
 slightly (the tests require Spearman > 0.95 between the predictions of the two models and
 cross-validated ROC AUC within 0.03). The fitted object is always a plain
-:class:`~nkpredict.boosting.BoostedTrees` holding a plain :class:`xgboost.Booster`: saving,
+:class:`~nkpredict.model.boosting.BoostedTrees` holding a plain :class:`xgboost.Booster`: saving,
 serving and explaining do not depend on Dask.
 
 ``--scheduler ADDRESS`` connects to an existing cluster (``tcp://host:8786``); without it a
@@ -72,9 +72,9 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from nkpredict.boosting import Validation, use_trainer
-from nkpredict.evaluation import CVResult, EstimatorFactory, Fold, cross_validate
+from nkpredict.evaluate.cv import CVResult, EstimatorFactory, Fold, cross_validate
 from nkpredict.exceptions import InputError
+from nkpredict.model.boosting import Validation, use_trainer
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class Engine(Protocol):
         task: str,
         progress: CVProgress | None = None,
     ) -> CVResult:
-        """:func:`nkpredict.evaluation.cross_validate` on this engine."""
+        """:func:`nkpredict.evaluate.cv.cross_validate` on this engine."""
         ...
 
     def boosting(self) -> AbstractContextManager[None]:
@@ -143,7 +143,7 @@ class LocalEngine:
         task: str,
         progress: CVProgress | None = None,
     ) -> CVResult:
-        """:func:`nkpredict.evaluation.cross_validate` itself."""
+        """:func:`nkpredict.evaluate.cv.cross_validate` itself."""
         return cross_validate(estimators, X, y, folds, task, progress)
 
     def boosting(self) -> AbstractContextManager[None]:
@@ -207,7 +207,7 @@ def _dask_boost(
 
 
 class DaskTrainer:
-    """A :data:`nkpredict.boosting.Trainer` boosting through ``xgboost.dask``.
+    """A :data:`nkpredict.model.boosting.Trainer` boosting through ``xgboost.dask``.
 
     Parameters
     ----------
@@ -259,7 +259,7 @@ def _fold_task(
 def _merge(parts: list[CVResult], y: pd.Series, task: str) -> CVResult:
     """Fold results of :func:`_fold_task`, in estimator then fold order, into one CVResult.
 
-    Rows are ordered as :func:`~nkpredict.evaluation.cross_validate` orders them: per
+    Rows are ordered as :func:`~nkpredict.evaluate.cv.cross_validate` orders them: per
     estimator by repeat, then by the sample's position in ``y``.
     """
     predictions = []

@@ -15,8 +15,10 @@ import numpy as np
 import pandas as pd
 
 from nkpredict.catalog import load_catalog
-from nkpredict.datasets import join_labels, read_labels
-from nkpredict.evaluation import (
+from nkpredict.data.expression import PreparedExpression, prepare_expression, read_expression
+from nkpredict.data.labels import LabelDefinition
+from nkpredict.data.public import join_labels, read_labels
+from nkpredict.evaluate.cv import (
     CVConfig,
     CVResult,
     baseline_estimators,
@@ -27,12 +29,10 @@ from nkpredict.evaluation import (
     score_with_intervals,
 )
 from nkpredict.exceptions import LabelError
-from nkpredict.expression import PreparedExpression, prepare_expression, read_expression
-from nkpredict.labels import LabelDefinition
-from nkpredict.model import NKResistanceModel
-from nkpredict.plots import classification_figure, regression_figure
+from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.registry import ModelReference, load_model
-from nkpredict.report import build_report, write_report
+from nkpredict.report.html import build_report, write_report
+from nkpredict.report.plots import classification_figure, regression_figure
 from nkpredict.settings import Settings
 from training import tracking
 from training.engines import Engine, LocalEngine, open_engine

@@ -21,9 +21,9 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
-import nkpredict.mlflow_pyfunc
+import nkpredict.integrations.mlflow_model
 from nkpredict.exceptions import ModelLoadError, NKPredictError
-from nkpredict.model import NKResistanceModel
+from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.registry import MODEL_ARTIFACT
 from nkpredict.settings import Settings
 
@@ -135,7 +135,7 @@ def log_model(
         directory = model.save(Path(tmp) / MODEL_ARTIFACT)
         return mlflow.pyfunc.log_model(
             name="model",
-            python_model=nkpredict.mlflow_pyfunc.__file__,
+            python_model=nkpredict.integrations.mlflow_model.__file__,
             artifacts={MODEL_ARTIFACT: str(directory)},
             signature=signature,
             input_example=input_example.reset_index(),

@@ -230,7 +230,8 @@ def load_catalog() -> Catalog:
 def read_gmt(path: str | Path, category: str = "user") -> list[GeneSet]:
     """Read gene sets from a GMT file (``name<TAB>description<TAB>gene<TAB>gene...``).
 
-    Gene identifiers are kept as written; harmonize them with :mod:`nkpredict.genes` before
+    Gene identifiers are kept as written; harmonize them with
+    :mod:`nkpredict.data.identifiers` before
     use if they are not current HGNC symbols.
     """
     path = Path(path)

@@ -50,7 +50,7 @@ from sklearn.preprocessing import StandardScaler
 from xgboost import XGBClassifier, XGBRegressor
 
 from nkpredict.exceptions import InputError, LabelError, NotFittedError
-from nkpredict.features import NKFeatureBuilder
+from nkpredict.features.builder import NKFeatureBuilder
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Streaming scoring: inputs too large for memory are read, scored and written in row chunks.
 
 A single-cell atlas has millions of cells x tens of thousands of genes; densifying it, as
-:func:`nkpredict.expression.read_expression` does, needs terabytes. The model reads only its
+:func:`nkpredict.data.expression.read_expression` does, needs terabytes. The model reads only its
 own genes (about a hundred), so a chunk of rows can be reduced to those columns before
 anything dense is built. :func:`predict_file` and :func:`explain_file` do that:
 
@@ -11,17 +11,18 @@ anything dense is built. :func:`predict_file` and :func:`explain_file` do that:
    their row groups, with only the needed columns when the scale allows it; ``.h5ad`` files
    are read through AnnData's backed sparse dataset (CSR row slices) or as h5py row slices
    (dense ``X``). Text files, genes-as-rows tables and CSC-stored h5ad files cannot be
-   sliced by rows: they are read whole by :func:`~nkpredict.expression.read_expression`
+   sliced by rows: they are read whole by :func:`~nkpredict.data.expression.read_expression`
    (as before) and then scored chunk by chunk.
 2. :func:`plan_scoring` maps the column labels to HGNC symbols *once*
-   (:func:`nkpredict.genes.map_identifiers`), keeps the positions of the columns that map to
+   (:func:`nkpredict.data.identifiers.map_identifiers`), keeps the positions of
+   the columns that map to
    the model's genes and fixes the scale *once*: the user's ``scale``, or
-   :func:`~nkpredict.expression.detect_scale` on the first block. Detecting it per chunk
+   :func:`~nkpredict.data.expression.detect_scale` on the first block. Detecting it per chunk
    would be wrong: a chunk of low-count cells (every value <= 50) looks like log values.
 3. :func:`prepare_block` turns one block into the model's input. For raw counts the library
    size of a sample is its sum over *all* columns, computed on the (sparse) block before the
    columns are selected; the selected columns plus one column holding the rest of the
-   library go through :func:`~nkpredict.expression.to_log_tpm`, so counts-per-million come
+   library go through :func:`~nkpredict.data.expression.to_log_tpm`, so counts-per-million come
    from the library code with the full library size. The counts checks (non-negative
    integers, non-zero library) also cover every column: they run on per-sample statistics
    of the whole block (highest, lowest and a non-integer value), which decide them exactly
@@ -65,8 +66,17 @@ import pyarrow.parquet as pq
 from anndata.io import read_elem, sparse_dataset
 from scipy import sparse
 
+from nkpredict.data.expression import (
+    GENE_LIKE_MIN,
+    PreparedExpression,
+    Scale,
+    detect_scale,
+    read_expression,
+    to_log_tpm,
+)
+from nkpredict.data.identifiers import HarmonizationReport, gene_like_fraction, map_identifiers
 from nkpredict.exceptions import CoverageError, ExpressionFormatError, GeneMappingError, InputError
-from nkpredict.explain import (
+from nkpredict.explain.attributions import (
     EXPLANATION_LEVELS,
     FILE_STEMS,
     GLOBAL_FILE,
@@ -75,17 +85,8 @@ from nkpredict.explain import (
     explain,
     global_summary,
 )
-from nkpredict.expression import (
-    GENE_LIKE_MIN,
-    PreparedExpression,
-    Scale,
-    detect_scale,
-    read_expression,
-    to_log_tpm,
-)
-from nkpredict.genes import HarmonizationReport, gene_like_fraction, map_identifiers
 from nkpredict.io import TABLE_SUFFIXES, atomic_path, write_json
-from nkpredict.model import NKResistanceModel
+from nkpredict.model.fitted import NKResistanceModel
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -412,7 +413,7 @@ class ParquetSource(ChunkSource):
     """A Parquet file or a directory of Parquet files (same columns, read in name order).
 
     Samples are rows. The sample ID is the stored pandas index, else a non-numeric first
-    column (as :func:`~nkpredict.expression.read_expression` does), else the row number.
+    column (as :func:`~nkpredict.data.expression.read_expression` does), else the row number.
     A span is one row group, the smallest unit a Parquet reader can start at; within it,
     batches of at most ``chunk_size`` rows (and :data:`MAX_CHUNK_VALUES` values) are read
     and copied into one float64 array (NULL becomes NaN). Write large datasets with row
@@ -518,7 +519,7 @@ def open_source(path: str | Path) -> ChunkSource:
     ----------
     path : str or Path
         A ``.parquet``/``.pq`` file, a directory of them, an ``.h5ad`` file or any file
-        :func:`~nkpredict.expression.read_expression` reads (read whole).
+        :func:`~nkpredict.data.expression.read_expression` reads (read whole).
 
     Raises
     ------
@@ -602,7 +603,7 @@ def plan_scoring(
         Fitted.
     source : ChunkSource
     scale : {"auto", "counts", "tpm", "log"}
-        ``auto`` runs :func:`~nkpredict.expression.detect_scale` on the first block (every
+        ``auto`` runs :func:`~nkpredict.data.expression.detect_scale` on the first block (every
         column of it) and keeps the answer for all chunks.
     chunk_size : int
         Most rows per block, at least 1.

@@ -36,7 +36,7 @@ random rows; otherwise it returns ``None`` and callers keep using XGBoost.
 
 Limits
 ------
-The node arrays come from :func:`nkpredict.compiled_trees.compile_trees`, so only what it
+The node arrays come from :func:`nkpredict.fast.trees.compile_trees`, so only what it
 supports can be compiled (one output, numerical splits, ``binary:logistic`` or
 ``reg:squarederror``), and trees may be at most :data:`MAX_DEPTH` splits deep: a path of
 ``L`` splits has a table of ``2**L`` rows (300 trees of depth 6: tens of MB, compiled in
@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from nkpredict.compiled_trees import CompiledTrees, compile_trees, float32_rows, probe_rows
+from nkpredict.fast.trees import CompiledTrees, compile_trees, float32_rows, probe_rows
 
 logger = logging.getLogger(__name__)
 
@@ -422,7 +422,7 @@ def compile_shap(booster: xgb.Booster) -> CompiledShap | None:
 
     The result is returned only if its contributions and :attr:`CompiledShap.base_value`
     equal ``booster.predict(DMatrix(x, nthread=1), pred_contribs=True)`` within
-    :data:`SHAP_TOLERANCE` on :func:`nkpredict.compiled_trees.probe_rows`, an all-NaN row
+    :data:`SHAP_TOLERANCE` on :func:`nkpredict.fast.trees.probe_rows`, an all-NaN row
     and a few random rows.
     """
     trees = compile_trees(booster)

@@ -42,14 +42,15 @@ from matplotlib.figure import Figure
 
 from nkpredict import __version__
 from nkpredict.catalog import load_catalog
-from nkpredict.evaluation import (
+from nkpredict.data.expression import PreparedExpression
+from nkpredict.evaluate.cv import (
     HIGHER_IS_BETTER,
     calibration_table,
     classification_metrics,
     regression_metrics,
 )
 from nkpredict.exceptions import InputError, LabelError
-from nkpredict.explain import (
+from nkpredict.explain.attributions import (
     HIGHER_MORE_RESISTANT,
     HIGHER_MORE_SENSITIVE,
     TOWARD_RESISTANT,
@@ -59,10 +60,9 @@ from nkpredict.explain import (
     explain,
     unit_label,
 )
-from nkpredict.expression import PreparedExpression
 from nkpredict.io import write_text
-from nkpredict.model import NKResistanceModel
-from nkpredict.plots import classification_figure, regression_figure
+from nkpredict.model.fitted import NKResistanceModel
+from nkpredict.report.plots import classification_figure, regression_figure
 
 logger = logging.getLogger(__name__)
 
@@ -506,7 +506,7 @@ def sample_sections(
 
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("nkpredict", "templates"),
+        loader=jinja2.PackageLoader("nkpredict.report", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

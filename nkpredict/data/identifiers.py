@@ -13,7 +13,8 @@ Accepted identifiers (surrounding whitespace is stripped, case does not matter):
   to exactly one current symbol; otherwise the identifier is *ambiguous* and dropped.
 
 The first rule that matches wins, in the order exact current symbol > Ensembl > Entrez >
-DepMap > catalogue alias > previous symbol > alias. Genome annotation: :mod:`nkpredict.annotation`.
+DepMap > catalogue alias > previous symbol > alias. Genome annotation:
+:mod:`nkpredict.data.annotation`.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from nkpredict.annotation import GeneAnnotation, load_annotation
 from nkpredict.catalog import Catalog, load_catalog
+from nkpredict.data.annotation import GeneAnnotation, load_annotation
 from nkpredict.exceptions import GeneMappingError
 
 __all__ = [
@@ -362,7 +363,7 @@ def harmonize_matrix(
     Parameters
     ----------
     matrix : DataFrame, shape (n_samples, n_genes)
-        Values on the log2(TPM+1) scale (see :func:`nkpredict.expression.to_log_tpm`); gene
+        Values on the log2(TPM+1) scale (see :func:`nkpredict.data.expression.to_log_tpm`); gene
         identifiers as columns, duplicates allowed.
     catalog : Catalog, optional
         Defaults to :func:`nkpredict.catalog.load_catalog`.

@@ -6,14 +6,14 @@ predicted readout for regression) into one contribution per feature plus a base 
     model_output[i] = base_value + sum_f shap[i, f]
 
 Features are then aggregated to explanation units with the feature builder's allocation
-matrices (:meth:`nkpredict.features.NKFeatureBuilder.allocation`), whose rows sum to one, so
+matrices (:meth:`nkpredict.features.builder.NKFeatureBuilder.allocation`), whose rows sum to one, so
 the identity holds at every level::
 
     level(L)[i, u] = sum_f shap[i, f] * allocation_L[f, u]
     model_output[i] = base_value + sum_u level(L)[i, u]
 
 Three TreeSHAP implementations give the same values: the compiled tables of
-:mod:`nkpredict.compiled_shap` (the default: XGBoost's values without XGBoost's per-call
+:mod:`nkpredict.fast.shap` (the default: XGBoost's values without XGBoost's per-call
 cost, checked against it when compiled), XGBoost's own (``pred_contribs``, used when a model
 cannot be compiled) and :class:`shap.TreeExplainer`; see ``benchmarks/explain_speed.py``.
 
@@ -36,13 +36,19 @@ import pandas as pd
 import xgboost as xgb
 
 from nkpredict.catalog import load_catalog
-from nkpredict.compiled_shap import CompiledShap, compile_shap
-from nkpredict.compiled_trees import PerBooster
+from nkpredict.data.expression import PreparedExpression
 from nkpredict.exceptions import InputError
-from nkpredict.expression import PreparedExpression
-from nkpredict.features import COVERAGE_UNIT, GENOME_UNIT, LEVELS, LIGAND_UNIT, NKFeatureBuilder
+from nkpredict.fast.shap import CompiledShap, compile_shap
+from nkpredict.fast.trees import PerBooster
+from nkpredict.features.builder import (
+    COVERAGE_UNIT,
+    GENOME_UNIT,
+    LEVELS,
+    LIGAND_UNIT,
+    NKFeatureBuilder,
+)
 from nkpredict.io import write_json, write_table
-from nkpredict.model import NKResistanceModel
+from nkpredict.model.fitted import NKResistanceModel
 
 logger = logging.getLogger(__name__)
 

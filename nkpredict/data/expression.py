@@ -7,7 +7,7 @@ and, once prepared, on the **log2(TPM+1)** scale with HGNC symbols as columns:
 2. :func:`validate_matrix` rejects what cannot be interpreted (empty, non-numeric, duplicated
    samples, all-NaN samples, infinite values);
 3. :func:`to_log_tpm` detects (:func:`detect_scale`) or takes the scale and converts;
-4. :func:`nkpredict.genes.harmonize_matrix` maps the columns to HGNC symbols.
+4. :func:`nkpredict.data.identifiers.harmonize_matrix` maps the columns to HGNC symbols.
 
 :func:`prepare_expression` runs steps 2-4.
 
@@ -42,13 +42,13 @@ import pandas as pd
 from scipy import sparse
 
 from nkpredict.catalog import Catalog
-from nkpredict.exceptions import CoverageError, ExpressionFormatError, ScaleError
-from nkpredict.genes import (
+from nkpredict.data.identifiers import (
     HarmonizationReport,
     gene_like_fraction,
     harmonize_values,
     map_identifiers,
 )
+from nkpredict.exceptions import CoverageError, ExpressionFormatError, ScaleError
 
 __all__ = [
     "LOG_MAX",
@@ -249,7 +249,7 @@ def read_expression(
     genes : collection of str, optional
         Keep only the gene columns whose label, or the HGNC symbol it harmonizes to, is in
         ``genes``. Absent genes are not an error here (see
-        :meth:`nkpredict.genes.HarmonizationReport.missing`).
+        :meth:`nkpredict.data.identifiers.HarmonizationReport.missing`).
 
     Returns
     -------
@@ -361,7 +361,7 @@ def _check_values(values: np.ndarray, labels: _Labels) -> None:
 def validate_matrix(matrix: pd.DataFrame) -> pd.DataFrame:
     """Check a samples x genes matrix and return it as float64 with string labels.
 
-    Duplicated gene columns are allowed (:func:`nkpredict.genes.harmonize_matrix` merges
+    Duplicated gene columns are allowed (:func:`nkpredict.data.identifiers.harmonize_matrix` merges
     them); NaN cells are allowed as long as no sample is entirely NaN.
 
     Parameters
@@ -561,7 +561,7 @@ class PreparedExpression:
     sample_ids : list of str, length n_samples
     genes : Index of str, length n_symbols
         HGNC symbols, unique. Shared with other inputs that had the same identifiers (see
-        :func:`nkpredict.genes.harmonize_values`): do not rename it.
+        :func:`nkpredict.data.identifiers.harmonize_values`): do not rename it.
     scale : {"counts", "tpm", "log"}
         The scale the input was taken to be.
     report : HarmonizationReport
@@ -610,7 +610,7 @@ def prepare_expression(
     """Validate, convert to log2(TPM+1) and harmonize gene identifiers.
 
     Runs :func:`validate_matrix`, :func:`to_log_tpm` and
-    :func:`nkpredict.genes.harmonize_matrix` on one float64 array and builds a single
+    :func:`nkpredict.data.identifiers.harmonize_matrix` on one float64 array and builds a single
     DataFrame at the end (a request of one sample pays for no intermediate frames).
 
     The scale conversion comes before harmonization so that library sizes use every column

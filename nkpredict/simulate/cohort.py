@@ -39,7 +39,7 @@ shift: ``score[i, k] = sign(shift_k) * mean_{g in drivers_k}(latent[i, g] - base
 The NK-killing readout follows the same logit: the killing rate is
 ``k[i] = rate_mid * exp(-rate_slope * logit[i] + rate_noise)``, the % viability at E:T ``r``
 is ``100 * exp(-k[i] * r)`` plus assay noise, clipped to [0, 120], and the killing AUC is
-:func:`nkpredict.datasets.killing_auc`.
+:func:`nkpredict.data.public.killing_auc`.
 
 Gene-level parameters (baselines, program loadings, module memberships) come from
 ``gene_seed`` and do not depend on ``seed``, ``n_samples`` or ``n_genes``: cohorts simulated
@@ -63,7 +63,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from nkpredict.catalog import Catalog, load_catalog
-from nkpredict.datasets import (
+from nkpredict.data.public import (
     CONTROL_CONDITION,
     NK_PRISM_COLUMNS,
     killing_auc,
@@ -875,7 +875,7 @@ def _truth(
     drivers = sorted({g for m in config.mechanisms for g in m.drivers}, key=model.structured.index)
     both_classes = 0 < resistant.sum() < len(resistant)
     return {
-        "generator": "nkpredict.simulate",
+        "generator": "nkpredict.simulate.cohort",
         "catalog_version": catalog.version,
         "config": asdict(config),
         "intercept": config.intercept,
@@ -923,7 +923,7 @@ def _truth(
             "killing_rate": "killing_rate_mid * exp(-killing_rate_slope * logit + "
             "N(0, killing_rate_noise_sd))",
             "viability": "clip(100 * exp(-killing_rate * E:T) + N(0, assay_noise_sd), 0, 120)",
-            "killing_auc": "nkpredict.datasets.killing_auc",
+            "killing_auc": "nkpredict.data.public.killing_auc",
         },
         "summary": {
             "prevalence": float(resistant.mean()),

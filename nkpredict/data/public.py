@@ -404,7 +404,7 @@ def read_depmap_expression(path: str | Path) -> pd.DataFrame:
     -------
     DataFrame of shape (n_models, n_genes)
         log2(TPM + 1) values; index ``sample_id`` (ACH ids), columns as written in the file
-        (harmonize them with :mod:`nkpredict.genes`).
+        (harmonize them with :mod:`nkpredict.data.identifiers`).
 
     Raises
     ------

@@ -105,7 +105,7 @@ class BoostedTrees(BaseEstimator):
     random_state : int
     tuning_budget : float
         Seconds of Optuna search over tree parameters inside every ``fit`` (0 = off); see
-        :mod:`nkpredict.tuning`. Because it runs inside ``fit``, cross-validation is nested.
+        :mod:`nkpredict.model.tuning`. Because it runs inside ``fit``, cross-validation is nested.
     """
 
     def __init__(
@@ -175,7 +175,7 @@ class BoostedTrees(BaseEstimator):
 
     def _tuned(self, values: np.ndarray, target: np.ndarray) -> BoostedTrees:
         """A copy with the parameters found by the time-budgeted search (kept in tuned_params_)."""
-        from nkpredict.tuning import search_parameters
+        from nkpredict.model.tuning import search_parameters
 
         def untuned(**params: Any) -> BoostedTrees:
             return clone(self).set_params(tuning_budget=0.0, **params)

@@ -1,7 +1,7 @@
 """The NK feature transformer: harmonized expression -> biology-shaped features.
 
 Input is a samples x genes matrix of HGNC symbols on the log2(TPM+1) scale (see
-:func:`nkpredict.expression.prepare_expression`). Output features, all computable for one
+:func:`nkpredict.data.expression.prepare_expression`). Output features, all computable for one
 sample alone once the transformer is fitted:
 
 ``gene:<SYMBOL>``

@@ -13,7 +13,7 @@ import pandas as pd
 from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
-from nkpredict.model import NKResistanceModel
+from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.registry import MODEL_ARTIFACT
 
 

@@ -55,7 +55,7 @@ class PerBooster(Generic[T]):
     """``build(booster)``, built once per booster and kept as long as the booster lives.
 
     The compiled forms of a model (:func:`compile_trees`, the TreeSHAP tables of
-    :mod:`nkpredict.compiled_shap`) are built on first use with this cache; a refitted or
+    :mod:`nkpredict.fast.shap`) are built on first use with this cache; a refitted or
     reloaded model has a new booster and gets its own.
     """
 

@@ -1,0 +1,1 @@
+"""Honest evaluation: metrics with intervals, grouped folds, baselines and cross-validation."""

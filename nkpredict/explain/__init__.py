@@ -1,0 +1,1 @@
+"""Explanations: exact attributions summed from features to genes, ligand axes and pathways."""

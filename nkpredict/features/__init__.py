@@ -1,0 +1,1 @@
+"""NK-biology features: per-ligand expression, axis loads and signed pathway scores."""

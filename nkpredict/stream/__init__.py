@@ -1,0 +1,1 @@
+"""Scoring files of any size in bounded memory: row blocks, chunked readers, jobs and writers."""

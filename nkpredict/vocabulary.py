@@ -1,0 +1,92 @@
+"""Every option type of the project, defined once, with one validator.
+
+The command line offers these values as Typer choices, the service declares them in its pydantic
+models, and the library checks them with :func:`check_choice` where a caller passes a plain string
+(one helper, one exception type: :class:`~nkpredict.exceptions.InputError`). No other module spells
+these values out.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal, TypeVar, get_args
+
+from nkpredict.exceptions import InputError
+
+__all__ = [
+    "AGGREGATE_LEVELS",
+    "DIRECTIONS",
+    "ENGINES",
+    "EXPLAIN_METHODS",
+    "LEVELS",
+    "ORIENTATIONS",
+    "SCALES",
+    "SCALE_CHOICES",
+    "TASKS",
+    "AggregateLevel",
+    "Direction",
+    "Engine",
+    "ExplainMethod",
+    "Level",
+    "LevelChoice",
+    "Orientation",
+    "Scale",
+    "ScaleChoice",
+    "Task",
+    "check_choice",
+    "choices",
+]
+
+Scale = Literal["counts", "tpm", "log"]
+"""A detected or declared expression scale: raw counts, TPM/CPM, or log2(x + 1) values."""
+ScaleChoice = Literal["auto", "counts", "tpm", "log"]
+"""A scale a user may ask for; ``auto`` detects it from the values."""
+Orientation = Literal["auto", "samples", "genes"]
+"""What the rows of an expression file are; ``auto`` decides from how gene-like the labels are."""
+Task = Literal["classification", "regression"]
+"""Resistant/sensitive calls, or a continuous readout."""
+Direction = Literal["above", "below"]
+"""Which side of a readout's cut is called resistant."""
+AggregateLevel = Literal["gene", "axis", "pathway"]
+"""The biological levels that features and attributions are summed to."""
+Level = Literal["feature", "gene", "axis", "pathway"]
+"""An explanation level: the model's own features, or one of the aggregate levels."""
+LevelChoice = Literal["all", "feature", "gene", "axis", "pathway"]
+"""An explanation level a user may ask for; ``all`` means every aggregate level."""
+ExplainMethod = Literal["auto", "compiled", "native", "shap"]
+"""How TreeSHAP values are computed: compiled tables, XGBoost itself, or the shap package."""
+Engine = Literal["local", "dask"]
+"""Where training and scoring run: this process, or a Dask cluster."""
+
+SCALES: Final[tuple[Scale, ...]] = get_args(Scale)
+SCALE_CHOICES: Final[tuple[ScaleChoice, ...]] = get_args(ScaleChoice)
+ORIENTATIONS: Final[tuple[Orientation, ...]] = get_args(Orientation)
+TASKS: Final[tuple[Task, ...]] = get_args(Task)
+DIRECTIONS: Final[tuple[Direction, ...]] = get_args(Direction)
+AGGREGATE_LEVELS: Final[tuple[AggregateLevel, ...]] = get_args(AggregateLevel)
+LEVELS: Final[tuple[Level, ...]] = get_args(Level)
+EXPLAIN_METHODS: Final[tuple[ExplainMethod, ...]] = get_args(ExplainMethod)
+ENGINES: Final[tuple[Engine, ...]] = get_args(Engine)
+
+O = TypeVar("O", bound=str)
+
+
+def choices(option: Any) -> tuple[str, ...]:
+    """The values of one option type (a ``Literal`` defined in this module)."""
+    return tuple(get_args(option))
+
+
+def check_choice(value: object, allowed: tuple[O, ...], name: str) -> O:
+    """Return ``value`` when it is one of ``allowed``; raise :class:`InputError` otherwise.
+
+    Parameters
+    ----------
+    value
+        What the caller passed.
+    allowed
+        The option's values, e.g. :data:`SCALE_CHOICES`.
+    name
+        The option's name as the user knows it, used in the message.
+    """
+    if isinstance(value, str) and value in allowed:
+        return value  # type: ignore[return-value]
+    raise InputError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
