@@ -6,6 +6,8 @@ returns a 4xx response with a machine-readable body.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 
 class NKPredictError(Exception):
     """Base class of every error the library raises on purpose."""
@@ -28,7 +30,34 @@ class GeneMappingError(InputError):
 
 
 class CoverageError(InputError):
-    """Too few of the genes a model needs are present in the input."""
+    """Too few of the genes a model needs are present in the input.
+
+    Parameters
+    ----------
+    message : str
+        The one-line reason.
+    coverage : mapping of str to float, optional
+        The samples below the minimum and their coverage (fraction of the model's genes
+        measured), lowest first; empty when no sample could be scored at all.
+    missing_genes : sequence of str, optional
+        The model's genes missing in those samples.
+    minimum : float, optional
+        The minimum coverage that was asked for.
+
+    The attributes carry the same data, so callers never recompute them.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        coverage: Mapping[str, float] | None = None,
+        missing_genes: Sequence[str] = (),
+        minimum: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.coverage: dict[str, float] = dict(coverage or {})
+        self.missing_genes: list[str] = list(missing_genes)
+        self.minimum = minimum
 
 
 class LabelError(InputError):

@@ -67,7 +67,7 @@ LEVELS: Final[tuple[Level, ...]] = get_args(Level)
 EXPLAIN_METHODS: Final[tuple[ExplainMethod, ...]] = get_args(ExplainMethod)
 ENGINES: Final[tuple[Engine, ...]] = get_args(Engine)
 
-O = TypeVar("O", bound=str)
+OptionT = TypeVar("OptionT", bound=str)
 
 
 def choices(option: Any) -> tuple[str, ...]:
@@ -75,7 +75,7 @@ def choices(option: Any) -> tuple[str, ...]:
     return tuple(get_args(option))
 
 
-def check_choice(value: object, allowed: tuple[O, ...], name: str) -> O:
+def check_choice(value: object, allowed: tuple[OptionT, ...], name: str) -> OptionT:
     """Return ``value`` when it is one of ``allowed``; raise :class:`InputError` otherwise.
 
     Parameters
@@ -88,5 +88,5 @@ def check_choice(value: object, allowed: tuple[O, ...], name: str) -> O:
         The option's name as the user knows it, used in the message.
     """
     if isinstance(value, str) and value in allowed:
-        return value  # type: ignore[return-value]
+        return value
     raise InputError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")

@@ -8,7 +8,8 @@ import pytest
 
 from nkpredict.catalog import GeneSet, load_catalog
 from nkpredict.exceptions import InputError, NotFittedError
-from nkpredict.features.builder import LEVELS, NKFeatureBuilder
+from nkpredict.features.builder import NKFeatureBuilder
+from nkpredict.vocabulary import AGGREGATE_LEVELS
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ def test_gene_absent_from_training_is_left_out(matrix: pd.DataFrame) -> None:
     assert "axis:NKp30" in builder.get_feature_names_out()  # BAG6 still measured
 
 
-@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("level", AGGREGATE_LEVELS)
 def test_allocation_rows_sum_to_one(matrix: pd.DataFrame, level: str) -> None:
     allocation = NKFeatureBuilder().fit(matrix).allocation(level)  # type: ignore[arg-type]
     np.testing.assert_allclose(allocation.sum(axis=1), 1.0)

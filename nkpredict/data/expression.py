@@ -34,7 +34,7 @@ from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import anndata
 import numpy as np
@@ -49,6 +49,7 @@ from nkpredict.data.identifiers import (
     map_identifiers,
 )
 from nkpredict.exceptions import CoverageError, ExpressionFormatError, ScaleError
+from nkpredict.vocabulary import ORIENTATIONS, Orientation, Scale, ScaleChoice, check_choice
 
 __all__ = [
     "LOG_MAX",
@@ -64,9 +65,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Scale = Literal["counts", "tpm", "log"]
-Orientation = Literal["auto", "samples", "genes"]
 
 LOG_MAX = 50.0
 """Largest value a log2(x+1) matrix may hold; above it values are taken as linear."""
@@ -265,8 +263,7 @@ def read_expression(
         ``genes`` given and none of them is in the file.
     """
     path = Path(path)
-    if orientation not in get_args(Orientation):
-        raise ExpressionFormatError(f"orientation must be one of {get_args(Orientation)}")
+    check_choice(orientation, ORIENTATIONS, "orientation")
     if not path.is_file():
         raise ExpressionFormatError(f"{path}: no such expression file")
     kind = _file_kind(path)
@@ -494,9 +491,7 @@ _CONVERTERS: dict[str, Callable[[pd.DataFrame | _Labels, np.ndarray], np.ndarray
 }
 
 
-def to_log_tpm(
-    matrix: pd.DataFrame, scale: Scale | Literal["auto"] = "auto"
-) -> tuple[pd.DataFrame, Scale]:
+def to_log_tpm(matrix: pd.DataFrame, scale: ScaleChoice = "auto") -> tuple[pd.DataFrame, Scale]:
     """Bring a validated matrix to log2(TPM+1).
 
     - ``counts``: per-sample CPM (library size = the sample's total over all columns, NaN
@@ -534,7 +529,7 @@ def to_log_tpm(
 
 
 def _to_log_values(
-    values: np.ndarray, matrix: pd.DataFrame | _Labels, scale: Scale | Literal["auto"]
+    values: np.ndarray, matrix: pd.DataFrame | _Labels, scale: ScaleChoice
 ) -> tuple[np.ndarray, Scale]:
     """:func:`to_log_tpm` of ``values`` (n_samples, n_genes) labelled by ``matrix``."""
     if scale != "auto" and scale not in _CONVERTERS:
@@ -604,7 +599,7 @@ class PreparedExpression:
 
 def prepare_expression(
     matrix: pd.DataFrame,
-    scale: Scale | Literal["auto"] = "auto",
+    scale: ScaleChoice = "auto",
     catalog: Catalog | None = None,
 ) -> PreparedExpression:
     """Validate, convert to log2(TPM+1) and harmonize gene identifiers.
@@ -637,7 +632,7 @@ def prepare_values(
     values: np.ndarray,
     samples: Sequence[str] | pd.Index,
     genes: Sequence[str],
-    scale: Scale | Literal["auto"] = "auto",
+    scale: ScaleChoice = "auto",
     catalog: Catalog | None = None,
 ) -> PreparedExpression:
     """:func:`prepare_expression` of a plain array and its labels (no input DataFrame).
@@ -684,7 +679,7 @@ def prepare_values(
 def _prepare(
     values: np.ndarray,
     labels: _Labels,
-    scale: Scale | Literal["auto"],
+    scale: ScaleChoice,
     catalog: Catalog | None,
     index_name: Hashable,
 ) -> PreparedExpression:

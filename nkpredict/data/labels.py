@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from nkpredict.exceptions import LabelError
+from nkpredict.vocabulary import TASKS, Direction, Task
 
 logger = logging.getLogger(__name__)
-
-Task = Literal["classification", "regression"]
-Direction = Literal["above", "below"]
 
 _BINARY_TEXT = {"resistant": 1, "sensitive": 0, "true": 1, "false": 0, "yes": 1, "no": 0}
 
@@ -60,8 +58,8 @@ class LabelDefinition:
     resistant_when: Direction | None = None
 
     def __post_init__(self) -> None:
-        if self.task not in ("classification", "regression"):
-            raise LabelError(f"task must be classification or regression, not {self.task!r}")
+        if self.task not in TASKS:
+            raise LabelError(f"task must be one of {', '.join(TASKS)}, not {self.task!r}")
         if self.quantile is not None and not 0.0 < self.quantile < 1.0:
             raise LabelError(f"quantile must lie strictly between 0 and 1, got {self.quantile}")
 

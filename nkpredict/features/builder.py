@@ -41,11 +41,9 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from nkpredict.catalog import Catalog, GeneSet, load_catalog
 from nkpredict.exceptions import InputError, NotFittedError
+from nkpredict.vocabulary import AGGREGATE_LEVELS, AggregateLevel, check_choice
 
 logger = logging.getLogger(__name__)
-
-Level = Literal["gene", "axis", "pathway"]
-LEVELS: tuple[Level, ...] = ("gene", "axis", "pathway")
 
 COVERAGE_FEATURE = "coverage:catalog"
 COVERAGE_UNIT = "COVERAGE"
@@ -222,7 +220,7 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
             FeatureSpec(
                 COVERAGE_FEATURE,
                 "coverage",
-                units={level: {COVERAGE_UNIT: 1.0} for level in LEVELS},
+                units={level: {COVERAGE_UNIT: 1.0} for level in AGGREGATE_LEVELS},
             )
         )
         genome = self._select_genome_genes(X, y, set(model_genes))
@@ -516,7 +514,7 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
         return np.array([s.name for s in self.specs_], dtype=object)
 
     # ------------------------------------------------------------------ attribution
-    def allocation(self, level: Level) -> pd.DataFrame:
+    def allocation(self, level: AggregateLevel) -> pd.DataFrame:
         """Share of each feature's attribution that belongs to each unit at ``level``.
 
         Returns
@@ -525,8 +523,7 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
             Rows sum to one, so ``feature_shap @ allocation(level)`` preserves the total.
         """
         self._check_fitted()
-        if level not in LEVELS:
-            raise InputError(f"level must be one of {LEVELS}, not {level!r}")
+        check_choice(level, AGGREGATE_LEVELS, "level")
         rows = [spec.units[level] for spec in self.specs_]
         frame = pd.DataFrame(rows, index=self.get_feature_names_out()).fillna(0.0)
         return frame

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,10 +22,10 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import train_test_split
 
 from nkpredict.exceptions import InputError, ModelLoadError, NotFittedError
+from nkpredict.vocabulary import Task
 
 logger = logging.getLogger(__name__)
 
-Task = Literal["classification", "regression"]
 _MIN_SAMPLES_FOR_EARLY_STOPPING = 40
 
 Validation = tuple[np.ndarray, np.ndarray]

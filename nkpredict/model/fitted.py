@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,18 +32,18 @@ from sklearn.pipeline import Pipeline
 from nkpredict import __version__
 from nkpredict.catalog import GeneSet
 from nkpredict.data.expression import PreparedExpression, prepare_expression, prepare_values
-from nkpredict.data.labels import LabelDefinition, Task
+from nkpredict.data.labels import LabelDefinition
 from nkpredict.exceptions import CoverageError, ModelLoadError, NotFittedError
 from nkpredict.fast.trees import compiled_trees_for
 from nkpredict.features.builder import COVERAGE_FEATURE, NKFeatureBuilder
 from nkpredict.model.boosting import BoostedTrees
+from nkpredict.vocabulary import ScaleChoice, Task
 
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.json"
 BOOSTER_FILE = "booster.ubj"
 FORMAT_VERSION = 1
-ScaleOption = Literal["auto", "counts", "tpm", "log"]
 COMPILED_MAX_ROWS = 32
 """Inputs of at most this many samples are scored with :mod:`nkpredict.fast.trees`
 (bitwise the same margins, without XGBoost's fixed per-call cost); larger ones with XGBoost."""
@@ -120,7 +120,7 @@ class NKResistanceModel(BaseEstimator):
     def __init__(
         self,
         task: Task = "classification",
-        scale: ScaleOption = "auto",
+        scale: ScaleChoice = "auto",
         gene_sets: tuple[GeneSet, ...] | None = None,
         n_genome_genes: int = 0,
         booster: dict[str, Any] | None = None,
@@ -149,7 +149,7 @@ class NKResistanceModel(BaseEstimator):
             ]
         )
 
-    def prepare(self, X: pd.DataFrame, scale: ScaleOption | None = None) -> PreparedExpression:
+    def prepare(self, X: pd.DataFrame, scale: ScaleChoice | None = None) -> PreparedExpression:
         """Validate, rescale to log2(TPM+1) and harmonize gene identifiers of ``X``.
 
         ``scale`` overrides the model's :attr:`scale` setting for this call.
@@ -161,7 +161,7 @@ class NKResistanceModel(BaseEstimator):
         values: np.ndarray,
         samples: Sequence[str] | pd.Index,
         genes: Sequence[str],
-        scale: ScaleOption | None = None,
+        scale: ScaleChoice | None = None,
     ) -> PreparedExpression:
         """:meth:`prepare` of a plain array (n_samples, n_genes) with its sample IDs and gene
         identifiers: the same result without building an input DataFrame."""
@@ -238,18 +238,28 @@ class NKResistanceModel(BaseEstimator):
         return self.boosted_trees.predict_margin(values)
 
     def check_coverage(self, prepared: PreparedExpression, minimum: float) -> pd.Series:
-        """Per-sample coverage of the model's genes; raise CoverageError below ``minimum``."""
+        """Per-sample coverage of the model's genes, shape (n_samples,).
+
+        Raises
+        ------
+        CoverageError
+            Some samples cover less than ``minimum``; it carries their coverage and the
+            genes they miss.
+        """
         genes = self.gene_values(prepared)
         values = self.feature_builder.coverage_of(genes)
         coverage = pd.Series(values, index=prepared.matrix.index, name=COVERAGE_FEATURE)
         below = values < minimum
         if below.any():
-            low = coverage[below]
+            low = coverage[below].sort_values(kind="stable")
             missing = self.feature_builder.missing_of(genes[below])
             shown = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
             raise CoverageError(
                 f"{len(low)} sample(s) cover less than {minimum:.0%} of the model's genes "
-                f"(lowest: {low.idxmin()} at {low.min():.0%}); missing: {shown}"
+                f"(lowest: {low.index[0]} at {low.iloc[0]:.0%}); missing: {shown}",
+                coverage={str(k): float(v) for k, v in low.items()},
+                missing_genes=missing,
+                minimum=minimum,
             )
         return coverage
 
