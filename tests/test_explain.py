@@ -14,7 +14,6 @@ from nkpredict.data.expression import PreparedExpression
 from nkpredict.data.labels import LabelDefinition
 from nkpredict.exceptions import InputError
 from nkpredict.explain.attributions import (
-    EXPLANATION_LEVELS,
     Driver,
     Explanation,
     compiled_shap,
@@ -24,6 +23,7 @@ from nkpredict.explain.attributions import (
 )
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.simulate.cohort import Cohort, SimulationConfig, simulate_cohort
+from nkpredict.vocabulary import LEVELS
 
 TOTAL_COLUMNS = ["base_value", "model_output"]
 SENTENCE = re.compile(r"^.+ [+-]\d+\.\d{2} log-odds toward (resistant|sensitive)$")
@@ -72,7 +72,7 @@ def test_parts_add_up_to_the_model_margin_at_every_level(
     explanation: Explanation, model: NKResistanceModel, cohort: Cohort
 ) -> None:
     margin = model.predict_margin(cohort.counts)
-    for level in EXPLANATION_LEVELS:
+    for level in LEVELS:
         table = explanation.table(level)
         assert table.index.name == "sample_id"
         parts = table.drop(columns=TOTAL_COLUMNS).sum(axis=1) + explanation.base_value
@@ -244,7 +244,7 @@ def test_write_explanations(explanation: Explanation, tmp_path) -> None:
         assert table.shape == (n_samples, len(units) + 3)
         assert table["sample_id"].tolist() == list(explanation.shap.index)
     summary = json.loads(written["global"].read_text())
-    assert set(summary["levels"]) == set(EXPLANATION_LEVELS)
+    assert set(summary["levels"]) == set(LEVELS)
     axes = summary["levels"]["axis"]
     assert [row["rank"] for row in axes] == list(range(1, len(axes) + 1))
     assert {"unit", "label", "mean_abs_shap", "mean_shap", "direction"} <= set(axes[0])

@@ -24,12 +24,11 @@ cannot be compiled) and :class:`shap.TreeExplainer`; see ``benchmarks/explain_sp
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,27 +37,27 @@ import xgboost as xgb
 from nkpredict.catalog import load_catalog
 from nkpredict.data.expression import PreparedExpression
 from nkpredict.exceptions import InputError
+from nkpredict.fast.cache import PerObject
 from nkpredict.fast.shap import CompiledShap, compile_shap
-from nkpredict.fast.trees import PerBooster
 from nkpredict.features.builder import (
     COVERAGE_UNIT,
     GENOME_UNIT,
-    LEVELS,
     LIGAND_UNIT,
     NKFeatureBuilder,
 )
 from nkpredict.io import write_json, write_table
 from nkpredict.model.fitted import NKResistanceModel
+from nkpredict.vocabulary import (
+    AGGREGATE_LEVELS,
+    EXPLAIN_METHODS,
+    LEVELS,
+    ExplainMethod,
+    Level,
+    check_choice,
+)
 
 logger = logging.getLogger(__name__)
 
-Level = Literal["feature", "gene", "axis", "pathway"]
-Method = Literal["auto", "compiled", "native", "shap"]
-METHODS: tuple[Method, ...] = get_args(Method)
-"""Every TreeSHAP implementation name :func:`explain` accepts."""
-
-EXPLANATION_LEVELS: tuple[Level, ...] = ("feature", "gene", "axis", "pathway")
-"""Every level an :class:`Explanation` reports, finest first."""
 FILE_STEMS: dict[Level, str] = {
     "feature": "features",
     "gene": "genes",
@@ -289,8 +288,7 @@ class Explanation:
 
     # ------------------------------------------------------------------ per-sample tables
     def _allocation(self, level: Level) -> pd.DataFrame:
-        if level not in EXPLANATION_LEVELS:
-            raise InputError(f"level must be one of {EXPLANATION_LEVELS}, not {level!r}")
+        check_choice(level, LEVELS, "level")
         return self.allocations[level].loc[self.shap.columns]
 
     def level(self, level: Level) -> pd.DataFrame:
@@ -412,7 +410,7 @@ def _shap_contributions(booster: xgb.Booster, values: np.ndarray) -> tuple[np.nd
     return contributions.reshape(values.shape), float(np.ravel(explainer.expected_value)[0])
 
 
-compiled_shap: PerBooster[CompiledShap | None] = PerBooster(compile_shap)
+compiled_shap: PerObject[xgb.Booster, CompiledShap | None] = PerObject(compile_shap)
 """A booster's compiled TreeSHAP, built on first use and kept while the booster lives;
 ``None`` when the model cannot be compiled exactly (see :func:`compile_shap`)."""
 
@@ -435,7 +433,7 @@ model that cannot be compiled falls back to XGBoost's TreeSHAP."""
 
 
 def tree_shap(
-    booster: xgb.Booster, features: pd.DataFrame | np.ndarray, method: Method = "auto"
+    booster: xgb.Booster, features: pd.DataFrame | np.ndarray, method: ExplainMethod = "auto"
 ) -> tuple[np.ndarray, float]:
     """TreeSHAP values of ``features`` under ``booster``.
 
@@ -451,9 +449,8 @@ def tree_shap(
     contributions : ndarray, shape (n_samples, n_features)
     base_value : float
     """
+    check_choice(method, EXPLAIN_METHODS, "method")
     name = AUTO_METHOD if method == "auto" else method
-    if name not in _METHODS:
-        raise InputError(f"method must be 'auto', 'compiled', 'native' or 'shap', not {method!r}")
     contributions, base = _METHODS[name](booster, _float32(features))
     return np.asarray(contributions, dtype=np.float64), base
 
@@ -483,26 +480,21 @@ class LevelAllocation:
         return cls(frame=frame, units=[str(u) for u in frame.columns], matrix=matrix)
 
 
-_ALLOCATIONS: weakref.WeakKeyDictionary[
-    NKFeatureBuilder, tuple[object, dict[Level, LevelAllocation]]
-]
-_ALLOCATIONS = weakref.WeakKeyDictionary()
+def _level_allocations(builder: NKFeatureBuilder) -> dict[Level, LevelAllocation]:
+    names = builder.get_feature_names_out()
+    levels: dict[Level, LevelAllocation] = {
+        "feature": LevelAllocation.of(pd.DataFrame(np.eye(len(names)), index=names, columns=names))
+    }
+    levels.update(
+        {level: LevelAllocation.of(builder.allocation(level)) for level in AGGREGATE_LEVELS}
+    )
+    return levels
 
 
-def level_allocations(builder: NKFeatureBuilder) -> dict[Level, LevelAllocation]:
-    """Every level's allocation, built once per fitted state of ``builder``."""
-    cached = _ALLOCATIONS.get(builder)
-    if cached is None or cached[0] is not builder.specs_:
-        names = builder.get_feature_names_out()
-        levels: dict[Level, LevelAllocation] = {
-            "feature": LevelAllocation.of(
-                pd.DataFrame(np.eye(len(names)), index=names, columns=names)
-            )
-        }
-        levels.update({level: LevelAllocation.of(builder.allocation(level)) for level in LEVELS})
-        cached = (builder.specs_, levels)
-        _ALLOCATIONS[builder] = cached
-    return cached[1]
+level_allocations: PerObject[NKFeatureBuilder, dict[Level, LevelAllocation]] = PerObject(
+    _level_allocations, state=lambda builder: builder.specs_
+)
+"""Every level's allocation of a feature builder, built once per fitted state."""
 
 
 def resistant_sign(model: NKResistanceModel) -> int:
@@ -538,7 +530,7 @@ class Attributions:
 
 
 def attributions(
-    model: NKResistanceModel, prepared: PreparedExpression, method: Method = "auto"
+    model: NKResistanceModel, prepared: PreparedExpression, method: ExplainMethod = "auto"
 ) -> Attributions:
     """TreeSHAP values of every sample of a prepared matrix, without labels.
 
@@ -555,7 +547,7 @@ def attributions(
 
 
 def attributions_of(
-    model: NKResistanceModel, features: np.ndarray, method: Method = "auto"
+    model: NKResistanceModel, features: np.ndarray, method: ExplainMethod = "auto"
 ) -> Attributions:
     """:func:`attributions` of an already computed feature matrix (n_samples, n_features),
     ``model.feature_values(prepared)``."""
@@ -567,7 +559,7 @@ def attributions_of(
 
 
 def explain(
-    model: NKResistanceModel, prepared: PreparedExpression, method: Method = "auto"
+    model: NKResistanceModel, prepared: PreparedExpression, method: ExplainMethod = "auto"
 ) -> Explanation:
     """Explain the model's output for every sample of a prepared matrix.
 
@@ -630,7 +622,7 @@ def interaction_values(model: NKResistanceModel, prepared: PreparedExpression) -
 def global_summary(explanation: Explanation, top: int | None = None) -> dict[str, Any]:
     """Units of every level ranked by mean |SHAP| (the content of ``global.json``)."""
     levels = {}
-    for level in EXPLANATION_LEVELS:
+    for level in LEVELS:
         table = explanation.global_importance(level)
         levels[level] = (table if top is None else table.head(top)).to_dict(orient="records")
     return {

@@ -31,13 +31,13 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import numpy as np
 import xgboost as xgb
+
+from nkpredict.fast.cache import PerObject
 
 logger = logging.getLogger(__name__)
 
@@ -46,30 +46,6 @@ PROBE_ROWS = 256
 """Rows of the equality check run by :func:`compile_trees`."""
 _PROBE_SEED = 20240611
 _PROBE_MISSING = 0.1
-
-
-T = TypeVar("T")
-
-
-class PerBooster(Generic[T]):
-    """``build(booster)``, built once per booster and kept as long as the booster lives.
-
-    The compiled forms of a model (:func:`compile_trees`, the TreeSHAP tables of
-    :mod:`nkpredict.fast.shap`) are built on first use with this cache; a refitted or
-    reloaded model has a new booster and gets its own.
-    """
-
-    def __init__(self, build: Callable[[xgb.Booster], T]) -> None:
-        self._build = build
-        self._built: weakref.WeakKeyDictionary[xgb.Booster, T] = weakref.WeakKeyDictionary()
-
-    def __call__(self, booster: xgb.Booster) -> T:
-        """What ``build`` gives for ``booster`` (built now if this is its first use)."""
-        try:
-            return self._built[booster]
-        except KeyError:
-            built = self._built[booster] = self._build(booster)
-            return built
 
 
 def float32_rows(values: np.ndarray, n_features: int) -> np.ndarray:
@@ -331,5 +307,5 @@ def compile_trees(booster: xgb.Booster) -> CompiledTrees | None:
     return compiled
 
 
-compiled_trees_for: PerBooster[CompiledTrees | None] = PerBooster(compile_trees)
+compiled_trees_for: PerObject[xgb.Booster, CompiledTrees | None] = PerObject(compile_trees)
 """:func:`compile_trees` of a booster, once per booster."""

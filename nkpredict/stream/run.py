@@ -77,16 +77,15 @@ from nkpredict.data.expression import (
 from nkpredict.data.identifiers import HarmonizationReport, gene_like_fraction, map_identifiers
 from nkpredict.exceptions import CoverageError, ExpressionFormatError, GeneMappingError, InputError
 from nkpredict.explain.attributions import (
-    EXPLANATION_LEVELS,
     FILE_STEMS,
     GLOBAL_FILE,
     Explanation,
-    Method,
     explain,
     global_summary,
 )
 from nkpredict.io import TABLE_SUFFIXES, atomic_path, write_json
 from nkpredict.model.fitted import NKResistanceModel
+from nkpredict.vocabulary import LEVELS, ExplainMethod
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -742,7 +741,7 @@ def predict_span(job: PredictJob, span: Span) -> pd.DataFrame:
 class ExplainJob(_Job):
     """Explanations of a span; every ``stride``-th sample also feeds the cohort summary."""
 
-    method: Method = "auto"
+    method: ExplainMethod = "auto"
     stride: int = 1
 
 
@@ -785,11 +784,11 @@ def _concat(parts: list[Explanation]) -> Explanation:
 
 def explain_span(job: ExplainJob, span: Span) -> ExplainedSpan:
     """Explanation tables (:meth:`Explanation.table` of every level) of one span."""
-    tables: dict[str, list[pd.DataFrame]] = {level: [] for level in EXPLANATION_LEVELS}
+    tables: dict[str, list[pd.DataFrame]] = {level: [] for level in LEVELS}
     samples, row = [], span.offset
     for prepared in job.prepared(span):
         explanation = explain(job.model, prepared, job.method)
-        for level in EXPLANATION_LEVELS:
+        for level in LEVELS:
             tables[level].append(explanation.table(level).reset_index())
         n = prepared.n_samples
         keep = np.flatnonzero((np.arange(row, row + n) % job.stride) == 0)
@@ -949,7 +948,7 @@ def explain_file(
     *,
     scale: str = "auto",
     chunk_size: int | None = None,
-    method: Method = "auto",
+    method: ExplainMethod = "auto",
     progress: Progress | None = None,
     mapper: Mapper[Any, Any, Any] = map_in_process,
 ) -> StreamResult:
