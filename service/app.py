@@ -3,8 +3,9 @@
 ``create_app()`` builds an app whose lifespan loads ``settings.model_uri`` once (an MLflow
 URI such as ``models:/nk-resistance@champion`` in the configured store, or a local model
 directory). If that fails the lifespan raises, so uvicorn reports the error and exits
-non-zero instead of serving without a model. Routes get the model through the
-:func:`service.state.get_loaded_model` dependency, which tests may override.
+non-zero instead of serving without a model. Routes get the model through
+:mod:`service.deps` (the :func:`~service.deps.get_loaded_model` dependency, which tests may
+override); the routes themselves live in :mod:`service.api`.
 
 Run it with ``nkpredict serve`` (:func:`service.server.serve`) or directly::
 
@@ -24,12 +25,14 @@ from starlette.concurrency import run_in_threadpool
 
 from nkpredict import __version__
 from nkpredict.exceptions import ModelLoadError
-from nkpredict.settings import Settings
+from service.api import admin, model, probes, scoring
+from service.config import ServiceSettings
 from service.errors import install_error_handlers
 from service.metrics import MetricsMiddleware, ServiceMetrics
-from service.routes import admin_router, api_router, model_router, probe_router
 from service.security import API_KEY_HEADER, BodySizeLimitMiddleware
 from service.state import LoadedModel, ModelHolder, ModelLoader, default_loader, redact_uri
+
+__all__ = ["DESCRIPTION", "create_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,23 +70,24 @@ def _add_routes(app: FastAPI) -> None:
     steps). The OpenAPI document and its pages (``/openapi.json``, ``/docs``, ``/redoc``),
     which ``FastAPI()`` would otherwise put in front, are added last.
     """
-    app.router.routes.extend(model_router.routes)  # matched directly, not as a sub-router
-    app.include_router(api_router)
-    app.include_router(probe_router)
-    app.include_router(admin_router)
+    app.router.routes.extend(scoring.direct_router.routes)  # matched directly, not as a sub-router
+    app.include_router(scoring.router)
+    app.include_router(model.router)
+    app.include_router(probes.router)
+    app.include_router(admin.router)
     app.openapi_url = "/openapi.json"
     app.setup()
 
 
 def create_app(
-    settings: Settings | None = None, model_loader: ModelLoader | None = None
+    settings: ServiceSettings | None = None, model_loader: ModelLoader | None = None
 ) -> FastAPI:
     """Build the service.
 
     Parameters
     ----------
-    settings : Settings, optional
-        Defaults to ``Settings()`` (``NKP_*`` environment variables).
+    settings : ServiceSettings, optional
+        Defaults to ``ServiceSettings()`` (``NKP_*`` environment variables).
     model_loader : callable, optional
         ``loader(uri) -> (NKResistanceModel, ModelReference)``, used at start-up and by
         ``/v1/admin/reload``; defaults to :func:`service.state.default_loader`.
@@ -94,7 +98,7 @@ def create_app(
         Not yet serving: the model is loaded when its lifespan starts (``with TestClient(app)``
         or under uvicorn).
     """
-    settings = settings if settings is not None else Settings()
+    settings = settings if settings is not None else ServiceSettings()
     metrics = ServiceMetrics()
     holder = ModelHolder(
         model_loader if model_loader is not None else default_loader(settings),

@@ -10,6 +10,12 @@ Keys (header ``X-API-Key``)
   should not need secrets, and they reveal no data (model name/version at most). The OpenAPI
   document and ``/docs`` are open too (they describe the API, they do not use the model).
 
+The two checks are :data:`service.deps.require_api_key` and
+:data:`service.deps.require_admin_key` (instances of :class:`APIKeyCheck`). The routers of
+data routes declare the first as a dependency; a direct route
+(:class:`service.api.direct.DirectRoute`) runs it itself before its endpoint, so a direct
+route cannot be declared without the check.
+
 Keys are compared with :func:`hmac.compare_digest` on their UTF-8 bytes and never logged.
 
 Body size
@@ -37,6 +43,8 @@ from service.errors import ServiceError, error_body
 
 if TYPE_CHECKING:
     from service.metrics import ServiceMetrics
+
+__all__ = ["API_KEY_HEADER", "APIKeyCheck", "BodySizeLimitMiddleware", "keys_match"]
 
 logger = logging.getLogger(__name__)
 
@@ -117,20 +125,6 @@ class APIKeyCheck(APIKeyHeader):
             )
             raise _unauthorized(key)
         return key
-
-
-require_api_key = APIKeyCheck(
-    admin=False,
-    scheme_name="APIKey",
-    description="Needed when the service is configured with NKP_API_KEY.",
-)
-"""Dependency of the data routes: check ``X-API-Key`` when an API key is configured."""
-require_admin_key = APIKeyCheck(
-    admin=True,
-    scheme_name="AdminKey",
-    description="NKP_ADMIN_API_KEY (or NKP_API_KEY when no admin key is set).",
-)
-"""Dependency of the admin routes: the admin key (or the API key) is always required."""
 
 
 class BodySizeLimitMiddleware:

@@ -25,7 +25,10 @@ from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.registry import ModelReference
 from nkpredict.settings import Settings
 from service.app import create_app
+from service.config import ServiceSettings
 from service.state import default_loader, redact_uri
+
+__all__ = ["APP_FACTORY", "access_log_shown", "run_workers", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +59,11 @@ def serve(
         Uvicorn worker processes (each loads the model).
     log_level : str
         Uvicorn's log level.
-    settings : Settings, optional
-        Defaults to ``Settings()``. With several workers only the environment reaches them.
+    settings : ServiceSettings or Settings, optional
+        Defaults to ``ServiceSettings()``. Library :class:`~nkpredict.settings.Settings` (as
+        the command line builds them) are completed from the environment
+        (:meth:`ServiceSettings.of <service.config.ServiceSettings.of>`). With several
+        workers only the environment reaches them.
 
     Raises
     ------
@@ -68,22 +74,22 @@ def serve(
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
-    settings = settings if settings is not None else Settings()
+    config = ServiceSettings() if settings is None else ServiceSettings.of(settings)
     if model_uri is not None:
-        settings = settings.model_copy(update={"model_uri": model_uri})
-    load = default_loader(settings)
-    logger.info("checking model %s", redact_uri(settings.model_uri))
-    first = load(settings.model_uri)
+        config = config.model_copy(update={"model_uri": model_uri})
+    load = default_loader(config)
+    logger.info("checking model %s", redact_uri(config.model_uri))
+    first = load(config.model_uri)
     if workers == 1:
         pending: list[tuple[NKResistanceModel, ModelReference]] = [first]
 
         def loader(uri: str) -> tuple[NKResistanceModel, ModelReference]:
             """The already loaded model at start-up, a fresh load on every reload."""
-            if pending and uri == settings.model_uri:
+            if pending and uri == config.model_uri:
                 return pending.pop()
             return load(uri)
 
-        app = create_app(settings, model_loader=loader)
+        app = create_app(config, model_loader=loader)
         uvicorn.run(
             app,
             host=host,
@@ -94,7 +100,7 @@ def serve(
         )
         return
     del first
-    os.environ["NKP_MODEL_URI"] = settings.model_uri
+    os.environ["NKP_MODEL_URI"] = config.model_uri
     run_workers(host, port, workers, log_level)
 
 

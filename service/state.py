@@ -1,10 +1,10 @@
 """The model holder: which fitted model the service answers with, and how it is swapped.
 
-Requests take the current :class:`LoadedModel` once (through the ``get_loaded_model``
-dependency) and use that object until they finish, so an admin reload that swaps the holder's
-reference never changes the model under a running request: in-flight requests finish on the
-old model, new ones get the new one. Swapping is a single attribute assignment (atomic in
-CPython); reloads themselves are serialised by a lock.
+Requests take the current :class:`LoadedModel` once (:func:`service.deps.current_model`, or the
+``get_loaded_model`` dependency) and use that object until they finish, so an admin reload that
+swaps the holder's reference never changes the model under a running request: in-flight
+requests finish on the old model, new ones get the new one. Swapping is a single attribute
+assignment (atomic in CPython); reloads themselves are serialised by a lock.
 
 A model is only swapped in after it has been loaded, configured (XGBoost threads) and has
 answered a warm-up prediction; if any of that fails the old model keeps serving.
@@ -13,26 +13,33 @@ answered a warm-up prediction; if any of that fails the old model keeps serving.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pandas as pd
-from fastapi import Request
 
 from nkpredict.exceptions import ModelLoadError, NKPredictError
 from nkpredict.explain.attributions import attributions, level_allocations
 from nkpredict.model.fitted import NKResistanceModel
-from nkpredict.registry import ModelReference, load_model, mlflow_failure
+from nkpredict.registry import ModelReference, load_model
 from nkpredict.settings import Settings
 from service.errors import ServiceError, json_safe
+
+__all__ = [
+    "LoadedModel",
+    "ModelHolder",
+    "ModelLoader",
+    "default_loader",
+    "limit_native_threads",
+    "make_loaded",
+    "redact_uri",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -52,48 +59,18 @@ def redact_uri(uri: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def apply_mlflow_http_settings(settings: Settings) -> None:
-    """Export the MLflow HTTP client's timeout and retries from ``settings``.
-
-    MLflow's defaults (120 s per request, 7 retries with exponential back-off) would keep an
-    unreachable tracking server from being reported for many minutes.
-    """
-    os.environ.update(settings.mlflow_http_environment())
-
-
 def default_loader(settings: Settings) -> ModelLoader:
-    """A loader using :func:`nkpredict.registry.load_model`.
+    """A loader using :func:`nkpredict.registry.load_model` with ``settings``.
 
-    Local directories are read directly. For MLflow URIs the tracking and registry URIs are
-    set from ``settings`` first (and MLflow's HTTP timeout and retries, see
-    :func:`apply_mlflow_http_settings`); a local SQLite store that does not exist is reported
-    as such instead of being created empty.
+    Local directories are read directly. For MLflow URIs MLflow is first pointed at the
+    tracking store of ``settings`` with MLflow's HTTP timeout and retries from ``settings``
+    (:func:`nkpredict.integrations.mlflow.setup_tracking` as a reader: explicit
+    ``MLFLOW_HTTP_*`` variables win); a local SQLite store that does not exist is reported as
+    such instead of being created empty.
     """
-    apply_mlflow_http_settings(settings)
 
     def load(uri: str) -> tuple[NKResistanceModel, ModelReference]:
-        if Path(uri).exists():
-            return load_model(uri)
-        if "://" not in uri and not uri.startswith("models:/"):
-            return load_model(uri)  # raises a clear ModelLoadError
-        tracking_uri = settings.resolved_tracking_uri()
-        if tracking_uri.startswith("sqlite:///"):
-            store = Path(tracking_uri.removeprefix("sqlite:///"))
-            if not store.exists():
-                raise ModelLoadError(
-                    f"cannot load {uri}: the MLflow store {store} does not exist (train and "
-                    "register a model, set NKP_TRACKING_URI, or point NKP_MODEL_URI at a "
-                    "model directory)"
-                )
-        import mlflow
-        from mlflow.exceptions import MlflowException
-
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
-        try:
-            return load_model(uri)
-        except MlflowException as exc:
-            raise ModelLoadError(mlflow_failure(f"cannot load {uri}", exc.message)) from exc
+        return load_model(uri, settings=settings)
 
     return load
 
@@ -276,25 +253,3 @@ class ModelHolder:
             time.perf_counter() - start,
         )
         return loaded, previous
-
-
-# The dependencies are ``async`` because they never block: FastAPI would run plain ``def``
-# dependencies in the threadpool, one hop per dependency per request.
-
-
-async def get_holder(request: Request) -> ModelHolder:
-    """Dependency: the app's model holder."""
-    holder: ModelHolder = request.app.state.holder
-    return holder
-
-
-async def get_loaded_model(request: Request) -> LoadedModel:
-    """Dependency: the model for this request (503 before one is loaded). Tests override it."""
-    holder: ModelHolder = request.app.state.holder
-    return holder.get()
-
-
-async def get_settings(request: Request) -> Settings:
-    """Dependency: the app's settings."""
-    settings: Settings = request.app.state.settings
-    return settings

@@ -53,6 +53,7 @@ from nkpredict.model.fitted import BOOSTER_FILE, MODEL_FILE, NKResistanceModel
 from nkpredict.registry import load_model
 from nkpredict.settings import Settings
 from service.app import create_app
+from service.config import ServiceSettings
 from service.state import default_loader
 from training import tracking
 
@@ -65,11 +66,11 @@ FAIL_FAST_S = 30.0
 """Start-up against an unreachable tracking server must end well within this."""
 
 
-def _settings(model_uri: str, **overrides: Any) -> Settings:
+def _settings(model_uri: str, **overrides: Any) -> ServiceSettings:
     values: dict[str, Any] = {"model_uri": model_uri, "api_key": None, "cors_origins": []}
     values["admin_api_key"] = SecretStr(ADMIN_KEY)
     values.update(overrides)
-    return Settings(**values)
+    return ServiceSettings(**values)
 
 
 def _body(frame: pd.DataFrame) -> dict[str, Any]:

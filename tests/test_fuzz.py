@@ -22,8 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from pydantic import SecretStr
 
-from nkpredict.settings import Settings
 from service.app import create_app
+from service.config import ServiceSettings
 
 schemathesis = pytest.importorskip("schemathesis")
 
@@ -49,7 +49,7 @@ def fuzz_app(model_dir: Path, **overrides: Any) -> Any:
         "max_body_bytes": 200_000,
     }
     values.update(overrides)
-    app = create_app(Settings(**values))
+    app = create_app(ServiceSettings(**values))
     app.state.holder.load(str(model_dir))
     return app
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pytest
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
@@ -20,11 +21,14 @@ from nkpredict.exceptions import ModelLoadError
 from nkpredict.explain.attributions import explain
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.registry import ModelReference, load_model
-from nkpredict.settings import Settings
+from nkpredict.settings import DEFAULT_MIN_COVERAGE, Settings
+from service.api.direct import DirectRoute
 from service.app import create_app
+from service.config import ServiceSettings
+from service.deps import get_loaded_model
 from service.schemas import OTHER_UNIT, ExplainResponse, ModelInfo, PredictResponse
 from service.server import access_log_shown, serve
-from service.state import ModelHolder, default_loader, get_loaded_model, make_loaded
+from service.state import ModelHolder, default_loader, make_loaded
 
 if TYPE_CHECKING:
     from nkpredict.simulate.cohort import Cohort
@@ -36,7 +40,7 @@ API_KEY = "api-secret"
 # --------------------------------------------------------------------------- helpers
 
 
-def make_settings(model_dir: Path | str, **overrides: Any) -> Settings:
+def make_settings(model_dir: Path | str, **overrides: Any) -> ServiceSettings:
     """Settings that ignore the environment's NKP_* keys (explicit values win)."""
     values: dict[str, Any] = {
         "model_uri": str(model_dir),
@@ -45,7 +49,7 @@ def make_settings(model_dir: Path | str, **overrides: Any) -> Settings:
         "cors_origins": [],
     }
     values.update(overrides)
-    return Settings(**values)
+    return ServiceSettings(**values)
 
 
 def body_of(frame: pd.DataFrame, **options: Any) -> dict[str, Any]:
@@ -534,6 +538,80 @@ def test_api_key(app_factory: Callable[..., TestClient], counts: pd.DataFrame) -
     assert reloaded.status_code == 200, reloaded.text
 
 
+PROBES = ("/health", "/ready", "/metrics")
+
+
+def _documented_operations() -> list[tuple[str, str]]:
+    """(method, path) of every operation of the OpenAPI document but the probes."""
+    app = create_app(ServiceSettings(model_uri="unused", api_key=SecretStr(API_KEY)))
+    paths = app.openapi()["paths"]
+    return [
+        (method.upper(), path)
+        for path, operations in paths.items()
+        if path not in PROBES
+        for method in operations
+    ]
+
+
+DOCUMENTED_OPERATIONS = _documented_operations()
+
+
+def test_every_documented_operation_is_checked_below() -> None:
+    assert {path for _, path in DOCUMENTED_OPERATIONS} >= {
+        "/v1/predict",
+        "/v1/explain",
+        "/v1/predict/file",
+        "/v1/model",
+        "/v1/admin/reload",
+    }
+
+
+@pytest.mark.parametrize(("method", "path"), DOCUMENTED_OPERATIONS)
+def test_every_route_but_the_probes_needs_the_key(
+    app_factory: Callable[..., TestClient], method: str, path: str
+) -> None:
+    """Without a key every operation is refused with 401, before its body is looked at (the
+    admin routes too: with an API key but no admin key, the API key is the admin key)."""
+    client = app_factory(api_key=SecretStr(API_KEY))
+    error = error_of(client.request(method, path), 401, "unauthorized")
+    assert API_KEY not in json.dumps(error)
+    bad = client.request(method, path, headers={"X-API-Key": "wrong"})
+    error_of(bad, 401, "unauthorized")
+
+
+def test_a_new_direct_route_checks_the_key_by_construction(
+    app_factory: Callable[..., TestClient],
+) -> None:
+    client = app_factory(api_key=SecretStr(API_KEY))
+    router = APIRouter(route_class=DirectRoute)
+
+    @router.post("/v1/new")
+    async def new(request: Request) -> Response:
+        return Response(b"{}", media_type="application/json")
+
+    client.app.router.routes.extend(router.routes)  # type: ignore[attr-defined]
+    error_of(client.post("/v1/new"), 401, "unauthorized")
+    assert client.post("/v1/new", headers={"X-API-Key": API_KEY}).status_code == 200
+    with pytest.raises(TypeError, match="dependencies"):
+        APIRouter(route_class=DirectRoute, dependencies=[Depends(get_loaded_model)]).post(
+            "/v1/other"
+        )(new)
+
+
+def test_service_settings_extend_the_library_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NKP_MAX_SAMPLES", "7")
+    monkeypatch.setenv("NKP_API_KEY", "from-env")
+    library = Settings(experiment="cli-experiment", min_coverage=0.3)
+    lifted = ServiceSettings.of(library)
+    assert lifted.experiment == "cli-experiment" and lifted.min_coverage == 0.3
+    assert lifted.max_samples == 7
+    assert lifted.api_key is not None and lifted.api_key.get_secret_value() == "from-env"
+    assert ServiceSettings.of(lifted) is lifted
+    monkeypatch.delenv("NKP_MIN_COVERAGE", raising=False)
+    assert ServiceSettings().min_coverage == DEFAULT_MIN_COVERAGE
+    assert not hasattr(library, "api_key")
+
+
 def test_admin_routes_need_a_configured_key(
     app_factory: Callable[..., TestClient],
 ) -> None:
@@ -702,6 +780,8 @@ def test_access_log_only_when_it_would_be_shown() -> None:
 def test_serve_refuses_a_missing_model_before_starting(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError):
         serve(str(tmp_path / "missing"), port=1, settings=make_settings("unused"))
+    with pytest.raises(ModelLoadError):  # the library's settings, as the command line has them
+        serve(str(tmp_path / "missing"), port=1, settings=Settings())
     with pytest.raises(ValueError, match="workers"):
         serve(str(tmp_path), workers=0)
 

@@ -1,0 +1,309 @@
+"""From a request's samples to its answer: preparation, coverage, predictions, explanations.
+
+Every function here is plain computation on the fitted model (no request, no event loop): it
+calls only the library (``NKResistanceModel.prepare_values`` / ``prepare``, ``gene_values``,
+``margin_values``, ``predictions_of``, :func:`nkpredict.explain.attributions.attributions_of`),
+where the speed of the hot path lives, and returns JSON bytes with the number of samples
+answered. Each answer uses the :class:`~service.state.LoadedModel` it is given from start to
+end, even if an admin reload swaps the served model meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+from fastapi import UploadFile
+
+from nkpredict.data.expression import PreparedExpression
+from nkpredict.data.identifiers import HarmonizationReport
+from nkpredict.exceptions import CoverageError
+from nkpredict.explain.attributions import (
+    attributions_of,
+    drivers_of,
+    level_allocations,
+    output_units,
+    resistant_sign,
+)
+from nkpredict.model.fitted import NKResistanceModel
+from nkpredict.vocabulary import AGGREGATE_LEVELS, Level, Orientation, ScaleChoice
+from service.bodies import SampleMatrix, parse_samples_body
+from service.config import ServiceSettings
+from service.errors import ServiceError
+from service.schemas import OTHER_UNIT, ExplainOptions, PredictOptions
+from service.state import LoadedModel
+from service.uploads import read_upload
+
+__all__ = [
+    "EXPLAIN_CHUNK",
+    "ModelInputs",
+    "dumps",
+    "explain_json",
+    "predict_json",
+    "predict_payload",
+    "predict_upload",
+]
+
+EXPLAIN_CHUNK = 256
+"""Samples explained per TreeSHAP call (keeps per-sample driver look-ups cheap)."""
+
+
+def dumps(payload: dict[str, Any]) -> bytes:
+    """``payload`` as JSON bytes (numpy values included)."""
+    return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _prepare(
+    model: NKResistanceModel, samples: SampleMatrix | pd.DataFrame, scale: ScaleChoice | None
+) -> PreparedExpression:
+    """The model's own preparation, with the request's scale when it names one.
+
+    JSON bodies arrive as arrays (:class:`~service.schemas.SampleMatrix`) and go through the
+    model's array path; uploaded files arrive as DataFrames.
+    """
+    if isinstance(samples, SampleMatrix):
+        return model.prepare_values(samples.values, samples.sample_ids, samples.genes, scale)
+    return model.prepare(samples, scale=scale)
+
+
+@dataclass(frozen=True, eq=False)
+class ModelInputs:
+    """What every answer of a request is computed from, each computed once.
+
+    Attributes
+    ----------
+    prepared : PreparedExpression
+    genes : ndarray, shape (n_samples, n_genes_in)
+        ``model.gene_values(prepared)``.
+    features : ndarray, shape (n_samples, n_features)
+        ``model.feature_builder.transform_values(genes)``; holds the coverage too.
+    """
+
+    prepared: PreparedExpression
+    genes: np.ndarray
+    features: np.ndarray
+
+
+def _check_coverage(
+    model: NKResistanceModel, inputs: ModelInputs, minimum: float, limit: int
+) -> None:
+    """The model's coverage check; on failure a 422 naming (up to ``limit``) samples and the
+    missing genes."""
+    coverage = inputs.features[:, model.feature_builder.coverage_column]
+    if (coverage >= minimum).all():
+        return  # the usual case, without building the check's Series
+    prepared = inputs.prepared
+    try:
+        model.check_coverage(prepared, minimum)
+    except CoverageError as exc:
+        low = np.flatnonzero(coverage < minimum)
+        raise ServiceError(
+            422,
+            "coverage_too_low",
+            str(exc),
+            {
+                "min_coverage": minimum,
+                "n_samples": len(low),
+                "samples": {prepared.sample_ids[i]: float(coverage[i]) for i in low[:limit]},
+                "missing_genes": model.feature_builder.missing_of(inputs.genes[low]),
+                "truncated": len(low) > limit,
+            },
+        ) from None
+
+
+def _cap_list(items: list[Any], limit: int) -> tuple[list[Any], bool]:
+    return items[:limit], len(items) > limit
+
+
+def _cap_dict(items: dict[str, Any], limit: int) -> tuple[dict[str, Any], bool]:
+    if len(items) <= limit:
+        return items, False
+    return dict(list(items.items())[:limit]), True
+
+
+def _harmonization(model: NKResistanceModel, inputs: ModelInputs, limit: int) -> dict[str, Any]:
+    """The identifier report of a request, with the model genes it lacks."""
+    report: HarmonizationReport = inputs.prepared.report
+    missing = model.feature_builder.missing_of(inputs.genes)
+    renamed, cut_renamed = _cap_dict(report.renamed, limit)
+    unmapped, cut_unmapped = _cap_list(report.unmapped, limit)
+    ambiguous, cut_ambiguous = _cap_dict(report.ambiguous, limit)
+    collided, cut_collided = _cap_dict(report.collided, limit)
+    return {
+        "n_input": report.n_input,
+        "n_mapped": len(report.mapped),
+        "n_renamed": len(report.renamed),
+        "renamed": renamed,
+        "n_unmapped": len(report.unmapped),
+        "unmapped": unmapped,
+        "n_ambiguous": len(report.ambiguous),
+        "ambiguous": ambiguous,
+        "n_collided": len(report.collided),
+        "collided": collided,
+        "n_missing_model_genes": len(missing),
+        "missing_model_genes": missing,
+        "truncated": cut_renamed or cut_unmapped or cut_ambiguous or cut_collided,
+    }
+
+
+def _model_inputs(
+    loaded: LoadedModel,
+    samples: SampleMatrix | pd.DataFrame,
+    options: PredictOptions,
+    settings: ServiceSettings,
+) -> ModelInputs:
+    """Prepare the samples and compute their features; 422 when coverage is too low."""
+    model = loaded.model
+    prepared = _prepare(model, samples, options.scale)
+    genes = model.gene_values(prepared)
+    inputs = ModelInputs(prepared, genes, model.feature_builder.transform_values(genes))
+    minimum = settings.min_coverage if options.min_coverage is None else options.min_coverage
+    _check_coverage(model, inputs, minimum, settings.report_max_items)
+    return inputs
+
+
+def predict_payload(
+    loaded: LoadedModel,
+    samples: SampleMatrix | pd.DataFrame,
+    options: PredictOptions,
+    settings: ServiceSettings,
+) -> dict[str, Any]:
+    """The /v1/predict answer (before serialisation) for ``samples``."""
+    inputs = _model_inputs(loaded, samples, options, settings)
+    prepared, model = inputs.prepared, loaded.model
+    margin = model.margin_values(inputs.features)
+    predictions = model.predictions_of(prepared.sample_ids, inputs.features, margin).to_records()
+    return {
+        "model": loaded.model_ref(),
+        "task": loaded.task,
+        "scale": prepared.scale,
+        "n_samples": len(predictions),
+        "predictions": predictions,
+        "harmonization": _harmonization(model, inputs, settings.report_max_items),
+    }
+
+
+def predict_json(loaded: LoadedModel, raw: bytes, settings: ServiceSettings) -> tuple[bytes, int]:
+    """Parse, prepare, predict and serialise one /v1/predict body; the answer and its number
+    of samples."""
+    samples, options = parse_samples_body(raw, settings.max_samples, PredictOptions)
+    payload = predict_payload(loaded, samples, options, settings)
+    return dumps(payload), payload["n_samples"]
+
+
+def _compact(values: np.ndarray, units: list[str], top_n: int) -> dict[str, float]:
+    """The ``top_n`` largest |values| by unit, the rest summed under :data:`OTHER_UNIT`."""
+    if len(units) <= top_n:
+        return {unit: float(v) for unit, v in zip(units, values, strict=True)}
+    order = np.argsort(-np.abs(values), kind="stable")
+    kept = {units[k]: float(values[k]) for k in order[:top_n]}
+    kept[OTHER_UNIT] = float(values[order[top_n:]].sum())
+    return kept
+
+
+def _explain_chunk(
+    loaded: LoadedModel,
+    sample_ids: list[str],
+    features: np.ndarray,
+    levels: tuple[Level, ...],
+    drivers_level: Level,
+    options: ExplainOptions,
+    top_n: int,
+) -> list[dict[str, Any]]:
+    """One entry per sample: its prediction, attributions per level and top drivers."""
+    model = loaded.model
+    result = attributions_of(model, features)
+    margin = result.model_output
+    # the float32 margin the model predicts with (exact), so probabilities equal /v1/predict's
+    predictions = model.predictions_of(sample_ids, features, margin.astype(np.float32))
+    allocations = level_allocations(model.feature_builder)
+    summed = {level: result.contributions @ allocations[level].matrix for level in levels}
+    if drivers_level not in summed:
+        summed[drivers_level] = result.contributions @ allocations[drivers_level].matrix
+    sign, units = resistant_sign(model), output_units(model)
+    out = []
+    for i, prediction in enumerate(predictions.to_records()):
+        del prediction["coverage"]
+        drivers = drivers_of(
+            summed[drivers_level][i],
+            allocations[drivers_level].units,
+            drivers_level,
+            options.n_drivers,
+            sign,
+            units,
+        )
+        prediction.update(
+            {
+                "base_value": result.base_value,
+                "model_output": float(margin[i]),
+                "units": units,
+                "attributions": {
+                    level: _compact(summed[level][i], allocations[level].units, top_n)
+                    for level in levels
+                },
+                "top_drivers": [
+                    {
+                        "unit": d.unit,
+                        "label": d.label,
+                        "contribution": d.contribution,
+                        "direction": d.direction,
+                        "sentence": d.sentence(),
+                    }
+                    for d in drivers
+                ],
+            }
+        )
+        out.append(prediction)
+    return out
+
+
+def explain_json(loaded: LoadedModel, raw: bytes, settings: ServiceSettings) -> tuple[bytes, int]:
+    """Parse, prepare, explain and serialise one /v1/explain body; the answer and its number
+    of samples."""
+    samples, options = parse_samples_body(raw, settings.max_samples, ExplainOptions)
+    inputs = _model_inputs(loaded, samples, options, settings)
+    prepared = inputs.prepared
+    levels: tuple[Level, ...] = AGGREGATE_LEVELS if options.level == "all" else (options.level,)
+    drivers_level: Level = "axis" if options.level == "all" else options.level
+    top_n = options.top_n or settings.explain_top_n
+    explanations: list[dict[str, Any]] = []
+    n_samples = prepared.n_samples
+    for start in range(0, n_samples, EXPLAIN_CHUNK):
+        rows = slice(start, start + EXPLAIN_CHUNK)
+        explanations += _explain_chunk(
+            loaded,
+            prepared.sample_ids[rows],
+            inputs.features[rows],
+            levels,
+            drivers_level,
+            options,
+            top_n,
+        )
+    payload = {
+        "model": loaded.model_ref(),
+        "task": loaded.task,
+        "scale": prepared.scale,
+        "n_samples": n_samples,
+        "levels": list(levels),
+        "top_n": top_n,
+        "drivers_level": drivers_level,
+        "explanations": explanations,
+        "harmonization": _harmonization(loaded.model, inputs, settings.report_max_items),
+    }
+    return dumps(payload), n_samples
+
+
+def predict_upload(
+    loaded: LoadedModel,
+    upload: UploadFile,
+    options: PredictOptions,
+    orientation: Orientation,
+    settings: ServiceSettings,
+) -> tuple[bytes, int]:
+    """Read an uploaded matrix (:func:`service.uploads.read_upload`), predict and serialise;
+    the answer and its number of samples (blocking: run it in a thread)."""
+    payload = predict_payload(loaded, read_upload(upload, orientation, settings), options, settings)
+    return dumps(payload), payload["n_samples"]
