@@ -41,6 +41,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from nkpredict.catalog import Catalog, GeneSet, load_catalog
 from nkpredict.exceptions import InputError, NotFittedError
+from nkpredict.fast.cache import PerObject
 from nkpredict.vocabulary import AGGREGATE_LEVELS, AggregateLevel, check_choice
 
 logger = logging.getLogger(__name__)
@@ -143,10 +144,9 @@ class _Allocator:
 
 
 @dataclass
-class _PositionCache:
+class _PositionMemo:
     """Column positions of the model genes by input layout (see ``_column_positions``)."""
 
-    genes: tuple[str, ...]
     by_names: dict[tuple[Any, ...], np.ndarray] = field(default_factory=dict)
     last: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -401,10 +401,7 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
         Index objects share one array): the memory belongs to the fitted state it was
         computed for.
         """
-        state = getattr(self, "_positions", None)
-        if state is None or state.genes is not self.genes_in_:
-            state = _PositionCache(self.genes_in_)
-            self._positions = state
+        state = _position_memo(self)
         labels = columns.values
         last = state.last
         if last is not None and last[0] is labels:
@@ -578,3 +575,9 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
         builder.specs_ = tuple(FeatureSpec.from_dict(s) for s in data["specs"])
         builder._compile()
         return builder
+
+
+_position_memo: PerObject[NKFeatureBuilder, _PositionMemo] = PerObject(
+    lambda builder: _PositionMemo(), state=lambda builder: builder.genes_in_
+)
+"""The remembered column positions of a fitted builder, per fitted state."""
