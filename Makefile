@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO_DIR ?= demo
 PORT ?= 8000
 
-.PHONY: demo demo-train serve test lint format typecheck clean
+.PHONY: demo demo-train serve test test-fast lint format typecheck clean
 
 $(BIN)/nkpredict: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -37,12 +37,18 @@ serve: $(BIN)/nkpredict
 lint: $(BIN)/nkpredict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(BIN)/nkpredict
 	$(BIN)/mypy nkpredict service training
 
+# Everything, integration tests included (real MLflow server, uvicorn, Dask, Chromium): what CI runs.
 test: lint typecheck
 	$(BIN)/pytest -q
+
+# The tests that start no outside process: a quick check while working (under a minute).
+test-fast: $(BIN)/nkpredict
+	$(BIN)/pytest -q -m "not integration"
 
 format: $(BIN)/nkpredict
 	$(BIN)/ruff format .
