@@ -6,6 +6,11 @@ Accepted references:
 * a directory holding an MLflow model logged by nkpredict (holds ``MLmodel``);
 * any MLflow model URI: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/ID/model``,
   ``models:/m-<id>``. Its artifacts are downloaded and the nkpredict directory inside is read.
+
+Everything MLflow (resolving a registered name, downloading artifacts, pointing MLflow at a
+store) is in :mod:`nkpredict.integrations.mlflow`, imported only when a URI is loaded; this
+module holds the references themselves. MLflow pyfunc artifacts logged by earlier versions
+import :data:`MODEL_ARTIFACT` from here.
 """
 
 from __future__ import annotations
@@ -14,14 +19,20 @@ import logging
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nkpredict.exceptions import ModelLoadError
 from nkpredict.model.fitted import MODEL_FILE, NKResistanceModel
 
+if TYPE_CHECKING:
+    from nkpredict.settings import Settings
+
+__all__ = ["MODEL_ARTIFACT", "ModelReference", "is_mlflow_uri", "load_model"]
+
 logger = logging.getLogger(__name__)
 
 MODEL_ARTIFACT = "nkpredict_model"
+"""Name of the nkpredict model directory among a logged MLflow model's artifacts."""
 
 
 @dataclass(frozen=True)
@@ -68,58 +79,41 @@ def _read_model(directory: Path) -> NKResistanceModel:
         raise ModelLoadError(f"cannot read the model at {directory}: {exc}") from exc
 
 
-_UNREACHABLE_SIGNS = (
-    "Max retries exceeded",
-    "Failed to establish a new connection",
-    "Connection refused",
-    "timed out",
-    "Name or service not known",
-)
+def is_mlflow_uri(reference: str | Path) -> bool:
+    """True when ``reference`` is read through MLflow: not an existing path, but a URI.
+
+    Raises
+    ------
+    ModelLoadError
+        ``reference`` is neither an existing directory nor a URI.
+    """
+    text = str(reference)
+    if Path(text).exists():
+        return False
+    if "://" not in text and not text.startswith("models:/"):
+        raise ModelLoadError(f"model {text!r}: no such directory and not an MLflow URI")
+    return True
 
 
-def mlflow_failure(action: str, message: str) -> str:
-    """One readable sentence for a failed MLflow call; names the server when unreachable.
+def load_model(
+    reference: str | Path,
+    *,
+    settings: Settings | None = None,
+    tracking_uri: str | None = None,
+) -> tuple[NKResistanceModel, ModelReference]:
+    """Load a model from a directory or an MLflow URI (see module docstring).
 
     Parameters
     ----------
-    action : str
-        What was attempted (``"cannot resolve models:/nk@champion"``).
-    message : str
-        MLflow's message (long, with the HTTP client's retry details).
-    """
-    import mlflow
-
-    if any(sign in message for sign in _UNREACHABLE_SIGNS):
-        return (
-            f"{action}: the MLflow tracking server {mlflow.get_tracking_uri()} cannot be "
-            f"reached ({message[:300]})"
-        )
-    return f"{action}: {message}"
-
-
-def _registry_details(uri: str) -> ModelReference:
-    """Resolve ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` to version and run."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    body = uri.removeprefix("models:/")
-    client = MlflowClient()
-    try:
-        if "@" in body:
-            name, alias = body.split("@", 1)
-            version = client.get_model_version_by_alias(name, alias)
-            return ModelReference(uri, name, str(version.version), alias, version.run_id)
-        name, _, number = body.partition("/")
-        if number.isdigit():
-            version = client.get_model_version(name, number)
-            return ModelReference(uri, name, number, None, version.run_id)
-    except MlflowException as exc:
-        raise ModelLoadError(mlflow_failure(f"cannot resolve {uri}", exc.message)) from exc
-    return ModelReference(uri)
-
-
-def load_model(reference: str | Path) -> tuple[NKResistanceModel, ModelReference]:
-    """Load a model from a directory or an MLflow URI (see module docstring).
+    reference : str or Path
+        A model directory or an MLflow model URI.
+    settings : Settings, optional
+        Given by readers (the service, ``nkpredict predict``): before an MLflow URI is
+        resolved, MLflow is pointed at the tracking store (``tracking_uri``, else the one of
+        ``settings``) with :func:`nkpredict.integrations.mlflow.setup_tracking`, refusing a
+        local store that does not exist. Without it MLflow's current tracking URI is used.
+    tracking_uri : str, optional
+        The tracking store (``--tracking-uri``); only with ``settings``.
 
     Raises
     ------
@@ -127,26 +121,23 @@ def load_model(reference: str | Path) -> tuple[NKResistanceModel, ModelReference
         The reference does not exist, cannot be reached, or holds no nkpredict model.
     """
     text = str(reference)
-    path = Path(text)
-    if path.exists():
-        return _read_model(_find_model_dir(path)), ModelReference(uri=text)
-    if "://" not in text and not text.startswith("models:/"):
-        raise ModelLoadError(f"model {text!r}: no such directory and not an MLflow URI")
-    import mlflow
-    from mlflow.exceptions import MlflowException
+    if not is_mlflow_uri(text):
+        return _read_model(_find_model_dir(Path(text))), ModelReference(uri=text)
+    from nkpredict.integrations import mlflow as mlflow_adapter
 
-    details = _registry_details(text) if text.startswith("models:/") else ModelReference(text)
+    if settings is not None:
+        try:
+            mlflow_adapter.setup_tracking(tracking_uri, settings, create_store=False)
+        except mlflow_adapter.MissingStoreError as exc:
+            raise mlflow_adapter.MissingStoreError(f"cannot load {text}: {exc}") from None
     with tempfile.TemporaryDirectory(prefix="nkpredict-model-") as tmp:
+        local, details = mlflow_adapter.download_model(text, Path(tmp))
         try:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=text, dst_path=tmp)
-        except (MlflowException, OSError) as exc:
-            raise ModelLoadError(mlflow_failure(f"cannot download model {text}", str(exc))) from exc
-        try:
-            directory = _find_model_dir(Path(local))
+            directory = _find_model_dir(local)
         except ModelLoadError:
             raise ModelLoadError(
                 f"cannot download model {text}: the artifact store "
-                f"({mlflow.get_tracking_uri()}) returned no nkpredict model files "
+                f"({mlflow_adapter.current_tracking_uri()}) returned no nkpredict model files "
                 f"({MODEL_FILE} missing; were the artifacts deleted?)"
             ) from None
         model = _read_model(directory)

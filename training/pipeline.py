@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 
@@ -18,22 +17,18 @@ from nkpredict.catalog import load_catalog
 from nkpredict.data.expression import PreparedExpression, prepare_expression, read_expression
 from nkpredict.data.labels import LabelDefinition
 from nkpredict.data.public import join_labels, read_labels
-from nkpredict.evaluate.cv import (
-    CVConfig,
-    CVResult,
-    baseline_estimators,
-    calibration_table,
-    leave_one_group_out,
-    make_folds,
-    oracle_metrics,
-    score_with_intervals,
-)
+from nkpredict.evaluate.baselines import baseline_estimators
+from nkpredict.evaluate.cv import CVResult, leave_one_group_out
+from nkpredict.evaluate.folds import CVConfig, make_folds
+from nkpredict.evaluate.metrics import calibration_table, oracle_metrics, score_with_intervals
 from nkpredict.exceptions import LabelError
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.registry import ModelReference, load_model
 from nkpredict.report.html import build_report, write_report
 from nkpredict.report.plots import classification_figure, regression_figure
 from nkpredict.settings import Settings
+from nkpredict.vocabulary import Engine as EngineName
+from nkpredict.vocabulary import ScaleChoice
 from training import tracking
 from training.engines import Engine, LocalEngine, open_engine
 
@@ -58,7 +53,7 @@ class TrainConfig:
     n_genome_genes: int = 0
     tuning_budget: float = 0.0
     booster: dict[str, Any] = field(default_factory=dict)
-    scale: str = "auto"
+    scale: ScaleChoice = "auto"
     tracking_uri: str | None = None
     experiment: str | None = None
     model_name: str | None = None
@@ -69,7 +64,7 @@ class TrainConfig:
     model_out: Path | None = None
     report: bool = True
     report_out: Path | None = None
-    engine: str = "local"
+    engine: EngineName = "local"
     scheduler: str | None = None
 
 
@@ -112,7 +107,7 @@ def load_training_data(
     label: LabelDefinition,
     id_column: str | None,
     group_column: str | None,
-    scale: str = "auto",
+    scale: ScaleChoice = "auto",
     lineage_column: str | None = None,
 ) -> TrainingData:
     """Read, join, resolve the target and prepare expression for training or evaluation.
@@ -127,7 +122,7 @@ def load_training_data(
     lineages = None
     if lineage_column is not None and lineage_column in labels.columns:
         lineages = _label_column(labels, lineage_column, y.index)
-    prepared = prepare_expression(expression.loc[y.index], scale=scale)  # type: ignore[arg-type]
+    prepared = prepare_expression(expression.loc[y.index], scale=scale)
     return TrainingData(prepared, labels.loc[y.index], y, definition, groups, lineages)
 
 
@@ -257,7 +252,7 @@ def _train(
     if config.register:
         model.metadata_["model_name"] = model_name
     registered_name = model_name if config.register else None
-    with mlflow.start_run(experiment_id=experiment) as run, tracking.registration(registered_name):
+    with tracking.start_run(experiment) as run_id, tracking.registration(registered_name):
         _log_run(config, data, model, result, metrics, data_info)
         if config.report:  # before registration: a failing report must not leave a version
             _say(progress, "writing the explanation report")
@@ -271,12 +266,12 @@ def _train(
         version = getattr(info, "registered_model_version", None)
         if config.register and version is not None:
             decision = _promotion(model_name, str(version), metrics, data, config, progress, engine)
-            mlflow.log_dict(decision.to_dict(), "promotion.json")
-            mlflow.set_tag("promotion", decision.alias)
+            tracking.log_dict(decision.to_dict(), "promotion.json")
+            tracking.set_tag("promotion", decision.alias)
             if config.promote:
                 tracking.set_alias(model_name, decision)
     return TrainResult(
-        run.info.run_id,
+        run_id,
         experiment,
         uri,
         metrics,
@@ -302,7 +297,7 @@ def _log_run(
     metrics: dict[str, float],
     data_info: dict[str, Any],
 ) -> None:
-    mlflow.log_params(
+    tracking.log_params(
         {
             "task": data.definition.task,
             "label_definition": data.definition.describe(),
@@ -320,32 +315,29 @@ def _log_run(
             **{k: v for k, v in data_info.items() if k != "input_scale"},
         }
     )
-    mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+    tracking.log_metrics(metrics)
     _log_fold_metrics(result)
     features = model.features(data.prepared)
-    dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+    tracking.log_dataset(
         features.assign(target=data.y.to_numpy()).reset_index(),
         source=str(config.expression),
         name="training-features",
         targets="target",
         digest=data_info["data_sha256"][:16],
+        context="training",
     )
-    mlflow.log_input(dataset, context="training")
-    mlflow.log_dict(data_info, "data_fingerprint.json")
-    mlflow.log_dict(data.prepared.report.to_dict(), "harmonization_report.json")
-    mlflow.log_dict(data.definition.to_dict(), "label_definition.json")
-    mlflow.log_text(
+    tracking.log_dict(data_info, "data_fingerprint.json")
+    tracking.log_dict(data.prepared.report.to_dict(), "harmonization_report.json")
+    tracking.log_dict(data.definition.to_dict(), "label_definition.json")
+    tracking.log_text(
         "\n".join(map(str, model.feature_builder.get_feature_names_out())), "features.txt"
     )
     tracking.log_environment()
-    with tempfile.TemporaryDirectory() as tmp:
-        predictions = Path(tmp) / "cv_predictions.csv"
-        result.predictions.to_csv(predictions, index=False)
-        mlflow.log_artifact(str(predictions), "evaluation")
+    tracking.log_csv(result.predictions, "evaluation", "cv_predictions.csv")
     _log_evaluation_figures(data, result)
     if "leave_one_lineage_out" in model.metadata_:
         logo = pd.DataFrame(model.metadata_["leave_one_lineage_out"])
-        mlflow.log_table(logo, "evaluation/leave_one_lineage_out.json")
+        tracking.log_table(logo, "evaluation/leave_one_lineage_out.json")
 
 
 def _log_report(
@@ -361,7 +353,7 @@ def _log_report(
     )
     with tempfile.TemporaryDirectory() as tmp:
         path = write_report(html, Path(tmp) / "report.html")
-        mlflow.log_artifact(str(path), "report")
+        tracking.log_artifact(path, "report")
     return write_report(html, report_out) if report_out is not None else None
 
 
@@ -369,9 +361,7 @@ def _log_fold_metrics(result: CVResult) -> None:
     frame = result.fold_metrics
     for (estimator, metric), rows in frame.groupby(["estimator", "metric"]):
         prefix = "" if estimator == MODEL_ESTIMATOR else f"baseline_{estimator}_"
-        for step, value in enumerate(rows["value"].to_numpy()):
-            if np.isfinite(value):
-                mlflow.log_metric(f"{prefix}fold_{metric}", float(value), step=step)
+        tracking.log_step_metric(f"{prefix}fold_{metric}", rows["value"].to_numpy())
 
 
 def _log_evaluation_figures(data: TrainingData, result: CVResult) -> None:
@@ -379,21 +369,21 @@ def _log_evaluation_figures(data: TrainingData, result: CVResult) -> None:
     model_pooled = pooled[MODEL_ESTIMATOR]
     if data.definition.task == "classification":
         calibration = calibration_table(model_pooled["y_true"], model_pooled["y_pred"])
-        mlflow.log_table(calibration, "evaluation/calibration.json")
+        tracking.log_table(calibration, "evaluation/calibration.json")
         curves = {
             name: (frame["y_true"].to_numpy(), frame["y_pred"].to_numpy())
             for name, frame in pooled.items()
         }
         if TRUTH_COLUMN in data.labels.columns:
             curves["oracle"] = (data.y.to_numpy(), data.labels[TRUTH_COLUMN].to_numpy())
-        mlflow.log_figure(classification_figure(curves, calibration), "evaluation/curves.png")
+        tracking.log_figure(classification_figure(curves, calibration), "evaluation/curves.png")
     else:
         figure = regression_figure(
             model_pooled["y_true"].to_numpy(),
             model_pooled["y_pred"].to_numpy(),
             data.definition.column,
         )
-        mlflow.log_figure(figure, "evaluation/observed_vs_predicted.png")
+        tracking.log_figure(figure, "evaluation/observed_vs_predicted.png")
 
 
 def _promotion(
@@ -479,9 +469,9 @@ def evaluate_and_log(
     metrics, table = evaluate_fixed_model(model, data)
     if TRUTH_COLUMN in data.labels.columns and model.task == "classification":
         metrics.update(oracle_metrics(data.y, data.labels[TRUTH_COLUMN], model.task))
-    with mlflow.start_run(experiment_id=tracking.experiment_id(experiment, settings)):
-        mlflow.set_tag("nkpredict.kind", "evaluation")
-        mlflow.log_params(
+    with tracking.start_run(tracking.experiment_id(experiment, settings)):
+        tracking.set_tag("nkpredict.kind", "evaluation")
+        tracking.log_params(
             {
                 "model": reference.uri,
                 "model_version": reference.version,
@@ -489,7 +479,7 @@ def evaluate_and_log(
                 **fingerprint(data),
             }
         )
-        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
-        mlflow.log_dict(data.prepared.report.to_dict(), "harmonization_report.json")
-        mlflow.log_table(table, "evaluation/predictions.json")
+        tracking.log_metrics(metrics)
+        tracking.log_dict(data.prepared.report.to_dict(), "harmonization_report.json")
+        tracking.log_table(table, "evaluation/predictions.json")
     return metrics, table

