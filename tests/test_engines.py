@@ -24,7 +24,9 @@ from scipy.stats import spearmanr
 from typer.testing import CliRunner
 
 from nkpredict.data.expression import prepare_expression
-from nkpredict.evaluate.cv import CVConfig, baseline_estimators, cross_validate, make_folds
+from nkpredict.evaluate.baselines import baseline_estimators
+from nkpredict.evaluate.cv import cross_validate
+from nkpredict.evaluate.folds import CVConfig, make_folds
 from nkpredict.exceptions import InputError
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.simulate.cohort import SimulationConfig, simulate_cohort, write_cohort

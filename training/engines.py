@@ -66,20 +66,20 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import TracebackType
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from nkpredict.evaluate.cv import CVResult, EstimatorFactory, Fold, cross_validate
+from nkpredict.evaluate.cv import CVResult, EstimatorFactory, cross_validate
+from nkpredict.evaluate.folds import Fold
 from nkpredict.exceptions import InputError
 from nkpredict.model.boosting import Validation, use_trainer
+from nkpredict.vocabulary import ENGINES, Task, check_choice
 
 logger = logging.getLogger(__name__)
 
-EngineName = Literal["local", "dask"]
-ENGINES: tuple[str, ...] = ("local", "dask")
 PARTITION_ROWS = 50_000
 """Samples per worker in the Dask engine's final fit: smaller cohorts boost on one worker."""
 TASKS_PER_THREAD = 2
@@ -107,7 +107,7 @@ class Engine(Protocol):
         X: pd.DataFrame,
         y: pd.Series,
         folds: list[Fold],
-        task: str,
+        task: Task,
         progress: CVProgress | None = None,
     ) -> CVResult:
         """:func:`nkpredict.evaluate.cv.cross_validate` on this engine."""
@@ -140,7 +140,7 @@ class LocalEngine:
         X: pd.DataFrame,
         y: pd.Series,
         folds: list[Fold],
-        task: str,
+        task: Task,
         progress: CVProgress | None = None,
     ) -> CVResult:
         """:func:`nkpredict.evaluate.cv.cross_validate` itself."""
@@ -249,14 +249,14 @@ def _fold_task(
     X: pd.DataFrame,
     y: pd.Series,
     fold: Fold,
-    task: str,
+    task: Task,
 ) -> CVResult:
     """One estimator on one fold, on a worker; its boosting stays on that worker."""
     with use_trainer(DaskTrainer(None)):
         return cross_validate({name: factory}, X, y, [fold], task)
 
 
-def _merge(parts: list[CVResult], y: pd.Series, task: str) -> CVResult:
+def _merge(parts: list[CVResult], y: pd.Series, task: Task) -> CVResult:
     """Fold results of :func:`_fold_task`, in estimator then fold order, into one CVResult.
 
     Rows are ordered as :func:`~nkpredict.evaluate.cv.cross_validate` orders them: per
@@ -422,7 +422,7 @@ class DaskEngine:
         X: pd.DataFrame,
         y: pd.Series,
         folds: list[Fold],
-        task: str,
+        task: Task,
         progress: CVProgress | None = None,
     ) -> CVResult:
         """Every (estimator, fold) fit as a task; same result as the local engine."""
@@ -479,9 +479,7 @@ def open_engine(
         Unknown engine, ``scheduler`` with the local engine, Dask not installed or the
         scheduler unreachable.
     """
-    if name not in ENGINES:
-        raise InputError(f"engine must be one of {', '.join(ENGINES)}, not {name!r}")
-    if name == "local":
+    if check_choice(name, ENGINES, "engine") == "local":
         if scheduler:
             raise InputError("--scheduler needs --engine dask")
         with LocalEngine() as local:

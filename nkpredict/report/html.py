@@ -43,7 +43,7 @@ from matplotlib.figure import Figure
 from nkpredict import __version__
 from nkpredict.catalog import load_catalog
 from nkpredict.data.expression import PreparedExpression
-from nkpredict.evaluate.cv import (
+from nkpredict.evaluate.metrics import (
     HIGHER_IS_BETTER,
     calibration_table,
     classification_metrics,

@@ -1,4 +1,4 @@
-"""Tests for nkpredict.evaluate.cv: folds, metrics, baselines, CV summary and leakage."""
+"""Tests for nkpredict.evaluate: folds, metrics, baselines, CV summary and leakage."""
 
 from __future__ import annotations
 
@@ -17,20 +17,19 @@ from sklearn.metrics import (
 )
 
 from nkpredict.catalog import load_catalog
+from nkpredict.evaluate.baselines import SignatureScoreEstimator, baseline_estimators
 from nkpredict.evaluate.cv import (
     MODEL_NAME,
-    CVConfig,
     CVResult,
-    Fold,
-    SignatureScoreEstimator,
-    baseline_estimators,
-    calibration_table,
-    classification_metrics,
     cross_validate,
     leave_one_group_out,
-    make_folds,
-    oracle_metrics,
     paired_difference,
+)
+from nkpredict.evaluate.folds import CVConfig, Fold, make_folds
+from nkpredict.evaluate.metrics import (
+    calibration_table,
+    classification_metrics,
+    oracle_metrics,
     regression_metrics,
 )
 from nkpredict.exceptions import InputError, LabelError
@@ -140,7 +139,7 @@ def test_few_groups_fall_back_to_leave_one_group_out(caplog):
     index = [f"S{i}" for i in range(30)]
     y = pd.Series(np.arange(30) % 2, index=index)
     groups = pd.Series([f"L{i % 3}" for i in range(30)], index=index)
-    with caplog.at_level(logging.WARNING, logger="nkpredict.evaluate.cv"):
+    with caplog.at_level(logging.WARNING, logger="nkpredict.evaluate.folds"):
         folds = make_folds(y, groups, CVConfig(n_splits=5, n_repeats=3), "classification")
     assert "leave-one-group-out" in caplog.text
     assert len(folds) == 3
