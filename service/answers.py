@@ -61,7 +61,7 @@ def _prepare(
 ) -> PreparedExpression:
     """The model's own preparation, with the request's scale when it names one.
 
-    JSON bodies arrive as arrays (:class:`~service.schemas.SampleMatrix`) and go through the
+    JSON bodies arrive as arrays (:class:`~service.bodies.SampleMatrix`) and go through the
     model's array path; uploaded files arrive as DataFrames.
     """
     if isinstance(samples, SampleMatrix):

@@ -65,6 +65,14 @@ from nkpredict.exceptions import (
     ScaleError,
 )
 
+__all__ = [
+    "ServiceError",
+    "error_body",
+    "install_error_handlers",
+    "json_safe",
+    "library_error_status",
+]
+
 logger = logging.getLogger(__name__)
 
 _STATUS_CODES = {

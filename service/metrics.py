@@ -34,6 +34,15 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+__all__ = [
+    "OTHER_METHOD",
+    "UNMATCHED_ROUTE",
+    "MetricsMiddleware",
+    "ServiceMetrics",
+    "method_label",
+    "route_label",
+]
+
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "nkpredict"
