@@ -21,6 +21,8 @@ from nkpredict.registry import load_model
 from nkpredict.simulate.cohort import SimulationConfig, simulate_cohort, write_cohort
 from training.cli import app
 
+pytestmark = pytest.mark.integration  # trains full pipelines, starts a real MLflow server
+
 runner = CliRunner()
 
 CONTRACT_METRICS = (

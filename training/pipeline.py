@@ -18,9 +18,15 @@ from nkpredict.data.expression import PreparedExpression, prepare_expression, re
 from nkpredict.data.labels import LabelDefinition
 from nkpredict.data.public import join_labels, read_labels
 from nkpredict.evaluate.baselines import baseline_estimators
-from nkpredict.evaluate.cv import CVResult, leave_one_group_out
+from nkpredict.evaluate.cv import MODEL_NAME, CVResult, leave_one_group_out
 from nkpredict.evaluate.folds import CVConfig, make_folds
-from nkpredict.evaluate.metrics import calibration_table, oracle_metrics, score_with_intervals
+from nkpredict.evaluate.metrics import (
+    HIGHER_IS_BETTER,
+    PRIMARY_METRIC,
+    calibration_table,
+    oracle_metrics,
+    score_with_intervals,
+)
 from nkpredict.exceptions import LabelError
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.registry import ModelReference, load_model
@@ -28,13 +34,14 @@ from nkpredict.report.html import build_report, write_report
 from nkpredict.report.plots import classification_figure, regression_figure
 from nkpredict.settings import Settings
 from nkpredict.vocabulary import Engine as EngineName
-from nkpredict.vocabulary import ScaleChoice
+from nkpredict.vocabulary import ScaleChoice, Task
 from training import tracking
 from training.engines import Engine, LocalEngine, open_engine
 
 logger = logging.getLogger(__name__)
 
-MODEL_ESTIMATOR = "nkpredict"
+MODEL_ESTIMATOR = MODEL_NAME
+"""Name of the model among the cross-validated estimators (the others are baselines)."""
 TRUTH_COLUMN = "true_probability"
 Progress = Callable[[str], None]
 
@@ -168,9 +175,11 @@ def _booster_params(config: TrainConfig, data: TrainingData) -> dict[str, Any] |
     return params or None
 
 
-def primary_metric(task: str) -> tuple[str, bool]:
-    """The metric promotion compares, and whether higher is better."""
-    return ("cv_roc_auc", True) if task == "classification" else ("cv_rmse", False)
+def primary_metric(task: Task) -> tuple[str, bool]:
+    """The cross-validated metric promotion compares (``cv_roc_auc``, ``cv_rmse``), and
+    whether higher is better."""
+    name = PRIMARY_METRIC[task]
+    return f"cv_{name}", HIGHER_IS_BETTER[name]
 
 
 def evaluate_model_cv(
