@@ -80,6 +80,17 @@ from nkpredict.vocabulary import ENGINES, Task, check_choice
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "PARTITION_ROWS",
+    "TASKS_PER_THREAD",
+    "DaskEngine",
+    "DaskTrainer",
+    "Engine",
+    "LocalEngine",
+    "local_workers",
+    "open_engine",
+]
+
 PARTITION_ROWS = 50_000
 """Samples per worker in the Dask engine's final fit: smaller cohorts boost on one worker."""
 TASKS_PER_THREAD = 2

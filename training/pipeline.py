@@ -1,4 +1,8 @@
-"""Train -> evaluate -> log -> register -> promote, as one honest, tracked run."""
+"""Train -> evaluate -> log -> register -> promote, as one honest, tracked run.
+
+Every MLflow call goes through :mod:`training.tracking`; the execution engine
+(:mod:`training.engines`) runs the cross-validation folds and the boosting.
+"""
 
 from __future__ import annotations
 
@@ -38,12 +42,30 @@ from nkpredict.vocabulary import ScaleChoice, Task
 from training import tracking
 from training.engines import Engine, LocalEngine, open_engine
 
+__all__ = [
+    "MODEL_ESTIMATOR",
+    "TRUTH_COLUMN",
+    "Progress",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingData",
+    "evaluate_and_log",
+    "evaluate_fixed_model",
+    "evaluate_model_cv",
+    "fingerprint",
+    "load_training_data",
+    "primary_metric",
+    "train",
+]
+
 logger = logging.getLogger(__name__)
 
 MODEL_ESTIMATOR = MODEL_NAME
 """Name of the model among the cross-validated estimators (the others are baselines)."""
 TRUTH_COLUMN = "true_probability"
+"""Labels column of simulated cohorts holding the generator's own probability (the oracle)."""
 Progress = Callable[[str], None]
+"""Called with a short message after each step of a long job (drives the CLI's bar)."""
 
 
 @dataclass
