@@ -57,6 +57,7 @@ __all__ = [
     "PreparedExpression",
     "Scale",
     "detect_scale",
+    "file_kind",
     "prepare_expression",
     "prepare_values",
     "read_expression",
@@ -106,7 +107,7 @@ def _first_cell(matrix: pd.DataFrame | _Labels, mask: np.ndarray) -> str:
 # --- reading ---------------------------------------------------------------------------------
 
 
-def _file_kind(path: Path) -> str:
+def file_kind(path: Path) -> str:
     """The reader for ``path``: a separator, ``"parquet"`` or ``"h5ad"``."""
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes[-1:] == [".gz"]:
@@ -266,7 +267,7 @@ def read_expression(
     check_choice(orientation, ORIENTATIONS, "orientation")
     if not path.is_file():
         raise ExpressionFormatError(f"{path}: no such expression file")
-    kind = _file_kind(path)
+    kind = file_kind(path)
     if kind == "h5ad":
         if orientation == "genes":
             raise ExpressionFormatError(f"{path}: h5ad files are always obs=samples x var=genes")

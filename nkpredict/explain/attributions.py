@@ -286,6 +286,20 @@ class Explanation:
     resistant_sign: int = 1
     _levels: dict[str, pd.DataFrame] = field(default_factory=dict, init=False, repr=False)
 
+    def rows(self, which: slice | Sequence[int] | np.ndarray) -> Explanation:
+        """The samples at positions ``which``, with the same base value, allocations and units."""
+        expression = self.expression
+        return Explanation(
+            shap=self.shap.iloc[which],
+            values=self.values.iloc[which],
+            base_value=self.base_value,
+            model_output=self.model_output.iloc[which],
+            allocations=self.allocations,
+            units=self.units,
+            expression=None if expression is None else expression.iloc[which],
+            resistant_sign=self.resistant_sign,
+        )
+
     # ------------------------------------------------------------------ per-sample tables
     def _allocation(self, level: Level) -> pd.DataFrame:
         check_choice(level, LEVELS, "level")

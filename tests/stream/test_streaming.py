@@ -1,4 +1,4 @@
-"""Streaming scoring (nkpredict.stream.run): bounded chunks, one scale, same output as in memory."""
+"""Streaming scoring (nkpredict.stream): bounded chunks, one scale, same output as in memory."""
 
 from __future__ import annotations
 
@@ -18,7 +18,11 @@ from nkpredict.exceptions import ScaleError
 from nkpredict.explain.attributions import explain, write_explanations
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.simulate.cohort import SimulationConfig, simulate_cohort
-from nkpredict.stream import run as streaming
+from nkpredict.stream import blocks, run
+from nkpredict.stream.blocks import DenseBlock, SparseBlock
+from nkpredict.stream.plan import plan_scoring
+from nkpredict.stream.run import explain_file, predict_file
+from nkpredict.stream.sources import FrameSource, H5adSource, ParquetSource, open_source
 
 N_CELLS = 20_000
 N_GENES = 2_000
@@ -78,12 +82,12 @@ def in_memory_predictions(model: NKResistanceModel, cells_h5ad: Path) -> pd.Data
 
 
 def test_reader_never_yields_more_than_chunk_size(cells_h5ad: Path) -> None:
-    source = streaming.open_source(cells_h5ad)
-    assert isinstance(source, streaming.H5adSource) and source.is_sparse
+    source = open_source(cells_h5ad)
+    assert isinstance(source, H5adSource) and source.is_sparse
     sizes, ids = [], []
     for span in source.spans(CHUNK):
         for block in source.read(span, CHUNK):
-            assert isinstance(block, streaming.SparseBlock)  # never densified whole
+            assert isinstance(block, SparseBlock)  # never densified whole
             assert block.values.shape[1] == N_GENES
             sizes.append(len(block))
             ids += block.sample_ids
@@ -96,7 +100,7 @@ def test_sparse_h5ad_scores_like_in_memory(
 ) -> None:
     seen: list[tuple[int, int]] = []
     out = tmp_path / "predictions.parquet"
-    result = streaming.predict_file(
+    result = predict_file(
         model, cells_h5ad, out, chunk_size=CHUNK, progress=lambda *done: seen.append(done)
     )
     written = pd.read_parquet(out)
@@ -110,8 +114,8 @@ def test_sparse_h5ad_scores_like_in_memory(
 
 
 def test_scale_is_fixed_once_for_all_chunks(model: NKResistanceModel, cells_h5ad: Path) -> None:
-    source = streaming.open_source(cells_h5ad)
-    plan = streaming.plan_scoring(model, source, "auto", CHUNK)
+    source = open_source(cells_h5ad)
+    plan = plan_scoring(model, source, "auto", CHUNK)
     last = list(source.read(plan.spans[-1], CHUNK))[-1]
     low = last.values[-LOW_COUNT_CELLS:]
     assert low.max() <= 50  # alone, these cells would be taken as log values ...
@@ -132,14 +136,14 @@ def test_scale_summary_decides_like_the_whole_block() -> None:
         whole = detect_scale(pd.DataFrame(values, index=ids))
         assert whole == expected
         for block in (
-            streaming.SparseBlock(ids, sparse.csr_matrix(values)),
-            streaming.DenseBlock(ids, values),
+            SparseBlock(ids, sparse.csr_matrix(values)),
+            DenseBlock(ids, values),
         ):
             assert detect_scale(block.scale_summary()) == expected
     broken = cases["counts"].copy()
     broken[4, 7] = -3
     with pytest.raises(ScaleError, match="s4"):
-        detect_scale(streaming.SparseBlock(ids, sparse.csr_matrix(broken)).scale_summary())
+        detect_scale(SparseBlock(ids, sparse.csr_matrix(broken)).scale_summary())
 
 
 def write_dataset(frame: pd.DataFrame, directory: Path, n_files: int, row_group: int) -> Path:
@@ -163,9 +167,9 @@ def test_parquet_dataset_scores_like_in_memory(
         else np.log2(counts / counts.sum(axis=1).values[:, None] * 1e6 + 1)
     )
     dataset = write_dataset(frame, tmp_path / "dataset", n_files=3, row_group=25)
-    source = streaming.open_source(dataset)
-    assert isinstance(source, streaming.ParquetSource) and len(source.files) == 3
-    plan = streaming.plan_scoring(model, source, "auto", chunk_size=10)
+    source = open_source(dataset)
+    assert isinstance(source, ParquetSource) and len(source.files) == 3
+    plan = plan_scoring(model, source, "auto", chunk_size=10)
     assert plan.scale == scale and len(plan.spans) == 9  # row groups of 25, 25, 17 per file
     project = None if plan.reads_all_columns else plan.positions
     blocks = [b for span in plan.spans for b in source.read(span, 10, project)]
@@ -173,7 +177,7 @@ def test_parquet_dataset_scores_like_in_memory(
     width = N_GENES if scale == "counts" else plan.positions.size  # log: model columns only
     assert {b.values.shape[1] for b in blocks} == {width}
     out = tmp_path / "scores.csv"
-    streaming.predict_file(model, dataset, out, chunk_size=10)
+    predict_file(model, dataset, out, chunk_size=10)
     expected = model.predict_table(model.prepare(frame))
     written = pd.read_csv(out, dtype={"sample_id": str})
     pd.testing.assert_frame_equal(written, expected, check_dtype=False, atol=1e-6)
@@ -186,14 +190,14 @@ def test_dense_blocks_are_capped_by_values(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     counts, _ = cohort_counts
-    monkeypatch.setattr(streaming, "MAX_CHUNK_VALUES", 20 * N_GENES)
+    monkeypatch.setattr(blocks, "MAX_CHUNK_VALUES", 20 * N_GENES)
     path = tmp_path / "counts.parquet"
     counts.to_parquet(path)
-    source = streaming.open_source(path)
+    source = open_source(path)
     spans = source.spans(100)
     assert {len(b) for s in spans for b in source.read(s, 100)} == {20}
     out = tmp_path / "scores.parquet"
-    streaming.predict_file(model, path, out, chunk_size=100)
+    predict_file(model, path, out, chunk_size=100)
     expected = model.predict_table(model.prepare(counts))
     pd.testing.assert_frame_equal(pd.read_parquet(out), expected, check_exact=False, atol=1e-6)
 
@@ -208,7 +212,7 @@ def test_failure_midway_leaves_no_output(
     broken.to_parquet(path, row_group_size=50)
     out = tmp_path / "out" / "scores.parquet"
     with pytest.raises(ScaleError, match=str(broken.index[150])):
-        streaming.predict_file(model, path, out, scale="counts", chunk_size=50)
+        predict_file(model, path, out, scale="counts", chunk_size=50)
     assert not out.exists() and not list(out.parent.iterdir())
 
 
@@ -223,7 +227,7 @@ def test_explain_streams_like_in_memory(
     counts.to_csv(path)
     expected_dir, streamed_dir = tmp_path / "expected", tmp_path / "streamed"
     write_explanations(explain(model, model.prepare(counts)), expected_dir)
-    result = streaming.explain_file(model, path, streamed_dir, chunk_size=64)
+    result = explain_file(model, path, streamed_dir, chunk_size=64)
     assert result.n_rows == len(counts)
     for stem in ("features", "genes", "axes", "pathways"):
         expected = pd.read_csv(expected_dir / f"{stem}.csv")
@@ -239,8 +243,8 @@ def test_explain_streams_like_in_memory(
             assert [u[key] for u in got] == pytest.approx([u[key] for u in units], abs=1e-12)
     assert summary["n_samples"] == summary["n_samples_summarised"] == len(counts)
     # Above GLOBAL_SAMPLE samples the cohort summary uses every k-th sample.
-    monkeypatch.setattr(streaming, "GLOBAL_SAMPLE", 50)
-    sampled = streaming.explain_file(model, path, tmp_path / "sampled", chunk_size=64)
+    monkeypatch.setattr(run, "GLOBAL_SAMPLE", 50)
+    sampled = explain_file(model, path, tmp_path / "sampled", chunk_size=64)
     assert sampled.summary["n_samples"] == len(counts)
     assert sampled.summary["n_samples_summarised"] == 50  # every 4th of 200
 
@@ -251,15 +255,15 @@ def test_csc_h5ad_is_read_whole_with_a_warning(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="nkpredict.stream.run")
+    caplog.set_level(logging.WARNING, logger="nkpredict.stream.sources")
     counts, _ = cohort_counts
     path = tmp_path / "csc.h5ad"
     anndata.AnnData(X=sparse.csc_matrix(counts.to_numpy()), obs=pd.DataFrame(index=counts.index),
                     var=pd.DataFrame(index=counts.columns)).write_h5ad(path)  # fmt: skip
-    source = streaming.open_source(path)
-    assert isinstance(source, streaming.FrameSource) and "CSC" in caplog.text
+    source = open_source(path)
+    assert isinstance(source, FrameSource) and "CSC" in caplog.text
     out = tmp_path / "scores.tsv"
-    streaming.predict_file(model, path, out, chunk_size=70)
+    predict_file(model, path, out, chunk_size=70)
     written = pd.read_csv(out, sep="\t", dtype={"sample_id": str})
     expected = model.predict_table(model.prepare(counts))
     pd.testing.assert_frame_equal(written, expected, check_dtype=False, atol=1e-6)

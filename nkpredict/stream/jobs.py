@@ -1,0 +1,116 @@
+"""Jobs: everything a worker needs to score one span, and the functions that score it.
+
+A job is shipped once per worker; :func:`predict_span` and :func:`explain_span` score one
+:class:`~nkpredict.stream.blocks.Span` of the input with it, block by block, so every engine
+(this process or a cluster) runs the same code and gives identical results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from nkpredict.data.expression import PreparedExpression
+from nkpredict.explain.attributions import Explanation, explain
+from nkpredict.model.fitted import NKResistanceModel
+from nkpredict.settings import DEFAULT_MIN_COVERAGE
+from nkpredict.stream.blocks import Span
+from nkpredict.stream.plan import ScoringPlan, prepare_block
+from nkpredict.stream.sources import ChunkSource
+from nkpredict.vocabulary import LEVELS, ExplainMethod
+
+__all__ = [
+    "ExplainJob",
+    "ExplainedSpan",
+    "PredictJob",
+    "concat_explanations",
+    "explain_span",
+    "predict_span",
+]
+
+
+@dataclass
+class _Job:
+    """Everything a worker needs to score a span (shipped once per worker)."""
+
+    model: NKResistanceModel
+    source: ChunkSource
+    plan: ScoringPlan
+
+    def prepared(self, span: Span) -> Iterator[PreparedExpression]:
+        """The model input of each block of ``span``."""
+        project = None if self.plan.reads_all_columns else self.plan.positions
+        for block in self.source.read(span, self.plan.chunk_size, project):
+            yield prepare_block(self.model, self.plan, block, project is not None)
+
+
+@dataclass
+class PredictJob(_Job):
+    """Predictions of a span (:func:`predict_span`); rejects samples below ``min_coverage``.
+
+    ``min_coverage`` defaults to :data:`~nkpredict.settings.DEFAULT_MIN_COVERAGE`.
+    """
+
+    min_coverage: float = DEFAULT_MIN_COVERAGE
+
+
+def predict_span(job: PredictJob, span: Span) -> pd.DataFrame:
+    """:meth:`NKResistanceModel.predict_table` rows of one span, shape (span.n_rows, 4)."""
+    tables = []
+    for prepared in job.prepared(span):
+        job.model.check_coverage(prepared, job.min_coverage)
+        tables.append(job.model.predict_table(prepared))
+    return pd.concat(tables, ignore_index=True)
+
+
+@dataclass
+class ExplainJob(_Job):
+    """Explanations of a span; every ``stride``-th sample also feeds the cohort summary."""
+
+    method: ExplainMethod = "auto"
+    stride: int = 1
+
+
+@dataclass
+class ExplainedSpan:
+    """Per-level tables of one span and its share of the cohort-summary sample."""
+
+    tables: dict[str, pd.DataFrame]
+    sample: Explanation
+
+
+def concat_explanations(parts: list[Explanation]) -> Explanation:
+    """The samples of ``parts`` (explanations of one model, in order) as one explanation."""
+    first = parts[0]
+    expressions = [p.expression for p in parts if p.expression is not None]
+    return Explanation(
+        shap=pd.concat([p.shap for p in parts]),
+        values=pd.concat([p.values for p in parts]),
+        base_value=first.base_value,
+        model_output=pd.concat([p.model_output for p in parts]),
+        allocations=first.allocations,
+        units=first.units,
+        expression=pd.concat(expressions) if len(expressions) == len(parts) else None,
+        resistant_sign=first.resistant_sign,
+    )
+
+
+def explain_span(job: ExplainJob, span: Span) -> ExplainedSpan:
+    """Explanation tables (:meth:`Explanation.table` of every level) of one span."""
+    tables: dict[str, list[pd.DataFrame]] = {level: [] for level in LEVELS}
+    samples, row = [], span.offset
+    for prepared in job.prepared(span):
+        explanation = explain(job.model, prepared, job.method)
+        for level in LEVELS:
+            tables[level].append(explanation.table(level).reset_index())
+        n = prepared.n_samples
+        keep = np.flatnonzero((np.arange(row, row + n) % job.stride) == 0)
+        samples.append(explanation.rows(keep))
+        row += n
+    return ExplainedSpan(
+        tables={level: pd.concat(parts, ignore_index=True) for level, parts in tables.items()},
+        sample=concat_explanations(samples),
+    )
