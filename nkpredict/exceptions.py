@@ -38,7 +38,7 @@ class CoverageError(InputError):
         The one-line reason.
     coverage : mapping of str to float, optional
         The samples below the minimum and their coverage (fraction of the model's genes
-        measured), lowest first; empty when no sample could be scored at all.
+        measured), in input order; empty when no sample could be scored at all.
     missing_genes : sequence of str, optional
         The model's genes missing in those samples.
     minimum : float, optional

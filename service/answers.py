@@ -95,21 +95,20 @@ def _check_coverage(
     coverage = inputs.features[:, model.feature_builder.coverage_column]
     if (coverage >= minimum).all():
         return  # the usual case, without building the check's Series
-    prepared = inputs.prepared
     try:
-        model.check_coverage(prepared, minimum)
+        model.check_coverage(inputs.prepared, minimum)
     except CoverageError as exc:
-        low = np.flatnonzero(coverage < minimum)
+        below = list(exc.coverage.items())
         raise ServiceError(
             422,
             "coverage_too_low",
             str(exc),
             {
                 "min_coverage": minimum,
-                "n_samples": len(low),
-                "samples": {prepared.sample_ids[i]: float(coverage[i]) for i in low[:limit]},
-                "missing_genes": model.feature_builder.missing_of(inputs.genes[low]),
-                "truncated": len(low) > limit,
+                "n_samples": len(below),
+                "samples": dict(below[:limit]),
+                "missing_genes": exc.missing_genes,
+                "truncated": len(below) > limit,
             },
         ) from None
 

@@ -251,12 +251,12 @@ class NKResistanceModel(BaseEstimator):
         coverage = pd.Series(values, index=prepared.matrix.index, name=COVERAGE_FEATURE)
         below = values < minimum
         if below.any():
-            low = coverage[below].sort_values(kind="stable")
+            low = coverage[below]
             missing = self.feature_builder.missing_of(genes[below])
             shown = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
             raise CoverageError(
                 f"{len(low)} sample(s) cover less than {minimum:.0%} of the model's genes "
-                f"(lowest: {low.index[0]} at {low.iloc[0]:.0%}); missing: {shown}",
+                f"(lowest: {low.idxmin()} at {low.min():.0%}); missing: {shown}",
                 coverage={str(k): float(v) for k, v in low.items()},
                 missing_genes=missing,
                 minimum=minimum,
