@@ -57,6 +57,8 @@ from service.config import ServiceSettings
 from service.state import default_loader
 from training import tracking
 
+pytestmark = pytest.mark.integration  # real mlflow server, uvicorn and CLI processes
+
 if TYPE_CHECKING:
     from nkpredict.simulate.cohort import Cohort
 

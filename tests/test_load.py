@@ -22,6 +22,8 @@ import httpx
 import pytest
 from http_servers import Server, rss_mib, serving
 
+pytestmark = pytest.mark.integration  # a real uvicorn process under load
+
 if TYPE_CHECKING:
     from nkpredict.simulate.cohort import Cohort
 

@@ -318,6 +318,7 @@ def console_errors(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return errors
 
 
+@pytest.mark.integration
 def test_report_renders_in_headless_chromium(report_file: Path, html: str, tmp_path: Path) -> None:
     binary = chromium_binary()
     if binary is None:

@@ -32,6 +32,8 @@ from http_servers import (
 
 from nkpredict.model.fitted import NKResistanceModel
 
+pytestmark = pytest.mark.integration  # real uvicorn processes
+
 if TYPE_CHECKING:
     from nkpredict.simulate.cohort import Cohort
 
