@@ -24,7 +24,8 @@ from mlflow import MlflowClient
 
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.settings import Settings
-from nkpredict.simulate.cohort import SimulationConfig, simulate_cohort
+from nkpredict.simulate.cohort import simulate_cohort
+from nkpredict.simulate.config import SimulationConfig
 from training import tracking
 
 MODEL_NAME = "nk-bench"

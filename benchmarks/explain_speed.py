@@ -28,7 +28,8 @@ import xgboost as xgb
 
 from nkpredict.explain.attributions import AUTO_METHOD, compiled_shap, explain, tree_shap
 from nkpredict.model.fitted import NKResistanceModel
-from nkpredict.simulate.cohort import SimulationConfig, simulate_cohort
+from nkpredict.simulate.cohort import simulate_cohort
+from nkpredict.simulate.config import SimulationConfig
 
 SIZES = (1, 100, 10_000)
 TIME_BUDGET_S = 2.0  # per measurement: repeat until this much time is spent (at least 3 runs)

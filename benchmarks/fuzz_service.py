@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import free_port, python_command, start_server, stop_server
 
 from nkpredict.model.fitted import NKResistanceModel
-from nkpredict.simulate.cohort import SimulationConfig, simulate_cohort
+from nkpredict.simulate.cohort import simulate_cohort
+from nkpredict.simulate.config import SimulationConfig
 
 API_KEY = "fuzz-api-key"
 EXCLUDED_CHECKS = ("positive_data_acceptance",)  # why: see tests/test_fuzz.py

@@ -43,7 +43,8 @@ from anndata.io import sparse_dataset, write_elem
 from scipy import sparse
 
 from nkpredict.model.fitted import NKResistanceModel
-from nkpredict.simulate.cohort import SimulationConfig, simulate_cohort
+from nkpredict.simulate.cohort import simulate_cohort
+from nkpredict.simulate.config import SimulationConfig
 
 POOL_CELLS = 20_000
 WRITE_CELLS = 100_000

@@ -27,7 +27,8 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 
-from nkpredict.simulate.cohort import SimulationConfig, simulate_cohort
+from nkpredict.simulate.cohort import simulate_cohort
+from nkpredict.simulate.config import SimulationConfig
 
 METRICS = (
     "cv_roc_auc",

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 @pytest.fixture(scope="session")
 def service_cohort() -> Cohort:
     """A simulated cohort of 200 samples x 400 genes (raw counts), seed 1."""
-    from nkpredict.simulate.cohort import SimulationConfig, simulate_cohort
+    from nkpredict.simulate.cohort import simulate_cohort
+    from nkpredict.simulate.config import SimulationConfig
 
     return simulate_cohort(SimulationConfig(n_samples=200, n_genes=400, seed=1))
 

@@ -22,7 +22,8 @@ from nkpredict.explain.attributions import (
     write_explanations,
 )
 from nkpredict.model.fitted import NKResistanceModel
-from nkpredict.simulate.cohort import Cohort, SimulationConfig, simulate_cohort
+from nkpredict.simulate.cohort import Cohort, simulate_cohort
+from nkpredict.simulate.config import SimulationConfig
 from nkpredict.vocabulary import LEVELS
 
 TOTAL_COLUMNS = ["base_value", "model_output"]

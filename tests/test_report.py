@@ -20,7 +20,8 @@ from PIL import Image
 
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.report.html import build_report, write_report
-from nkpredict.simulate.cohort import Cohort, SimulationConfig, simulate_cohort
+from nkpredict.simulate.cohort import Cohort, simulate_cohort
+from nkpredict.simulate.config import SimulationConfig
 
 SECTION_IDS = (
     "model-card",

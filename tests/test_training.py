@@ -18,7 +18,9 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from nkpredict.registry import load_model
-from nkpredict.simulate.cohort import SimulationConfig, simulate_cohort, write_cohort
+from nkpredict.simulate.cohort import simulate_cohort
+from nkpredict.simulate.config import SimulationConfig
+from nkpredict.simulate.files import write_cohort
 from training.cli import app
 
 pytestmark = pytest.mark.integration  # trains full pipelines, starts a real MLflow server

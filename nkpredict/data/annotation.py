@@ -58,6 +58,9 @@ class GeneAnnotation:
         several loci).
     protein_coding : tuple[str, ...]
         Sorted current symbols of protein-coding genes.
+    approved : Mapping[str, str]
+        HGNC-approved symbol -> Ensembl gene biotype over every locus approved under that
+        symbol (``protein_coding`` wins); unnamed loci are not in it.
     """
 
     source: str
@@ -68,6 +71,7 @@ class GeneAnnotation:
     aliases: Mapping[str, frozenset[str]] = field(repr=False)
     biotype: Mapping[str, str] = field(repr=False)
     protein_coding: tuple[str, ...] = field(repr=False)
+    approved: Mapping[str, str] = field(repr=False)
 
 
 def _read_table() -> pd.DataFrame:
@@ -139,6 +143,7 @@ def _build(table: pd.DataFrame) -> GeneAnnotation:
     previous = pd.concat([genes.loc[approved, "Previous symbols"], genes.loc[renamed, "gene_name"]])
     biotype = _biotypes(genes, symbol)
     current = sorted(set(symbol))
+    named = table[table["Approved symbol"].notna()]
     return GeneAnnotation(
         source=ANNOTATION_SOURCE,
         ensembl=dict(zip(genes.index.astype(str), symbol, strict=True)),
@@ -148,6 +153,7 @@ def _build(table: pd.DataFrame) -> GeneAnnotation:
         aliases=_name_index(genes.loc[approved, "Alias symbols"], symbol[approved]),
         biotype=biotype,
         protein_coding=tuple(s for s in current if biotype[s] == _PROTEIN_CODING),
+        approved=_biotypes(named, named["Approved symbol"].astype(str)),
     )
 
 

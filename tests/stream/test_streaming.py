@@ -17,7 +17,8 @@ from nkpredict.data.expression import detect_scale, read_expression
 from nkpredict.exceptions import ScaleError
 from nkpredict.explain.attributions import explain, write_explanations
 from nkpredict.model.fitted import NKResistanceModel
-from nkpredict.simulate.cohort import SimulationConfig, simulate_cohort
+from nkpredict.simulate.cohort import simulate_cohort
+from nkpredict.simulate.config import SimulationConfig
 from nkpredict.stream import blocks, run
 from nkpredict.stream.blocks import DenseBlock, SparseBlock
 from nkpredict.stream.plan import plan_scoring

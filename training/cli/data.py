@@ -25,7 +25,9 @@ def simulate(
     quiet: Quiet = False,
 ) -> None:
     """Simulate a blood-cancer cohort with planted NK-escape mechanisms and known truth."""
-    from nkpredict.simulate.cohort import SimulationConfig, simulate_cohort, write_cohort
+    from nkpredict.simulate.cohort import simulate_cohort
+    from nkpredict.simulate.config import SimulationConfig
+    from nkpredict.simulate.files import write_cohort
 
     configure_logging(quiet)
     cohort = simulate_cohort(SimulationConfig(n_samples=n_samples, n_genes=n_genes, seed=seed))

@@ -14,7 +14,9 @@ from sklearn.metrics import roc_auc_score
 from nkpredict.catalog import load_catalog
 from nkpredict.data.public import killing_auc, read_labels, read_nk_prism
 from nkpredict.exceptions import InputError
-from nkpredict.simulate.cohort import Cohort, SimulationConfig, simulate_cohort, write_cohort
+from nkpredict.simulate.cohort import Cohort, simulate_cohort
+from nkpredict.simulate.config import SimulationConfig
+from nkpredict.simulate.files import write_cohort
 
 N_SAMPLES = 500
 N_GENES = 400
