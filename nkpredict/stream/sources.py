@@ -191,8 +191,9 @@ class ParquetSource(ChunkSource):
     Samples are rows. The sample ID is the stored pandas index, else a non-numeric first
     column (as :func:`~nkpredict.data.expression.read_expression` does), else the row number.
     A span is one row group, the smallest unit a Parquet reader can start at; within it,
-    batches of at most ``chunk_size`` rows (and :data:`MAX_CHUNK_VALUES` values) are read
-    and copied into one float64 array (NULL becomes NaN). Write large datasets with row
+    batches of at most ``chunk_size`` rows (and
+    :data:`~nkpredict.stream.blocks.MAX_CHUNK_VALUES` values) are read and copied into one
+    float64 array (NULL becomes NaN). Write large datasets with row
     groups of a reasonable size (for example ``row_group_size=100_000``) so that the Dask
     engine has several spans to distribute.
     """
