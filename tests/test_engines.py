@@ -29,12 +29,16 @@ from nkpredict.evaluate.cv import cross_validate
 from nkpredict.evaluate.folds import CVConfig, make_folds
 from nkpredict.exceptions import InputError
 from nkpredict.model.fitted import NKResistanceModel
-from nkpredict.simulate.cohort import SimulationConfig, simulate_cohort, write_cohort
+from nkpredict.simulate.cohort import simulate_cohort
+from nkpredict.simulate.config import SimulationConfig
+from nkpredict.simulate.files import write_cohort
 from training import engines
 from training.cli import app
 from training.engines import DaskEngine, LocalEngine, open_engine
 
 distributed = pytest.importorskip("distributed")
+
+pytestmark = pytest.mark.integration  # starts Dask clusters
 
 AUC_TOLERANCE = 0.03
 MIN_SPEARMAN = 0.95
