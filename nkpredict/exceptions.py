@@ -8,6 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+__all__ = [
+    "CatalogError",
+    "CoverageError",
+    "ExpressionFormatError",
+    "GeneMappingError",
+    "InputError",
+    "LabelError",
+    "ModelLoadError",
+    "NKPredictError",
+    "NotFittedError",
+    "ScaleError",
+]
+
 
 class NKPredictError(Exception):
     """Base class of every error the library raises on purpose."""

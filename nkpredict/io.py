@@ -18,6 +18,8 @@ import pandas as pd
 
 from nkpredict.exceptions import InputError
 
+__all__ = ["TABLE_SUFFIXES", "atomic_path", "write_json", "write_table", "write_text", "write_with"]
+
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 
 

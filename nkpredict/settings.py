@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+__all__ = ["DEFAULT_MIN_COVERAGE", "DEFAULT_MODEL_NAME", "DEFAULT_TRACKING_URI", "Settings"]
+
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 DEFAULT_MODEL_NAME = "nk-resistance"
 DEFAULT_MIN_COVERAGE = 0.5

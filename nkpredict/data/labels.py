@@ -20,6 +20,8 @@ import pandas as pd
 from nkpredict.exceptions import LabelError
 from nkpredict.vocabulary import TASKS, Direction, Task
 
+__all__ = ["LabelDefinition", "infer_direction"]
+
 logger = logging.getLogger(__name__)
 
 _BINARY_TEXT = {"resistant": 1, "sensitive": 0, "true": 1, "false": 0, "yes": 1, "no": 0}

@@ -56,6 +56,36 @@ from nkpredict.vocabulary import (
     check_choice,
 )
 
+__all__ = [
+    "ADDITIVITY_TOLERANCE",
+    "AUTO_METHOD",
+    "FILE_STEMS",
+    "GLOBAL_FILE",
+    "HIGHER_MORE_RESISTANT",
+    "HIGHER_MORE_SENSITIVE",
+    "MIXED",
+    "PARALLEL_DMATRIX_ROWS",
+    "TOWARD_RESISTANT",
+    "TOWARD_SENSITIVE",
+    "Attributions",
+    "Driver",
+    "Explanation",
+    "LevelAllocation",
+    "attributions",
+    "attributions_of",
+    "compiled_shap",
+    "drivers_of",
+    "explain",
+    "global_summary",
+    "interaction_values",
+    "level_allocations",
+    "output_units",
+    "resistant_sign",
+    "tree_shap",
+    "unit_label",
+    "write_explanations",
+]
+
 logger = logging.getLogger(__name__)
 
 FILE_STEMS: dict[Level, str] = {

@@ -58,6 +58,15 @@ import xgboost as xgb
 
 from nkpredict.fast.trees import CompiledTrees, compile_trees, float32_rows, probe_rows
 
+__all__ = [
+    "CHUNK_CELLS",
+    "MAX_DEPTH",
+    "RANDOM_ROWS",
+    "SHAP_TOLERANCE",
+    "CompiledShap",
+    "compile_shap",
+]
+
 logger = logging.getLogger(__name__)
 
 MAX_DEPTH = 6

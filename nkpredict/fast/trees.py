@@ -39,6 +39,16 @@ import xgboost as xgb
 
 from nkpredict.fast.cache import PerObject
 
+__all__ = [
+    "PROBE_ROWS",
+    "SUPPORTED_OBJECTIVES",
+    "CompiledTrees",
+    "compile_trees",
+    "compiled_trees_for",
+    "float32_rows",
+    "probe_rows",
+]
+
 logger = logging.getLogger(__name__)
 
 SUPPORTED_OBJECTIVES = ("binary:logistic", "reg:squarederror")

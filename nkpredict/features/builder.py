@@ -44,6 +44,15 @@ from nkpredict.exceptions import InputError, NotFittedError
 from nkpredict.fast.cache import PerObject
 from nkpredict.vocabulary import AGGREGATE_LEVELS, AggregateLevel, check_choice
 
+__all__ = [
+    "COVERAGE_FEATURE",
+    "COVERAGE_UNIT",
+    "GENOME_UNIT",
+    "LIGAND_UNIT",
+    "FeatureSpec",
+    "NKFeatureBuilder",
+]
+
 logger = logging.getLogger(__name__)
 
 COVERAGE_FEATURE = "coverage:catalog"

@@ -24,6 +24,8 @@ from sklearn.model_selection import train_test_split
 from nkpredict.exceptions import InputError, ModelLoadError, NotFittedError
 from nkpredict.vocabulary import Task
 
+__all__ = ["BoostedTrees", "Trainer", "Validation", "boost", "use_trainer"]
+
 logger = logging.getLogger(__name__)
 
 _MIN_SAMPLES_FOR_EARLY_STOPPING = 40

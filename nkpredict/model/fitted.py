@@ -39,6 +39,15 @@ from nkpredict.features.builder import COVERAGE_FEATURE, NKFeatureBuilder
 from nkpredict.model.boosting import BoostedTrees
 from nkpredict.vocabulary import ScaleChoice, Task
 
+__all__ = [
+    "BOOSTER_FILE",
+    "COMPILED_MAX_ROWS",
+    "FORMAT_VERSION",
+    "MODEL_FILE",
+    "NKResistanceModel",
+    "Predictions",
+]
+
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.json"

@@ -17,6 +17,8 @@ from sklearn.model_selection import train_test_split
 
 from nkpredict.exceptions import InputError
 
+__all__ = ["SEARCH_SPACE", "search_parameters"]
+
 logger = logging.getLogger(__name__)
 
 #: Parameters the search may change, with their ranges (``log`` marks a log-uniform range).

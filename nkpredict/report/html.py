@@ -64,6 +64,35 @@ from nkpredict.io import write_text
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.report.plots import classification_figure, regression_figure
 
+__all__ = [
+    "DPI",
+    "IN_SAMPLE_CAVEAT",
+    "NEUTRAL_COLOUR",
+    "RESISTANT_COLOUR",
+    "SAMPLE_DRIVERS",
+    "SENSITIVE_COLOUR",
+    "TEMPLATE",
+    "TOP_FEATURES",
+    "TOP_LIGAND_GENES",
+    "WATERFALL_UNITS",
+    "WaterfallStep",
+    "beeswarm_figure",
+    "build_report",
+    "calibration_section",
+    "dependence_figure",
+    "evaluation_table",
+    "figure_data_uri",
+    "global_sections",
+    "importance_figure",
+    "model_card",
+    "oracle_gaps",
+    "sample_sections",
+    "selected_samples",
+    "top_ligand_genes",
+    "waterfall",
+    "write_report",
+]
+
 logger = logging.getLogger(__name__)
 
 TEMPLATE = "report.html.j2"

@@ -12,6 +12,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+__all__ = ["classification_figure", "regression_figure"]
+
 
 def classification_figure(
     curves: dict[str, tuple[np.ndarray, np.ndarray]], calibration: pd.DataFrame
