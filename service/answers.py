@@ -1,11 +1,11 @@
 """From a request's samples to its answer: preparation, coverage, predictions, explanations.
 
 Every function here is plain computation on the fitted model (no request, no event loop): it
-calls only the library (``NKResistanceModel.prepare_values`` / ``prepare``, ``gene_values``,
-``margin_values``, ``predictions_of``, :func:`nkpredict.explain.attributions.attributions_of`),
-where the speed of the hot path lives, and returns JSON bytes with the number of samples
-answered. Each answer uses the :class:`~service.state.LoadedModel` it is given from start to
-end, even if an admin reload swaps the served model meanwhile.
+calls only the library (the fitted model's :class:`~nkpredict.fast.scoring.ArrayScorer` and
+:func:`nkpredict.explain.attributions.attributions`), where the speed of the hot path lives,
+and returns JSON bytes with the number of samples answered. Each answer uses the
+:class:`~service.state.LoadedModel` it is given from start to end, even if an admin reload
+swaps the served model meanwhile.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from nkpredict.data.expression import PreparedExpression
 from nkpredict.data.identifiers import HarmonizationReport
 from nkpredict.exceptions import CoverageError
 from nkpredict.explain.attributions import (
-    attributions_of,
+    attributions,
     drivers_of,
     level_allocations,
     output_units,
@@ -65,7 +65,7 @@ def _prepare(
     model's array path; uploaded files arrive as DataFrames.
     """
     if isinstance(samples, SampleMatrix):
-        return model.prepare_values(samples.values, samples.sample_ids, samples.genes, scale)
+        return model.scorer.prepare(samples.values, samples.sample_ids, samples.genes, scale)
     return model.prepare(samples, scale=scale)
 
 
@@ -77,9 +77,9 @@ class ModelInputs:
     ----------
     prepared : PreparedExpression
     genes : ndarray, shape (n_samples, n_genes_in)
-        ``model.gene_values(prepared)``.
+        ``model.scorer.gene_values(prepared)``.
     features : ndarray, shape (n_samples, n_features)
-        ``model.feature_builder.transform_values(genes)``; holds the coverage too.
+        ``model.scorer.features(genes)``; holds the coverage too.
     """
 
     prepared: PreparedExpression
@@ -92,8 +92,7 @@ def _check_coverage(
 ) -> None:
     """The model's coverage check; on failure a 422 naming (up to ``limit``) samples and the
     missing genes."""
-    coverage = inputs.features[:, model.feature_builder.coverage_column]
-    if (coverage >= minimum).all():
+    if (model.scorer.coverage(inputs.features) >= minimum).all():
         return  # the usual case, without building the check's Series
     try:
         model.check_coverage(inputs.prepared, minimum)
@@ -126,7 +125,7 @@ def _cap_dict(items: dict[str, Any], limit: int) -> tuple[dict[str, Any], bool]:
 def _harmonization(model: NKResistanceModel, inputs: ModelInputs, limit: int) -> dict[str, Any]:
     """The identifier report of a request, with the model genes it lacks."""
     report: HarmonizationReport = inputs.prepared.report
-    missing = model.feature_builder.missing_of(inputs.genes)
+    missing = model.scorer.missing(inputs.genes)
     renamed, cut_renamed = _cap_dict(report.renamed, limit)
     unmapped, cut_unmapped = _cap_list(report.unmapped, limit)
     ambiguous, cut_ambiguous = _cap_dict(report.ambiguous, limit)
@@ -157,8 +156,8 @@ def _model_inputs(
     """Prepare the samples and compute their features; 422 when coverage is too low."""
     model = loaded.model
     prepared = _prepare(model, samples, options.scale)
-    genes = model.gene_values(prepared)
-    inputs = ModelInputs(prepared, genes, model.feature_builder.transform_values(genes))
+    genes = model.scorer.gene_values(prepared)
+    inputs = ModelInputs(prepared, genes, model.scorer.features(genes))
     minimum = settings.min_coverage if options.min_coverage is None else options.min_coverage
     _check_coverage(model, inputs, minimum, settings.report_max_items)
     return inputs
@@ -173,8 +172,9 @@ def predict_payload(
     """The /v1/predict answer (before serialisation) for ``samples``."""
     inputs = _model_inputs(loaded, samples, options, settings)
     prepared, model = inputs.prepared, loaded.model
-    margin = model.margin_values(inputs.features)
-    predictions = model.predictions_of(prepared.sample_ids, inputs.features, margin).to_records()
+    scorer = model.scorer
+    margin = scorer.margins(inputs.features)
+    predictions = scorer.predictions(prepared.sample_ids, inputs.features, margin).to_records()
     return {
         "model": loaded.model_ref(),
         "task": loaded.task,
@@ -214,10 +214,10 @@ def _explain_chunk(
 ) -> list[dict[str, Any]]:
     """One entry per sample: its prediction, attributions per level and top drivers."""
     model = loaded.model
-    result = attributions_of(model, features)
+    result = attributions(model, features)
     margin = result.model_output
     # the float32 margin the model predicts with (exact), so probabilities equal /v1/predict's
-    predictions = model.predictions_of(sample_ids, features, margin.astype(np.float32))
+    predictions = model.scorer.predictions(sample_ids, features, margin.astype(np.float32))
     allocations = level_allocations(model.feature_builder)
     summed = {level: result.contributions @ allocations[level].matrix for level in levels}
     if drivers_level not in summed:

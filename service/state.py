@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from nkpredict.exceptions import ModelLoadError, NKPredictError
-from nkpredict.explain.attributions import attributions, level_allocations
+from nkpredict.explain.attributions import explain, level_allocations
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.registry import ModelReference, load_model
 from nkpredict.settings import Settings
@@ -139,7 +139,7 @@ def _warm_up(model: NKResistanceModel) -> None:
     frame = pd.DataFrame([np.clip(values, 0.0, None)], index=["warm-up"], columns=genes)
     prepared = model.prepare(frame, scale="log")
     model.predict_table(prepared)
-    attributions(model, prepared)
+    explain(model, prepared)
     level_allocations(builder)
 
 

@@ -1,6 +1,6 @@
 """The request-sized fast path of the library: same answers as the general path, bit for bit.
 
-Covers :mod:`nkpredict.fast.trees`, ``NKResistanceModel.prepare_values`` /
+Covers :mod:`nkpredict.fast.trees`, ``ArrayScorer.prepare`` /
 ``predictions``, and the remembered identifier mapping and column positions.
 """
 
@@ -19,8 +19,9 @@ from nkpredict.data.expression import prepare_expression, prepare_values
 from nkpredict.data.identifiers import map_identifiers
 from nkpredict.exceptions import ExpressionFormatError, ScaleError
 from nkpredict.fast import trees as compiled_trees
+from nkpredict.fast.scoring import COMPILED_MAX_ROWS
 from nkpredict.fast.trees import compile_trees, probe_rows
-from nkpredict.model.fitted import COMPILED_MAX_ROWS, NKResistanceModel
+from nkpredict.model.fitted import NKResistanceModel
 
 if TYPE_CHECKING:
     from nkpredict.simulate.cohort import Cohort

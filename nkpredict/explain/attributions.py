@@ -72,7 +72,6 @@ __all__ = [
     "Explanation",
     "LevelAllocation",
     "attributions",
-    "attributions_of",
     "compiled_shap",
     "drivers_of",
     "explain",
@@ -574,29 +573,21 @@ class Attributions:
 
 
 def attributions(
-    model: NKResistanceModel, prepared: PreparedExpression, method: ExplainMethod = "auto"
+    model: NKResistanceModel, features: np.ndarray, method: ExplainMethod = "auto"
 ) -> Attributions:
-    """TreeSHAP values of every sample of a prepared matrix, without labels.
+    """TreeSHAP values of a feature matrix, checked to add up to the model's output.
 
     Parameters
     ----------
     model : NKResistanceModel
         A fitted model.
-    prepared : PreparedExpression
-        Output of ``model.prepare(raw)``, shape (n_samples, n_genes).
+    features : ndarray, shape (n_samples, n_features)
+        The model's features of the samples (``model.scorer.features(...)``).
     method : {"auto", "compiled", "native", "shap"}
         TreeSHAP implementation; all give the same values, ``auto`` the fastest.
     """
-    return attributions_of(model, model.feature_values(prepared), method)
-
-
-def attributions_of(
-    model: NKResistanceModel, features: np.ndarray, method: ExplainMethod = "auto"
-) -> Attributions:
-    """:func:`attributions` of an already computed feature matrix (n_samples, n_features),
-    ``model.feature_values(prepared)``."""
     contributions, base = tree_shap(model.boosted_trees.booster_, features, method)
-    output = model.margin_values(features).astype(np.float64)
+    output = model.scorer.margins(features).astype(np.float64)
     _check_additivity(contributions, base, output)
     logger.debug("explained %d samples (%s TreeSHAP)", len(output), method)
     return Attributions(features, contributions, base, output)
@@ -616,13 +607,13 @@ def explain(
     -------
     Explanation
     """
-    result = attributions(model, prepared, method)
+    scorer = model.scorer
+    genes = scorer.gene_values(prepared)
+    result = attributions(model, scorer.features(genes), method)
     builder = model.feature_builder
     index = pd.Index(prepared.sample_ids, dtype=object, name="sample_id")
     names = builder.get_feature_names_out()
-    expression = pd.DataFrame(
-        model.gene_values(prepared), index=index, columns=list(builder.genes_in_)
-    )
+    expression = pd.DataFrame(genes, index=index, columns=list(builder.genes_in_))
     return Explanation(
         shap=pd.DataFrame(result.contributions, index=index, columns=names),
         values=pd.DataFrame(result.features, index=index, columns=names),

@@ -456,16 +456,9 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
             out[:, absent] = np.nan
         return out
 
-    def coverage(self, X: pd.DataFrame) -> pd.Series:
-        """Fraction of the model's catalogue genes measured in each sample, shape (n_samples,)."""
-        return pd.Series(self.coverage_values(X), index=X.index, name=COVERAGE_FEATURE)
-
-    def coverage_values(self, X: pd.DataFrame) -> np.ndarray:
-        """:meth:`coverage` as a plain array, shape (n_samples,)."""
-        return self.coverage_of(self.gene_values(X))
-
     def coverage_of(self, gene_values: np.ndarray) -> np.ndarray:
-        """:meth:`coverage` of :meth:`gene_values` output, shape (n_samples,)."""
+        """Fraction of the model's catalogue genes measured in each sample of
+        :meth:`gene_values` output, shape (n_samples,)."""
         self._check_fitted()
         return _measured_share(np.isnan(gene_values[:, : self._n_model]))
 

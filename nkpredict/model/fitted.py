@@ -19,8 +19,6 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,21 +29,19 @@ from sklearn.pipeline import Pipeline
 
 from nkpredict import __version__
 from nkpredict.catalog import GeneSet
-from nkpredict.data.expression import PreparedExpression, prepare_expression, prepare_values
+from nkpredict.data.expression import PreparedExpression, prepare_expression
 from nkpredict.data.labels import LabelDefinition
 from nkpredict.exceptions import CoverageError, ModelLoadError, NotFittedError
-from nkpredict.fast.trees import compiled_trees_for
+from nkpredict.fast.scoring import ArrayScorer, Predictions, scorer_for
 from nkpredict.features.builder import COVERAGE_FEATURE, NKFeatureBuilder
 from nkpredict.model.boosting import BoostedTrees
 from nkpredict.vocabulary import ScaleChoice, Task
 
 __all__ = [
     "BOOSTER_FILE",
-    "COMPILED_MAX_ROWS",
     "FORMAT_VERSION",
     "MODEL_FILE",
     "NKResistanceModel",
-    "Predictions",
 ]
 
 logger = logging.getLogger(__name__)
@@ -53,59 +49,6 @@ logger = logging.getLogger(__name__)
 MODEL_FILE = "model.json"
 BOOSTER_FILE = "booster.ubj"
 FORMAT_VERSION = 1
-COMPILED_MAX_ROWS = 32
-"""Inputs of at most this many samples are scored with :mod:`nkpredict.fast.trees`
-(bitwise the same margins, without XGBoost's fixed per-call cost); larger ones with XGBoost."""
-
-
-@dataclass(frozen=True)
-class Predictions:
-    """Per-sample predictions as arrays (what :meth:`NKResistanceModel.predict_table` holds).
-
-    Attributes
-    ----------
-    sample_id : list of str, length n_samples
-    value : ndarray of float32, shape (n_samples,)
-        P(resistant) for classification, the predicted readout for regression.
-    call : ndarray of str, shape (n_samples,)
-        ``resistant``, ``sensitive`` or ``n/a``.
-    coverage : ndarray of float64, shape (n_samples,)
-        Fraction of the model's catalogue genes measured.
-    value_name : str
-        ``probability`` or ``score``.
-    """
-
-    sample_id: list[str]
-    value: np.ndarray
-    call: np.ndarray
-    coverage: np.ndarray
-    value_name: str
-
-    def to_frame(self) -> pd.DataFrame:
-        """``sample_id``, ``probability`` or ``score``, ``call``, ``coverage``."""
-        return pd.DataFrame(
-            {
-                "sample_id": pd.Index(self.sample_id, dtype=object),
-                self.value_name: self.value,
-                "call": self.call,
-                "coverage": self.coverage,
-            }
-        )
-
-    def to_records(self) -> list[dict[str, Any]]:
-        """One plain dict per sample (Python floats and strings), as ``to_frame().to_dict(
-        orient="records")`` gives, without building the frame."""
-        name = self.value_name
-        return [
-            {"sample_id": sid, name: value, "call": call, "coverage": coverage}
-            for sid, value, call, coverage in zip(
-                self.sample_id,
-                self.value.tolist(),
-                self.call.tolist(),
-                self.coverage.tolist(),
-                strict=True,
-            )
-        ]
 
 
 class NKResistanceModel(BaseEstimator):
@@ -165,17 +108,6 @@ class NKResistanceModel(BaseEstimator):
         """
         return prepare_expression(X, scale=scale or self.scale)
 
-    def prepare_values(
-        self,
-        values: np.ndarray,
-        samples: Sequence[str] | pd.Index,
-        genes: Sequence[str],
-        scale: ScaleChoice | None = None,
-    ) -> PreparedExpression:
-        """:meth:`prepare` of a plain array (n_samples, n_genes) with its sample IDs and gene
-        identifiers: the same result without building an input DataFrame."""
-        return prepare_values(values, samples, genes, scale=scale or self.scale)
-
     # ------------------------------------------------------------------ fit / predict
     def fit(
         self, X: pd.DataFrame, y: Any, label_definition: LabelDefinition | None = None
@@ -218,33 +150,15 @@ class NKResistanceModel(BaseEstimator):
         trees: BoostedTrees = self._pipeline().steps[-1][1]
         return trees
 
+    @property
+    def scorer(self) -> ArrayScorer:
+        """The array-level scoring of this fitted model (what serving and streaming call)."""
+        self._pipeline()
+        return scorer_for(self)
+
     def features(self, prepared: PreparedExpression) -> pd.DataFrame:
         """Feature matrix of a prepared input, shape (n_samples, n_features)."""
         return self.feature_builder.transform(prepared.matrix)
-
-    def gene_values(self, prepared: PreparedExpression) -> np.ndarray:
-        """The model's input genes of a prepared input, shape (n_samples, n_genes_in).
-
-        In the feature builder's gene order; NaN where a gene was not measured.
-        """
-        return self.feature_builder.gene_values_of(prepared.values, prepared.genes)
-
-    def feature_values(self, prepared: PreparedExpression) -> np.ndarray:
-        """:meth:`features` as a plain array, shape (n_samples, n_features)."""
-        return self.feature_builder.transform_values(self.gene_values(prepared))
-
-    def margin_values(self, features: np.ndarray | pd.DataFrame) -> np.ndarray:
-        """Raw model output of a feature matrix (n_samples, n_features), shape (n_samples,).
-
-        Up to :data:`COMPILED_MAX_ROWS` samples are scored with the compiled trees (the
-        same float32 margins as XGBoost, bit for bit), larger inputs by XGBoost.
-        """
-        values = np.asarray(features, dtype=np.float32)
-        if values.shape[0] <= COMPILED_MAX_ROWS:
-            compiled = compiled_trees_for(self.boosted_trees.booster_)
-            if compiled is not None:
-                return compiled.predict_margin(values)
-        return self.boosted_trees.predict_margin(values)
 
     def check_coverage(self, prepared: PreparedExpression, minimum: float) -> pd.Series:
         """Per-sample coverage of the model's genes, shape (n_samples,).
@@ -255,7 +169,7 @@ class NKResistanceModel(BaseEstimator):
             Some samples cover less than ``minimum``; it carries their coverage and the
             genes they miss.
         """
-        genes = self.gene_values(prepared)
+        genes = self.scorer.gene_values(prepared)
         values = self.feature_builder.coverage_of(genes)
         coverage = pd.Series(values, index=prepared.matrix.index, name=COVERAGE_FEATURE)
         below = values < minimum
@@ -274,7 +188,8 @@ class NKResistanceModel(BaseEstimator):
 
     def predict_margin(self, X: pd.DataFrame) -> np.ndarray:
         """Raw model output (log-odds or score), shape (n_samples,)."""
-        return self.margin_values(self.feature_values(self.prepare(X)))
+        scorer = self.scorer
+        return scorer.margins(scorer.features(scorer.gene_values(self.prepare(X))))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Probabilities (n_samples, 2); column 1 is "resistant"."""
@@ -297,38 +212,7 @@ class NKResistanceModel(BaseEstimator):
 
     def predictions(self, prepared: PreparedExpression) -> Predictions:
         """What :meth:`predict_table` holds, as arrays (no DataFrame built)."""
-        features = self.feature_values(prepared)
-        return self.predictions_of(prepared.sample_ids, features, self.margin_values(features))
-
-    def predictions_of(
-        self, sample_id: list[str], features: np.ndarray, margin: np.ndarray
-    ) -> Predictions:
-        """:meth:`predictions` from already computed features and margins (explanations
-        compute both anyway)."""
-        if self.task == "classification":
-            value = 1.0 / (1.0 + np.exp(-margin))
-            resistant: np.ndarray | None = value >= self.decision_threshold
-            name = "probability"
-        else:
-            value = margin
-            resistant = self._regression_calls(margin)
-            name = "score"
-        if resistant is None:
-            call = np.full(len(sample_id), "n/a", dtype=object)
-        else:
-            call = np.array(
-                ["resistant" if r else "sensitive" for r in resistant.tolist()], dtype=object
-            )
-        coverage = features[:, self.feature_builder.coverage_column]
-        return Predictions(sample_id, value, call, np.ascontiguousarray(coverage), name)
-
-    def _regression_calls(self, score: np.ndarray) -> np.ndarray | None:
-        definition = self.label_definition_
-        if definition.threshold is None or definition.resistant_when is None:
-            return None
-        if definition.resistant_when == "above":
-            return score > definition.threshold
-        return score < definition.threshold
+        return self.scorer.predict(prepared)
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:

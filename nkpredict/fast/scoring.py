@@ -1,0 +1,192 @@
+"""The array-level scoring of a fitted model: what serving and streaming run per request.
+
+:class:`~nkpredict.model.fitted.NKResistanceModel` is the estimator users hold (DataFrames in,
+tables out). Its per-request path on plain arrays lives here, once: :class:`ArrayScorer`
+prepares an array with its sample IDs and gene identifiers, picks the model's genes, computes
+features, margins (compiled trees for small inputs, XGBoost otherwise), coverage, missing
+genes and calls. The estimator's own prediction methods, the service and the explanations all
+go through it, so there is one implementation of each step.
+
+A scorer is built once per fitted state of a model (:data:`scorer_for`, held in the one
+derived-state cache of :mod:`nkpredict.fast.cache`) and reads the thresholds and label
+definition from the model on every call, so ``set_params`` after fitting is honoured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from nkpredict.data.expression import PreparedExpression, prepare_values
+from nkpredict.fast.cache import PerObject
+from nkpredict.fast.trees import compiled_trees_for
+from nkpredict.vocabulary import ScaleChoice
+
+if TYPE_CHECKING:
+    from nkpredict.model.fitted import NKResistanceModel
+
+__all__ = ["COMPILED_MAX_ROWS", "ArrayScorer", "Predictions", "scorer_for"]
+
+COMPILED_MAX_ROWS = 32
+"""Inputs of at most this many samples are scored with :mod:`nkpredict.fast.trees`
+(bitwise the same margins, without XGBoost's fixed per-call cost); larger ones with XGBoost."""
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Per-sample predictions as arrays (what :meth:`NKResistanceModel.predict_table` holds).
+
+    Attributes
+    ----------
+    sample_id : list of str, length n_samples
+    value : ndarray of float32, shape (n_samples,)
+        P(resistant) for classification, the predicted readout for regression.
+    call : ndarray of str, shape (n_samples,)
+        ``resistant``, ``sensitive`` or ``n/a``.
+    coverage : ndarray of float64, shape (n_samples,)
+        Fraction of the model's catalogue genes measured.
+    value_name : str
+        ``probability`` or ``score``.
+    """
+
+    sample_id: list[str]
+    value: np.ndarray
+    call: np.ndarray
+    coverage: np.ndarray
+    value_name: str
+
+    def to_frame(self) -> pd.DataFrame:
+        """``sample_id``, ``probability`` or ``score``, ``call``, ``coverage``."""
+        return pd.DataFrame(
+            {
+                "sample_id": pd.Index(self.sample_id, dtype=object),
+                self.value_name: self.value,
+                "call": self.call,
+                "coverage": self.coverage,
+            }
+        )
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One plain dict per sample (Python floats and strings), as ``to_frame().to_dict(
+        orient="records")`` gives, without building the frame."""
+        name = self.value_name
+        return [
+            {"sample_id": sid, name: value, "call": call, "coverage": coverage}
+            for sid, value, call, coverage in zip(
+                self.sample_id,
+                self.value.tolist(),
+                self.call.tolist(),
+                self.coverage.tolist(),
+                strict=True,
+            )
+        ]
+
+
+class ArrayScorer:
+    """The per-request path of one fitted model on plain arrays.
+
+    Parameters
+    ----------
+    model : NKResistanceModel
+        A fitted model; use :data:`scorer_for` rather than building one per call.
+    """
+
+    def __init__(self, model: NKResistanceModel) -> None:
+        self.model = model
+        self.builder = model.feature_builder
+        self.trees = model.boosted_trees
+        self.coverage_column = self.builder.coverage_column
+
+    def prepare(
+        self,
+        values: np.ndarray,
+        samples: Sequence[str] | pd.Index,
+        genes: Sequence[str],
+        scale: ScaleChoice | None = None,
+    ) -> PreparedExpression:
+        """Validate, rescale and harmonize a plain array (n_samples, n_genes) with its sample
+        IDs and gene identifiers; the same result as ``model.prepare`` of the frame."""
+        return prepare_values(values, samples, genes, scale=scale or self.model.scale)
+
+    def gene_values(self, prepared: PreparedExpression) -> np.ndarray:
+        """The model's input genes of a prepared input, shape (n_samples, n_genes_in).
+
+        In the feature builder's gene order; NaN where a gene was not measured.
+        """
+        return self.builder.gene_values_of(prepared.values, prepared.genes)
+
+    def features(self, gene_values: np.ndarray) -> np.ndarray:
+        """Features of :meth:`gene_values` output, shape (n_samples, n_features)."""
+        return self.builder.transform_values(gene_values)
+
+    def coverage(self, features: np.ndarray) -> np.ndarray:
+        """Fraction of the model's catalogue genes measured per sample, shape (n_samples,)."""
+        return np.ascontiguousarray(features[:, self.coverage_column])
+
+    def missing(self, gene_values: np.ndarray) -> list[str]:
+        """The model's genes measured in none of the samples of :meth:`gene_values` output."""
+        return self.builder.missing_of(gene_values)
+
+    def margins(self, features: np.ndarray | pd.DataFrame) -> np.ndarray:
+        """Raw model output of a feature matrix (n_samples, n_features), shape (n_samples,).
+
+        Up to :data:`COMPILED_MAX_ROWS` samples are scored with the compiled trees (the
+        same float32 margins as XGBoost, bit for bit), larger inputs by XGBoost.
+        """
+        values = np.asarray(features, dtype=np.float32)
+        if values.shape[0] <= COMPILED_MAX_ROWS:
+            compiled = compiled_trees_for(self.trees.booster_)
+            if compiled is not None:
+                return compiled.predict_margin(values)
+        return self.trees.predict_margin(values)
+
+    def predictions(
+        self, sample_id: list[str], features: np.ndarray, margin: np.ndarray
+    ) -> Predictions:
+        """Per-sample values and calls from computed features and margins.
+
+        Classification calls are ``resistant``/``sensitive`` at the model's
+        ``decision_threshold``; regression calls use the label definition's threshold when it
+        has one (``n/a`` otherwise).
+        """
+        model = self.model
+        if model.task == "classification":
+            value = 1.0 / (1.0 + np.exp(-margin))
+            resistant: np.ndarray | None = value >= model.decision_threshold
+            name = "probability"
+        else:
+            value = margin
+            resistant = self._regression_calls(margin)
+            name = "score"
+        if resistant is None:
+            call = np.full(len(sample_id), "n/a", dtype=object)
+        else:
+            call = np.array(
+                ["resistant" if r else "sensitive" for r in resistant.tolist()], dtype=object
+            )
+        return Predictions(sample_id, value, call, self.coverage(features), name)
+
+    def predict(self, prepared: PreparedExpression) -> Predictions:
+        """:meth:`predictions` of a prepared input, every step on arrays."""
+        features = self.features(self.gene_values(prepared))
+        return self.predictions(prepared.sample_ids, features, self.margins(features))
+
+    def _regression_calls(self, score: np.ndarray) -> np.ndarray | None:
+        definition = self.model.label_definition_
+        if definition.threshold is None or definition.resistant_when is None:
+            return None
+        if definition.resistant_when == "above":
+            return score > definition.threshold
+        return score < definition.threshold
+
+
+def _fitted_state(model: NKResistanceModel) -> Any:
+    return model.pipeline_
+
+
+scorer_for: PerObject[NKResistanceModel, ArrayScorer] = PerObject(ArrayScorer, state=_fitted_state)
+"""The :class:`ArrayScorer` of a fitted model, built once per fitted state."""
