@@ -42,6 +42,7 @@ __all__ = [
     "Tracking",
     "check_scheduler",
     "choice",
+    "choice_option",
     "one_of",
 ]
 
@@ -68,8 +69,9 @@ def choice(values: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
-def _metavar(values: tuple[str, ...]) -> str:
-    return f"[{'|'.join(values)}]"
+def choice_option(values: tuple[str, ...], help: str, *names: str) -> typer.models.OptionInfo:
+    """A Typer option accepting exactly ``values``, shown as ``[a|b|c]`` in ``--help``."""
+    return typer.Option(*names, parser=choice(values), metavar=f"[{'|'.join(values)}]", help=help)
 
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only print errors and results.")]
@@ -83,18 +85,16 @@ ModelOption = Annotated[
 ExpressionOption = Annotated[Path, typer.Option(help="Expression matrix (CSV/TSV/Parquet/h5ad).")]
 ScaleOption = Annotated[
     ScaleChoice,
-    typer.Option(
-        parser=choice(SCALE_CHOICES),
-        metavar=_metavar(SCALE_CHOICES),
-        help=f"Input scale: {one_of(SCALE_CHOICES)} (auto detects it from the values).",
+    choice_option(
+        SCALE_CHOICES,
+        f"Input scale: {one_of(SCALE_CHOICES)} (auto detects it from the values).",
     ),
 ]
 EngineOption = Annotated[
     Engine,
-    typer.Option(
-        parser=choice(ENGINES),
-        metavar=_metavar(ENGINES),
-        help="Where to run: local (this process) or dask (a Dask cluster).",
+    choice_option(
+        ENGINES,
+        "Where to run: local (this process) or dask (a Dask cluster).",
     ),
 ]
 SchedulerOption = Annotated[
@@ -120,22 +120,20 @@ MinCoverageOption = Annotated[
 ]
 TaskOption = Annotated[
     Task,
-    typer.Option(parser=choice(TASKS), metavar=_metavar(TASKS), help=f"{one_of(TASKS)}."),
+    choice_option(TASKS, f"{one_of(TASKS)}."),
 ]
 DirectionOption = Annotated[
     Direction | None,
-    typer.Option(
-        parser=choice(DIRECTIONS),
-        metavar=_metavar(DIRECTIONS),
-        help=f"{one_of(DIRECTIONS)} the cut-off is resistant (inferred).",
+    choice_option(
+        DIRECTIONS,
+        f"{one_of(DIRECTIONS)} the cut-off is resistant (inferred).",
     ),
 ]
 MethodOption = Annotated[
     ExplainMethod,
-    typer.Option(
-        parser=choice(EXPLAIN_METHODS),
-        metavar=_metavar(EXPLAIN_METHODS),
-        help="TreeSHAP implementation: auto (= compiled), compiled (numpy tables checked "
+    choice_option(
+        EXPLAIN_METHODS,
+        "TreeSHAP implementation: auto (= compiled), compiled (numpy tables checked "
         "against XGBoost; XGBoost's own when a model cannot be compiled), native (XGBoost), "
         "shap (shap.TreeExplainer).",
     ),
