@@ -14,18 +14,22 @@ from nkpredict.exceptions import InputError
 
 __all__ = [
     "AGGREGATE_LEVELS",
+    "AUC_METHODS",
     "DIRECTIONS",
     "ENGINES",
     "EXPLAIN_METHODS",
+    "LABEL_FORMATS",
     "LEVELS",
     "ORIENTATIONS",
     "SCALES",
     "SCALE_CHOICES",
     "TASKS",
     "AggregateLevel",
+    "AucMethod",
     "Direction",
     "Engine",
     "ExplainMethod",
+    "LabelFormat",
     "Level",
     "LevelChoice",
     "Orientation",
@@ -56,6 +60,24 @@ ExplainMethod = Literal["auto", "compiled", "native", "shap"]
 """How TreeSHAP values are computed: compiled tables, XGBoost itself, or the shap package."""
 Engine = Literal["local", "dask"]
 """Where training and scoring run: this process, or a Dask cluster."""
+AucMethod = Literal["dufva2023", "log2-killing"]
+"""How an NK-killing curve becomes one number: Dufva et al. 2023's ``auc_norm`` (area under
+% viability over linear E:T with the control at E:T 0, divided by max E:T x 100; high =
+resistant), or the project's ``killing_auc`` (area under the killed fraction over log2 E:T;
+high = killed)."""
+LabelFormat = Literal[
+    "auto",
+    "table",
+    "nk-prism",
+    "nk-prism-auc",
+    "nk-prism-replicates",
+    "dufva-s5a",
+    "dufva-s5b",
+]
+"""The layout of a labels file: ``auto`` detects it from the columns; ``table`` is one row per
+sample with an id column; the others are the published files of Dufva et al. 2023
+(``NK_PRISM_heme_pctviability.txt``, ``..._auc_norm.txt``, ``..._biologicalreplicates.txt``,
+supplementary tables S5A and S5B)."""
 
 SCALES: Final[tuple[Scale, ...]] = get_args(Scale)
 SCALE_CHOICES: Final[tuple[ScaleChoice, ...]] = get_args(ScaleChoice)
@@ -66,6 +88,8 @@ AGGREGATE_LEVELS: Final[tuple[AggregateLevel, ...]] = get_args(AggregateLevel)
 LEVELS: Final[tuple[Level, ...]] = get_args(Level)
 EXPLAIN_METHODS: Final[tuple[ExplainMethod, ...]] = get_args(ExplainMethod)
 ENGINES: Final[tuple[Engine, ...]] = get_args(Engine)
+AUC_METHODS: Final[tuple[AucMethod, ...]] = get_args(AucMethod)
+LABEL_FORMATS: Final[tuple[LabelFormat, ...]] = get_args(LabelFormat)
 
 OptionT = TypeVar("OptionT", bound=str)
 

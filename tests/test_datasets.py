@@ -192,17 +192,22 @@ def _prism_text(rows: list[tuple[str, str, str, object, str]], sep: str = "\t") 
 
 def test_read_nk_prism(tmp_path: Path) -> None:
     table = read_nk_prism(
-        _write(tmp_path / "NK_PRISM_heme_pctviability.txt", _prism_text(_prism_rows()))
+        _write(tmp_path / "NK_PRISM_heme_pctviability.txt", _prism_text(_prism_rows())),
+        auc="log2-killing",
     )
-    assert table.index.name == "DepMap_ID"
+    assert table.index.name == "line"
     assert list(table.columns) == [
+        "DepMap_ID",
         "cell_line",
+        "lineage",
         "viability_et_0.5",
         "viability_et_1",
         "viability_et_2",
         "viability_et_4",
         "killing_auc",
+        "Subtype",
     ]
+    assert table["lineage"].tolist() == ["CML", "MM"]
     k562 = table.loc["ACH-000551"]
     assert k562["cell_line"] == "K562"
     assert k562["viability_et_1"] == pytest.approx(80.0)  # mean of replicates 75 and 85
@@ -219,8 +224,18 @@ def test_read_nk_prism_ratio_strings(tmp_path: Path) -> None:
         ("697", "ACH-000070", "D1_NK_1:2", 90.0, "B-ALL"),
         ("697", "ACH-000070", "D1_NK_1:1", 60.0, "B-ALL"),
     ]
-    table = read_nk_prism(_write(tmp_path / "prism.csv", _prism_text(rows, sep=",")))
-    assert list(table.columns) == ["cell_line", "viability_et_0.5", "viability_et_1", "killing_auc"]
+    table = read_nk_prism(
+        _write(tmp_path / "prism.csv", _prism_text(rows, sep=",")), auc="log2-killing"
+    )
+    assert list(table.columns) == [
+        "DepMap_ID",
+        "cell_line",
+        "lineage",
+        "viability_et_0.5",
+        "viability_et_1",
+        "killing_auc",
+        "Subtype",
+    ]
     # killed 0.1 and 0.4 over log2 E:T from -1 to 0
     assert table.loc["ACH-000070", "killing_auc"] == pytest.approx(0.25)
 
@@ -286,9 +301,12 @@ def test_read_labels_duplicated_ids(tmp_path: Path) -> None:
 
 
 def test_read_labels_delegates_nk_prism(tmp_path: Path) -> None:
-    labels = read_labels(_write(tmp_path / "prism.tsv", _prism_text(_prism_rows())))
-    assert labels.index.name == "DepMap_ID"
+    path = _write(tmp_path / "prism.tsv", _prism_text(_prism_rows()))
+    labels = read_labels(path, auc="log2-killing")
+    assert labels.index.name == "line"
     assert labels.loc["ACH-000551", "killing_auc"] == pytest.approx(HAND_AUC)
+    # the paper's tables default to the paper's AUC
+    assert "auc_norm" in read_labels(path) and "killing_auc" not in read_labels(path)
 
 
 def test_read_labels_unknown_extension(tmp_path: Path) -> None:
@@ -312,6 +330,7 @@ def test_join_labels_keeps_expression_order(caplog: pytest.LogCaptureFixture) ->
     assert list(joined.index) == ["d", "a", "c"]
     assert joined["resistant"].tolist() == [1, 0, 1]
     assert "dropped 1 expression sample(s) without labels and 1 label row(s)" in caplog.text
+    assert "without expression ('z')" in caplog.text
 
 
 def test_join_labels_no_overlap() -> None:

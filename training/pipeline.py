@@ -19,7 +19,7 @@ import pandas as pd
 
 from nkpredict.catalog import load_catalog
 from nkpredict.data.expression import PreparedExpression, prepare_expression, read_expression
-from nkpredict.data.labels import LabelDefinition
+from nkpredict.data.labels import LabelDefinition, direction_source
 from nkpredict.data.public import join_labels, read_labels
 from nkpredict.evaluate.baselines import baseline_estimators
 from nkpredict.evaluate.cv import MODEL_NAME, CVResult, leave_one_group_out
@@ -38,7 +38,7 @@ from nkpredict.report.html import build_report, write_report
 from nkpredict.report.plots import classification_figure, regression_figure
 from nkpredict.settings import Settings
 from nkpredict.vocabulary import Engine as EngineName
-from nkpredict.vocabulary import ScaleChoice, Task
+from nkpredict.vocabulary import AucMethod, LabelFormat, ScaleChoice, Task
 from training import tracking
 from training.engines import Engine, LocalEngine, open_engine
 
@@ -78,6 +78,8 @@ class TrainConfig:
     id_column: str | None = None
     group_column: str | None = None
     lineage_column: str | None = "lineage"
+    labels_format: LabelFormat = "auto"
+    auc: AucMethod | None = None
     cv: CVConfig = field(default_factory=CVConfig)
     n_genome_genes: int = 0
     tuning_budget: float = 0.0
@@ -130,6 +132,18 @@ def _label_column(labels: pd.DataFrame, column: str, index: pd.Index) -> pd.Seri
     return labels.loc[index, column].astype(str)
 
 
+def _lineages(labels: pd.DataFrame, column: str | None, index: pd.Index) -> pd.Series | None:
+    """The lineage of each sample, or None when the labels do not say (all empty)."""
+    if column is None or column not in labels.columns or labels.loc[index, column].isna().all():
+        return None
+    values = labels.loc[index, column]
+    if values.isna().any():
+        logger.warning(
+            "%d sample(s) without a %s are grouped as 'unknown'", int(values.isna().sum()), column
+        )
+    return values.astype(object).where(values.notna(), "unknown").astype(str)
+
+
 def load_training_data(
     expression_path: Path,
     labels_path: Path,
@@ -138,19 +152,23 @@ def load_training_data(
     group_column: str | None,
     scale: ScaleChoice = "auto",
     lineage_column: str | None = None,
+    labels_format: LabelFormat = "auto",
+    auc: AucMethod | None = None,
 ) -> TrainingData:
     """Read, join, resolve the target and prepare expression for training or evaluation.
 
-    ``group_column`` defines the CV groups (required to exist when given);
-    ``lineage_column`` is used for leave-one-lineage-out results when the labels have it.
+    The labels are read by :func:`nkpredict.data.public.read_labels` with ``labels_format``
+    and ``auc``: the same table ``nkpredict labels`` writes. ``group_column`` defines the CV
+    groups (required to exist when given); ``lineage_column`` is used for
+    leave-one-lineage-out results when the labels have it.
     """
-    labels = read_labels(labels_path, id_column=id_column or "sample_id")
+    labels = read_labels(
+        labels_path, id_column=id_column or "sample_id", fmt=labels_format, auc=auc
+    )
     expression, labels = join_labels(read_expression(expression_path), labels)
     y, definition = label.resolve(labels)
     groups = None if group_column is None else _label_column(labels, group_column, y.index)
-    lineages = None
-    if lineage_column is not None and lineage_column in labels.columns:
-        lineages = _label_column(labels, lineage_column, y.index)
+    lineages = _lineages(labels, lineage_column, y.index)
     prepared = prepare_expression(expression.loc[y.index], scale=scale)
     return TrainingData(prepared, labels.loc[y.index], y, definition, groups, lineages)
 
@@ -246,6 +264,8 @@ def _train(
         config.group_column,
         config.scale,
         config.lineage_column,
+        config.labels_format,
+        config.auc,
     )
     task = data.definition.task
     model = NKResistanceModel(
@@ -334,6 +354,10 @@ def _log_run(
             "label_definition": data.definition.describe(),
             "label_column": data.definition.column,
             "threshold": data.definition.threshold,
+            "resistant_when": data.definition.resistant_when,
+            "direction_source": direction_source(data.definition),
+            "labels_format": config.labels_format,
+            "auc": config.auc,
             "group_column": config.group_column,
             "cv_splits": config.cv.n_splits,
             "cv_repeats": config.cv.n_repeats,

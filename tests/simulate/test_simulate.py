@@ -230,7 +230,7 @@ def test_write_cohort_round_trip(tmp_path: Path) -> None:
 
     prism_text = paths["nk_prism"].read_text().splitlines()
     assert prism_text[0].split("\t") == ["cell_line", "DepMap_ID", "Condition", "pctviability"]
-    prism = read_nk_prism(paths["nk_prism"])
+    prism = read_nk_prism(paths["nk_prism"], auc="log2-killing")
     assert list(prism.index) == list(small.labels.index)
     np.testing.assert_allclose(prism["killing_auc"], small.labels["killing_auc"])
     np.testing.assert_allclose(prism[VIABILITY], small.labels[VIABILITY])

@@ -4,6 +4,7 @@
 runs it too. The commands live by group:
 
 * :mod:`training.cli.data`: ``simulate``, ``features``;
+* :mod:`training.cli.labels`: ``labels`` (the per-line label table ``train`` would use);
 * :mod:`training.cli.train`: ``train``, ``evaluate``, ``models`` (and the label policy);
 * :mod:`training.cli.score`: ``predict``, ``explain``, ``report``;
 * :mod:`training.cli.serve`: ``serve`` (the only place that imports :mod:`service`).
@@ -20,7 +21,7 @@ from typing import Annotated
 import typer
 
 from nkpredict import __version__
-from training.cli import data, score, serve, train
+from training.cli import data, labels, score, serve, train
 from training.cli.output import console
 
 __all__ = ["app", "main"]
@@ -58,6 +59,7 @@ def _root(
 for command in (
     data.simulate,
     data.features,
+    labels.labels,
     train.train,
     train.evaluate,
     score.predict,

@@ -15,23 +15,29 @@ import typer
 
 from nkpredict.settings import DEFAULT_MIN_COVERAGE
 from nkpredict.vocabulary import (
+    AUC_METHODS,
     DIRECTIONS,
     ENGINES,
     EXPLAIN_METHODS,
+    LABEL_FORMATS,
     SCALE_CHOICES,
     TASKS,
+    AucMethod,
     Direction,
     Engine,
     ExplainMethod,
+    LabelFormat,
     ScaleChoice,
     Task,
 )
 
 __all__ = [
+    "AucOption",
     "ChunkSizeOption",
     "DirectionOption",
     "EngineOption",
     "ExpressionOption",
+    "LabelsFormatOption",
     "MethodOption",
     "MinCoverageOption",
     "ModelOption",
@@ -126,8 +132,22 @@ DirectionOption = Annotated[
     Direction | None,
     choice_option(
         DIRECTIONS,
-        f"{one_of(DIRECTIONS)} the cut-off is resistant (inferred).",
+        f"{one_of(DIRECTIONS)} the cut-off is resistant; needed for readouts without a "
+        "documented direction (auc_norm, AUC_normalized, pctviability, viability_et_*, "
+        "Percent_viability_*: above; killing_auc: below).",
     ),
+]
+AucOption = Annotated[
+    AucMethod | None,
+    choice_option(
+        AUC_METHODS,
+        "AUC of the viabilities: dufva2023 (the paper's auc_norm, high = resistant; the "
+        "default for the paper's tables) or log2-killing (killing_auc, high = killed).",
+    ),
+]
+LabelsFormatOption = Annotated[
+    LabelFormat,
+    choice_option(LABEL_FORMATS, "Layout of the labels file (auto detects it from the header)."),
 ]
 MethodOption = Annotated[
     ExplainMethod,

@@ -9,6 +9,10 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import shlex
+import shutil
+import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
@@ -34,6 +38,7 @@ __all__ = [
     "configure_logging",
     "console",
     "err_console",
+    "mlflow_ui_command",
     "print_table",
     "progress_reporter",
     "reports_errors",
@@ -57,6 +62,30 @@ def configure_logging(quiet: bool) -> None:
     logging.getLogger("mlflow").setLevel(max(level, logging.WARNING))
     logging.getLogger("distributed").setLevel(max(level, logging.WARNING))
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if quiet:  # MLflow's own chatter: its Python warnings and its logger's warnings
+        warnings.filterwarnings("ignore", module=r"mlflow(\..*)?$")
+        warnings.filterwarnings("ignore", category=FutureWarning, message=r".*[Mm][Ll]flow.*")
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
+        logging.getLogger("alembic").setLevel(logging.ERROR)
+
+
+def mlflow_ui_command(tracking_uri: str) -> str | None:
+    """A command that opens the MLflow UI on ``tracking_uri``, runnable from any directory.
+
+    Local stores get an absolute URI (a relative ``sqlite:///mlruns/mlflow.db`` only works
+    from the directory it was made in) and the ``mlflow`` executable of this environment;
+    a tracking server already has a UI at its own address (``None`` is returned).
+    """
+    if tracking_uri.startswith(("http://", "https://", "databricks")):
+        return None
+    if tracking_uri.startswith("sqlite:///"):
+        path = tracking_uri.removeprefix("sqlite:///")
+        uri = f"sqlite:///{os.path.abspath(path)}" if not path.startswith("/") else tracking_uri
+    else:
+        uri = os.path.abspath(tracking_uri.removeprefix("file://"))
+    beside = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    executable = beside if os.access(beside, os.X_OK) else shutil.which("mlflow") or "mlflow"
+    return f"{shlex.quote(executable)} ui --backend-store-uri {shlex.quote(uri)}"
 
 
 def _error(message: str) -> None:

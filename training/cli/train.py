@@ -13,13 +13,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from nkpredict.data.labels import LabelDefinition
-from nkpredict.vocabulary import Direction, Task
+from nkpredict.data.labels import LabelDefinition, direction_source
+from nkpredict.vocabulary import AucMethod, Direction, LabelFormat, Task
 from training.cli.loading import open_model
 from training.cli.options import (
+    AucOption,
     DirectionOption,
     EngineOption,
     ExpressionOption,
+    LabelsFormatOption,
     ModelOption,
     Quiet,
     SchedulerOption,
@@ -31,6 +33,7 @@ from training.cli.output import (
     cell,
     configure_logging,
     console,
+    mlflow_ui_command,
     print_table,
     progress_reporter,
     reports_errors,
@@ -46,30 +49,35 @@ __all__ = [
     "train",
 ]
 
-PRISM_LABEL_COLUMN = "killing_auc"
-"""Label column of a Dufva NK PRISM table (its killing AUC) unless ``--label-column``."""
+PRISM_LABEL_COLUMN = "auc_norm"
+"""Label column of a published NK-screen table (the paper's AUC) unless ``--label-column``
+or ``--auc log2-killing`` (``killing_auc``)."""
 PRISM_ID_COLUMN = "DepMap_ID"
-"""Sample id column of a Dufva NK PRISM table unless ``--id-column``."""
+"""Id column of a published NK-screen table (the per-line table carries its own ids)."""
 LISTED_METRICS = ("cv_roc_auc", "cv_pr_auc", "cv_brier", "cv_rmse", "oracle_roc_auc")
 """Metrics ``nkpredict models`` shows per version (those logged for the task)."""
 SHOWN_METRIC_SUFFIXES = ("roc_auc", "pr_auc", "brier", "balanced_accuracy", "rmse", "spearman")
 """Metrics ``nkpredict train`` prints after the run."""
 
 
-def labels_defaults(labels: Path) -> tuple[str | None, str | None]:
+def labels_defaults(
+    labels: Path, labels_format: LabelFormat = "auto", auc: AucMethod | None = None
+) -> tuple[str | None, str | None]:
     """Default label and id columns of the labels table at ``labels``.
 
     Returns
     -------
     (str or None, str or None)
-        :data:`PRISM_LABEL_COLUMN` and :data:`PRISM_ID_COLUMN` for a Dufva NK PRISM table;
-        ``(None, None)`` otherwise (the readers' own defaults apply).
+        The AUC column (``auc_norm``, or ``killing_auc`` under ``--auc log2-killing``) and
+        :data:`PRISM_ID_COLUMN` for a published NK-screen table; for a generic table the AUC
+        column when ``--auc`` is given and no id column (the readers' defaults apply).
     """
-    from nkpredict.data.public import is_nk_prism_file
+    from nkpredict.data.public import SCREEN_FORMATS, auc_column, label_format
 
-    if is_nk_prism_file(labels):
-        return PRISM_LABEL_COLUMN, PRISM_ID_COLUMN
-    return None, None
+    layout = label_format(labels, labels_format)
+    if layout in SCREEN_FORMATS:
+        return auc_column(layout, auc), PRISM_ID_COLUMN
+    return auc_column(layout, auc), None
 
 
 def label_definition(
@@ -94,7 +102,9 @@ def label_definition(
     if threshold is not None and quantile is not None:
         raise typer.BadParameter("give --threshold or --quantile, not both")
     if column is None:
-        raise typer.BadParameter("--label-column is required (e.g. resistant or killing_auc)")
+        raise typer.BadParameter(
+            "--label-column is required (e.g. resistant or killing_auc), or --auc to compute one"
+        )
     return LabelDefinition(column, task, threshold, quantile, resistant_when)
 
 
@@ -116,6 +126,8 @@ def train(
     lineage_column: Annotated[
         str, typer.Option(help="Labels column for leave-one-lineage-out results (if present).")
     ] = "lineage",
+    labels_format: LabelsFormatOption = "auto",
+    auc: AucOption = None,
     task: TaskOption = "classification",
     threshold: Annotated[
         float | None, typer.Option(help="Cut-off turning a continuous readout into a call.")
@@ -160,7 +172,7 @@ def train(
     configure_logging(quiet)
     check_scheduler(engine, scheduler)
     settings = Settings()
-    default_label, default_id = labels_defaults(labels)
+    default_label, default_id = labels_defaults(labels, labels_format, auc)
     config = TrainConfig(
         expression=expression,
         labels=labels,
@@ -170,6 +182,8 @@ def train(
         id_column=id_column or default_id,
         group_column=group_column,
         lineage_column=lineage_column,
+        labels_format=labels_format,
+        auc=auc,
         cv=CVConfig(n_splits=cv_splits, n_repeats=cv_repeats, random_state=seed),
         n_genome_genes=genome_genes,
         tuning_budget=tuning_budget,
@@ -189,7 +203,15 @@ def train(
     fits = cv_splits * cv_repeats * (4 if baselines else 1) + 1
     with progress_reporter(quiet, total=fits) as advance:
         result = run_training(config, settings, advance)
+    definition = result.model.label_definition_
     rows: list[tuple[str, Any]] = [
+        ("label", definition.describe()),
+    ]
+    if definition.resistant_when is not None:
+        rows.append(
+            ("resistant when", f"{definition.resistant_when} ({direction_source(definition)})")
+        )
+    rows += [
         ("tracking URI", result.tracking_uri),
         ("run id", result.run_id),
         ("model URI", result.model_uri),
@@ -204,8 +226,9 @@ def train(
     if result.report_path is not None:
         rows.append(("report", result.report_path))
     print_table("Training run", rows)
-    if result.tracking_uri.startswith("sqlite:"):
-        console.print(f"MLflow UI: mlflow ui --backend-store-uri {result.tracking_uri}")
+    command = mlflow_ui_command(result.tracking_uri)
+    if command is not None:
+        console.print(f"MLflow UI: {command}", highlight=False, soft_wrap=True)
 
 
 @reports_errors
