@@ -18,7 +18,15 @@ import pandas as pd
 
 from nkpredict.exceptions import InputError
 
-__all__ = ["TABLE_SUFFIXES", "atomic_path", "write_json", "write_table", "write_text", "write_with"]
+__all__ = [
+    "TABLE_SUFFIXES",
+    "atomic_path",
+    "atomic_paths",
+    "write_json",
+    "write_table",
+    "write_text",
+    "write_with",
+]
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 
@@ -36,6 +44,33 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(staging, target)
     finally:
         staging.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_paths(*paths: str | Path) -> Iterator[tuple[Path, ...]]:
+    """Several outputs committed together: staging paths, renamed onto ``paths`` only once
+    the block has written all of them; on any failure none of them is committed.
+
+    Each staging path sits next to its target and keeps its suffix (``.csv``, ``.parquet``),
+    so writers that choose the format by extension work unchanged. The renames happen after
+    every write succeeded, so what can fail (a full disk) fails before anything is renamed.
+    """
+    targets = [Path(p) for p in paths]
+    staged: list[Path] = []
+    try:
+        for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            handle, name = tempfile.mkstemp(
+                prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent
+            )
+            os.close(handle)
+            staged.append(Path(name))
+        yield tuple(staged)
+        for staging, target in zip(staged, targets, strict=True):
+            os.replace(staging, target)
+    finally:
+        for staging in staged:
+            staging.unlink(missing_ok=True)
 
 
 def write_with(path: str | Path, writer: Callable[[IO[str]], object]) -> Path:

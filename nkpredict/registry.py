@@ -7,6 +7,11 @@ Accepted references:
 * any MLflow model URI: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/ID/model``,
   ``models:/m-<id>``. Its artifacts are downloaded and the nkpredict directory inside is read.
 
+Each reference has a kind (:data:`ModelUriKind`: ``directory``, ``models``, ``runs`` or
+``artifact`` for any other ``scheme://`` URI), so that a caller may accept only some kinds
+(the service's admin reload). Credentials in a URI (``https://user:secret@host``) never
+leave this module in a message: :func:`redact_uri` and :func:`redact_text`.
+
 Everything MLflow (resolving a registered name, downloading artifacts, pointing MLflow at a
 store) is in :mod:`nkpredict.integrations.mlflow`, imported only when a URI is loaded; this
 module holds the references themselves. MLflow pyfunc artifacts logged by earlier versions
@@ -16,10 +21,12 @@ import :data:`MODEL_ARTIFACT` from here.
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
+from urllib.parse import urlsplit, urlunsplit
 
 from nkpredict.exceptions import ModelLoadError
 from nkpredict.model.fitted import MODEL_FILE, NKResistanceModel
@@ -27,12 +34,70 @@ from nkpredict.model.fitted import MODEL_FILE, NKResistanceModel
 if TYPE_CHECKING:
     from nkpredict.settings import Settings
 
-__all__ = ["MODEL_ARTIFACT", "ModelReference", "is_mlflow_uri", "load_model"]
+__all__ = [
+    "MODEL_ARTIFACT",
+    "MODEL_URI_KINDS",
+    "ModelReference",
+    "ModelUriKind",
+    "is_mlflow_uri",
+    "load_model",
+    "redact_text",
+    "redact_uri",
+    "uri_kind",
+]
 
 logger = logging.getLogger(__name__)
 
 MODEL_ARTIFACT = "nkpredict_model"
 """Name of the nkpredict model directory among a logged MLflow model's artifacts."""
+
+ModelUriKind = Literal["directory", "models", "runs", "artifact"]
+"""What a model reference is: a local directory, a registered model (``models:/``), a run's
+model (``runs:/``), or any other artifact URI (``file://``, ``s3://``, ``https://``...)."""
+MODEL_URI_KINDS: tuple[ModelUriKind, ...] = get_args(ModelUriKind)
+
+_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^/@\s'\"]*@")
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` without user information (``https://user:secret@host/`` -> ``https://host/``)."""
+    if "@" not in uri or "://" not in uri:
+        return uri
+    try:
+        parts = urlsplit(uri)
+        if parts.password is None and parts.username is None:
+            return uri
+        port = parts.port
+    except ValueError:  # not a well-formed URL: remove what looks like user information
+        return redact_text(uri)
+    host = parts.hostname or ""
+    netloc = f"{host}:{port}" if port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the user information of every URI in it removed (messages, logs)."""
+    if "@" not in text:
+        return text
+    return _CREDENTIALS.sub(r"\g<scheme>", text)
+
+
+def uri_kind(reference: str | Path) -> ModelUriKind:
+    """The kind of a model reference (see :data:`ModelUriKind`).
+
+    Raises
+    ------
+    ModelLoadError
+        ``reference`` is neither an existing directory nor a URI.
+    """
+    text = str(reference)
+    if not is_mlflow_uri(text):
+        return "directory"
+    if text.startswith("models:/"):
+        return "models"
+    if text.startswith("runs:/"):
+        return "runs"
+    return "artifact"
 
 
 @dataclass(frozen=True)
@@ -90,8 +155,10 @@ def is_mlflow_uri(reference: str | Path) -> bool:
     text = str(reference)
     if Path(text).exists():
         return False
-    if "://" not in text and not text.startswith("models:/"):
-        raise ModelLoadError(f"model {text!r}: no such directory and not an MLflow URI")
+    if "://" not in text and not text.startswith(("models:/", "runs:/")):
+        raise ModelLoadError(
+            f"model {redact_text(text)!r}: no such directory and not an MLflow URI"
+        )
     return True
 
 
@@ -123,6 +190,19 @@ def load_model(
     text = str(reference)
     if not is_mlflow_uri(text):
         return _read_model(_find_model_dir(Path(text))), ModelReference(uri=text)
+    try:
+        return _load_mlflow_model(text, settings, tracking_uri)
+    except ModelLoadError as exc:  # MLflow quotes URIs (the tracking server's too) verbatim
+        message = redact_text(str(exc))
+        if message == str(exc):
+            raise
+        raise type(exc)(message) from None
+
+
+def _load_mlflow_model(
+    text: str, settings: Settings | None, tracking_uri: str | None
+) -> tuple[NKResistanceModel, ModelReference]:
+    """:func:`load_model` of an MLflow URI; the download is deleted on every path."""
     from nkpredict.integrations import mlflow as mlflow_adapter
 
     if settings is not None:
@@ -141,5 +221,5 @@ def load_model(
                 f"({MODEL_FILE} missing; were the artifacts deleted?)"
             ) from None
         model = _read_model(directory)
-    logger.info("loaded model %s (version %s)", text, details.version)
+    logger.info("loaded model %s (version %s)", redact_uri(text), details.version)
     return model, details

@@ -156,6 +156,8 @@ def _model_inputs(
     """Prepare the samples and compute their features; 422 when coverage is too low."""
     model = loaded.model
     prepared = _prepare(model, samples, options.scale)
+    if isinstance(samples, SampleMatrix) and samples.report is not None:
+        prepared.report = samples.report  # a reduced sparse body: the report of all its genes
     genes = model.scorer.gene_values(prepared)
     inputs = ModelInputs(prepared, genes, model.scorer.features(genes))
     minimum = settings.min_coverage if options.min_coverage is None else options.min_coverage
@@ -188,7 +190,9 @@ def predict_payload(
 def predict_json(loaded: LoadedModel, raw: bytes, settings: ServiceSettings) -> tuple[bytes, int]:
     """Parse, prepare, predict and serialise one /v1/predict body; the answer and its number
     of samples."""
-    samples, options = parse_samples_body(raw, settings.max_samples, PredictOptions)
+    samples, options = parse_samples_body(
+        raw, settings.max_samples, PredictOptions, loaded.model_genes, loaded.model.scale
+    )
     payload = predict_payload(loaded, samples, options, settings)
     return dumps(payload), payload["n_samples"]
 
@@ -262,7 +266,9 @@ def _explain_chunk(
 def explain_json(loaded: LoadedModel, raw: bytes, settings: ServiceSettings) -> tuple[bytes, int]:
     """Parse, prepare, explain and serialise one /v1/explain body; the answer and its number
     of samples."""
-    samples, options = parse_samples_body(raw, settings.max_samples, ExplainOptions)
+    samples, options = parse_samples_body(
+        raw, settings.max_samples, ExplainOptions, loaded.model_genes, loaded.model.scale
+    )
     inputs = _model_inputs(loaded, samples, options, settings)
     prepared = inputs.prepared
     levels: tuple[Level, ...] = AGGREGATE_LEVELS if options.level == "all" else (options.level,)

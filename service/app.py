@@ -14,6 +14,7 @@ Run it with ``nkpredict serve`` (:func:`service.server.serve`) or directly::
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -133,6 +134,7 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.holder = holder
+    app.state.upload_slots = asyncio.Semaphore(settings.max_concurrent_uploads)
     install_error_handlers(app)
     _add_routes(app)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any, TypeVar
@@ -27,12 +28,36 @@ import orjson
 import pandas as pd
 from pydantic import ValidationError
 
+from nkpredict.data.expression import detect_scale
+from nkpredict.data.identifiers import HarmonizationReport, map_identifiers
+from nkpredict.vocabulary import ScaleChoice
 from service.errors import ServiceError
 from service.schemas import PredictOptions
 
-__all__ = ["OptionsT", "SampleMatrix", "load_json", "parse_samples_body", "samples_matrix"]
+__all__ = [
+    "DENSE_FACTOR",
+    "DENSE_MIN_CELLS",
+    "MAX_INT_DIGITS",
+    "OTHER_GENES",
+    "OptionsT",
+    "SampleMatrix",
+    "load_json",
+    "parse_samples_body",
+    "samples_matrix",
+]
 
 _ALLOWED_VALUE_TYPES = frozenset({int, float, type(None)})
+
+MAX_INT_DIGITS = 4_000
+"""Longer JSON integers are read as floats (infinite, so refused as ``non_finite_value``)
+instead of reaching Python's 4,300-digit limit of ``int()``."""
+DENSE_MIN_CELLS = 1 << 16
+DENSE_FACTOR = 4
+"""Samples that list different genes become one samples x union-of-genes array only while
+it has at most ``max(DENSE_MIN_CELLS, DENSE_FACTOR x cells sent)`` cells; sparser bodies
+keep only the model's genes (see :func:`samples_matrix`), so memory follows the body."""
+OTHER_GENES = "<other genes>"
+"""Label of the columns standing for the genes a sparse body's reduction left out."""
 
 
 class _DuplicateKeys(dict[str, Any]):
@@ -57,6 +82,39 @@ def _object_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _reject_constant(name: str) -> float:
     raise _NonFiniteConstant(name)
+
+
+def _parse_int(text: str) -> int | float:
+    """A JSON integer; beyond :data:`MAX_INT_DIGITS` digits a float (``inf``), never the
+    ``ValueError`` of Python's integer-string conversion limit."""
+    return int(text) if len(text) <= MAX_INT_DIGITS else float(text)
+
+
+def _lone_surrogate(document: Any) -> str | None:
+    """The first string (key or value) of ``document`` holding a lone UTF-16 surrogate.
+
+    ``json`` decodes ``"\\ud800"`` into a string that cannot be encoded as UTF-8, so it
+    could be neither matched to a gene nor written into an answer. Walked without recursion.
+    """
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            candidates: Any = (item,)
+        elif isinstance(item, dict):
+            candidates = item.keys()
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+            continue
+        else:
+            continue
+        for text in candidates:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                return text.encode("utf-8", "backslashreplace").decode("ascii")[:50]
+    return None
 
 
 def _counted_keys(document: Any) -> int:
@@ -98,7 +156,12 @@ def load_json(raw: bytes) -> Any:
 def _load_json_strictly(raw: bytes) -> Any:
     """The standard library's parser, marking duplicated keys, with precise errors."""
     try:
-        return json.loads(raw, object_pairs_hook=_object_pairs, parse_constant=_reject_constant)
+        document = json.loads(
+            raw,
+            object_pairs_hook=_object_pairs,
+            parse_constant=_reject_constant,
+            parse_int=_parse_int,
+        )
     except _NonFiniteConstant as exc:
         raise ServiceError(
             422,
@@ -117,6 +180,15 @@ def _load_json_strictly(raw: bytes) -> Any:
         raise ServiceError(400, "invalid_json", f"the body is not UTF-8 text: {exc}") from None
     except RecursionError:
         raise ServiceError(400, "invalid_json", "the JSON body is nested too deeply") from None
+    if b"\\u" in raw:
+        surrogate = _lone_surrogate(document)
+        if surrogate is not None:
+            raise ServiceError(
+                400,
+                "invalid_json",
+                f"the body holds a lone UTF-16 surrogate (not text): {surrogate!r}",
+            )
+    return document
 
 
 def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
@@ -140,12 +212,16 @@ class SampleMatrix:
     sample_ids : list of str, length n_samples
         In request order.
     genes : list of str, length n_genes
-        Gene identifiers as sent.
+        Gene identifiers as sent (a sparse body: those kept, see :func:`samples_matrix`).
+    report : HarmonizationReport, optional
+        For a sparse body reduced to the model's genes, the identifier report of every gene
+        it sent (the report of ``genes`` would miss those left out); ``None`` otherwise.
     """
 
     values: np.ndarray
     sample_ids: list[str]
     genes: list[str]
+    report: HarmonizationReport | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """The same as a DataFrame (index ``sample_id``)."""
@@ -154,7 +230,11 @@ class SampleMatrix:
 
 
 def parse_samples_body(
-    raw: bytes, max_samples: int, options_type: type[OptionsT]
+    raw: bytes,
+    max_samples: int,
+    options_type: type[OptionsT],
+    model_genes: Collection[str] | None = None,
+    model_scale: ScaleChoice = "auto",
 ) -> tuple[SampleMatrix, OptionsT]:
     """Parse a /v1/predict or /v1/explain body into a samples x genes array and options.
 
@@ -166,6 +246,11 @@ def parse_samples_body(
         Most samples accepted.
     options_type : type
         :class:`PredictOptions` or :class:`ExplainOptions`.
+    model_genes : collection of str, optional
+        HGNC symbols the model reads; a sparse body keeps only these (see
+        :func:`samples_matrix`). ``None``: always the whole union of genes.
+    model_scale : {"auto", "counts", "tpm", "log"}
+        The model's scale setting, used when the body names none.
 
     Returns
     -------
@@ -206,7 +291,8 @@ def parse_samples_body(
         raise ServiceError(
             422, "validation_error", f"{'.'.join(first['loc'])}: {first['msg']}", details
         ) from None
-    return samples_matrix(samples, max_samples), options
+    scale = options.scale or model_scale
+    return samples_matrix(samples, max_samples, model_genes, scale), options
 
 
 def _check_sample(sample_id: str, genes: Any) -> None:
@@ -238,12 +324,20 @@ def _first_bad_value(samples: dict[str, dict[str, Any]]) -> tuple[str, str, Any]
     return "", "", None  # pragma: no cover - only called when a bad value exists
 
 
-def samples_matrix(samples: Any, max_samples: int) -> SampleMatrix:
+def samples_matrix(
+    samples: Any,
+    max_samples: int,
+    model_genes: Collection[str] | None = None,
+    scale: ScaleChoice = "auto",
+) -> SampleMatrix:
     """Turn ``{sample: {gene: value}}`` into a float64 array (samples x genes) and labels.
 
     When every sample lists the same genes in the same order (the usual case) the values go
     into one array directly; otherwise the columns are the union of the genes in order of
-    first appearance and unlisted genes are NaN.
+    first appearance and unlisted genes are NaN. When that union array would be much larger
+    than the body (more than ``max(DENSE_MIN_CELLS, DENSE_FACTOR x cells sent)`` cells, e.g.
+    every sample naming other genes) and ``model_genes`` is given, only the genes that map
+    to a model gene are kept (:func:`_reduced_matrix`), with the same predictions.
     """
     if not isinstance(samples, dict):
         raise ServiceError(
@@ -285,16 +379,22 @@ def samples_matrix(samples: Any, max_samples: int) -> SampleMatrix:
         )
     genes = list(rows[0])
     same_layout = all(list(r) == genes for r in rows[1:])
+    report = None
     try:
         if same_layout:
             values = np.array([list(r.values()) for r in rows], dtype=np.float64)
         else:
             genes = list(dict.fromkeys(chain.from_iterable(rows)))
-            position = {g: j for j, g in enumerate(genes)}
-            values = np.full((n_samples, len(genes)), np.nan)
-            for i, row in enumerate(rows):
-                columns = [position[g] for g in row]
-                values[i, columns] = np.array(list(row.values()), dtype=np.float64)
+            n_cells = sum(map(len, rows))
+            dense_cells = max(DENSE_MIN_CELLS, DENSE_FACTOR * n_cells)
+            if model_genes is not None and n_samples * len(genes) > dense_cells:
+                values, genes, report = _reduced_matrix(rows, genes, model_genes, scale)
+            else:
+                position = {g: j for j, g in enumerate(genes)}
+                values = np.full((n_samples, len(genes)), np.nan)
+                for i, row in enumerate(rows):
+                    columns = [position[g] for g in row]
+                    values[i, columns] = np.array(list(row.values()), dtype=np.float64)
     except OverflowError:
         raise ServiceError(
             422, "non_finite_value", "an expression value is too large for a float"
@@ -309,4 +409,75 @@ def samples_matrix(samples: Any, max_samples: int) -> SampleMatrix:
             f"sample {sample_id!r}, gene {genes[j]!r}: value out of the float range",
             {"sample_id": sample_id, "gene": genes[j]},
         )
-    return SampleMatrix(values, list(samples), genes)
+    return SampleMatrix(values, list(samples), genes, report)
+
+
+def _free_label(base: str, taken: set[str]) -> str:
+    label = base
+    while label in taken:
+        label += "_"
+    return label
+
+
+def _reduced_matrix(
+    rows: list[dict[str, Any]],
+    union: list[str],
+    model_genes: Collection[str],
+    scale: ScaleChoice,
+) -> tuple[np.ndarray, list[str], HarmonizationReport]:
+    """A sparse body as samples x (the genes that matter), with the same preparation result.
+
+    Kept columns: every gene identifier that maps to a model gene, plus the genes holding the
+    largest, the smallest and the first non-integer value of the whole body (the scale is
+    detected, and non-negative or integer values checked, on exactly the same evidence, and
+    errors name a real gene). Two more columns (:data:`OTHER_GENES`) stand for the rest of
+    each sample: one of its left-out values (so no sample that sent a value becomes empty)
+    and, on the counts scale, the sum of the others (so library sizes are unchanged).
+    Memory: a few arrays the size of the cells sent plus samples x kept genes.
+
+    Returns
+    -------
+    values : ndarray of float64, shape (n_samples, n_kept)
+    genes : list of str, length n_kept
+    report : HarmonizationReport
+        The identifier report of the whole ``union`` (what the full array would have had).
+    """
+    n_samples = len(rows)
+    lengths = np.fromiter(map(len, rows), dtype=np.intp, count=n_samples)
+    values = np.array(list(chain.from_iterable(r.values() for r in rows)), dtype=np.float64)
+    position = {g: j for j, g in enumerate(union)}
+    codes = np.fromiter(
+        (position[g] for g in chain.from_iterable(rows)), dtype=np.intp, count=values.size
+    )
+    row_of = np.repeat(np.arange(n_samples), lengths)
+    mapping, report = map_identifiers(union)
+    wanted = frozenset(model_genes)
+    keep = np.fromiter((mapping.get(g) in wanted for g in union), dtype=bool, count=len(union))
+    finite = ~np.isnan(values)
+    if finite.any():
+        keep[codes[np.nanargmax(values)]] = True
+        keep[codes[np.nanargmin(values)]] = True
+        fractional = finite & (values != np.round(values))
+        if fractional.any():
+            keep[codes[np.argmax(fractional)]] = True
+    column = np.cumsum(keep) - 1
+    kept_genes = [g for g, k in zip(union, keep, strict=True) if k]
+    kept = keep[codes]
+    dropped = ~kept & finite
+    taken = set(union)
+    extra = [_free_label(OTHER_GENES, taken)]
+    counts = scale == "counts"
+    reduced = np.full((n_samples, len(kept_genes) + 2), np.nan)
+    reduced[row_of[kept], column[codes[kept]]] = values[kept]
+    with_rest, first = np.unique(row_of[dropped], return_index=True)
+    rest_values = values[dropped]
+    reduced[with_rest, -2] = rest_values[first]
+    if scale == "auto":
+        counts = detect_scale(pd.DataFrame(reduced[:, :-1])) == "counts"
+    if counts:
+        totals = np.bincount(row_of[dropped], weights=rest_values, minlength=n_samples)
+        reduced[:, -1] = totals - np.nan_to_num(reduced[:, -2])
+        extra.append(_free_label(OTHER_GENES + " (total)", taken))
+    else:
+        reduced = reduced[:, :-1]
+    return reduced, kept_genes + extra, report

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from nkpredict.registry import ModelUriKind
 from nkpredict.settings import DEFAULT_MODEL_NAME, Settings
 
 __all__ = ["DEFAULT_MODEL_URI", "ServiceSettings"]
@@ -46,6 +47,57 @@ class ServiceSettings(Settings):
         ge=1,
         description="Largest uncompressed size of an uploaded file (gzipped text, Parquet): a "
         "small compressed upload may not expand into gigabytes (decompression bomb).",
+    )
+    max_upload_columns: int = Field(
+        default=70_000,
+        ge=1,
+        description="Most columns (fields of the header line) of an uploaded text file or "
+        "Parquet file, checked before parsing: every human gene (about 62,000 Ensembl genes) "
+        "fits; a file with a million columns does not reach the parser.",
+    )
+    max_upload_cell_bytes: int = Field(
+        default=1_000,
+        ge=16,
+        description="Longest text cell (sample ID, gene name) of an uploaded Parquet file, "
+        "checked from its metadata before the data is read.",
+    )
+    max_concurrent_uploads: int = Field(
+        default=2,
+        ge=1,
+        description="Uploads parsed at the same time; more wait their turn (memory stays "
+        "bounded by this many uploads).",
+    )
+    reload_uri_kinds: list[ModelUriKind] = Field(
+        default_factory=list,
+        description="Kinds of model URI an admin reload may name (directory, models, runs, "
+        "artifact); empty: only the kind of NKP_MODEL_URI.",
+    )
+    timeout_keep_alive: float = Field(
+        default=5.0, gt=0, description="Seconds an idle keep-alive connection stays open."
+    )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a client has to send a request's headers, from connecting or "
+        "from the previous answer (slowloris); then 408 and the connection is closed.",
+    )
+    body_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a request body may pause between two pieces before the "
+        "connection is closed (408).",
+    )
+    max_connections: int = Field(
+        default=200,
+        ge=1,
+        description="Open connections served at once; further ones get 503 "
+        "too_many_connections and are closed (uvicorn's limit_concurrency).",
+    )
+    max_header_bytes: int = Field(
+        default=16_384,
+        ge=1_024,
+        description="Largest request line plus headers (h11's incomplete-event limit); "
+        "larger ones get 400.",
     )
     cors_origins: list[str] = Field(default_factory=list, description="CORS origins (off).")
     explain_top_n: int = Field(

@@ -20,11 +20,11 @@ Keys are compared with :func:`hmac.compare_digest` on their UTF-8 bytes and neve
 
 Body size
 ---------
-:class:`BodySizeLimitMiddleware` answers 413 ``body_too_large`` before the app runs when the
-declared ``Content-Length`` exceeds ``settings.max_body_bytes``, and stops reading (413) as
-soon as a body sent without a length (chunked) goes past it, so no oversized body is ever
-buffered or parsed. (A request within its declared length is passed on as it is: the HTTP
-server never delivers more body than the ``Content-Length`` it checked.)
+:class:`BodySizeLimitMiddleware` answers 400 ``conflicting_length`` (and closes the
+connection) when a request carries both ``Content-Length`` and ``Transfer-Encoding``; 413
+``body_too_large`` before the app runs when the declared ``Content-Length`` exceeds
+``settings.max_body_bytes``; and stops reading (413) as soon as the bytes actually received
+go past the limit, whatever was declared, so no oversized body is ever buffered or parsed.
 """
 
 from __future__ import annotations
@@ -44,11 +44,19 @@ from service.errors import ServiceError, error_body
 if TYPE_CHECKING:
     from service.metrics import ServiceMetrics
 
-__all__ = ["API_KEY_HEADER", "APIKeyCheck", "BodySizeLimitMiddleware", "keys_match"]
+__all__ = [
+    "API_KEY_HEADER",
+    "CLOSE_CONNECTION",
+    "APIKeyCheck",
+    "BodySizeLimitMiddleware",
+    "keys_match",
+]
 
 logger = logging.getLogger(__name__)
 
 API_KEY_HEADER = "X-API-Key"
+CLOSE_CONNECTION = {"Connection": "close"}
+"""Headers of refusals after which the rest of the connection's bytes are not read."""
 
 
 def keys_match(given: str | None, expected: SecretStr) -> bool:
@@ -142,6 +150,7 @@ class BodySizeLimitMiddleware:
             "body_too_large",
             f"request body of {size} bytes exceeds the limit of {self.max_bytes} bytes",
             {"max_body_bytes": self.max_bytes},
+            headers=CLOSE_CONNECTION,
         )
 
     async def _reject(self, scope: Scope, send: Send, error: ServiceError) -> None:
@@ -162,26 +171,30 @@ class BodySizeLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Refuse a declared oversize at once; cut an undeclared one while reading."""
+        """Refuse conflicting framing and declared oversizes at once; count what arrives."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared: int | None = None
+        chunked = False
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = -1
-                if declared > self.max_bytes:
-                    await self._reject(scope, send, self._too_large(declared))
-                    return
-                if declared >= 0:  # the server delivers no more than the declared length
-                    await self.app(scope, receive, send)
-                    return
-                break
+            elif name == b"transfer-encoding":
+                chunked = True
+        if chunked and declared is not None:
+            await self._reject(scope, send, _conflicting_framing())
+            return
+        if declared is not None and declared > self.max_bytes:
+            await self._reject(scope, send, self._too_large(declared))
+            return
         received = 0
 
         async def limited_receive() -> Message:
+            # Counted whatever the headers declared: the limit holds on the bytes received.
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
@@ -191,3 +204,17 @@ class BodySizeLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+def _conflicting_framing() -> ServiceError:
+    """400 for a request declaring both ``Content-Length`` and ``Transfer-Encoding``.
+
+    RFC 9112 (section 6.3) lets a server refuse such a message, which is how request
+    smuggling starts; h11 would read the chunked body and ignore the length.
+    """
+    return ServiceError(
+        400,
+        "conflicting_length",
+        "the request has both Content-Length and Transfer-Encoding headers; send one",
+        headers=CLOSE_CONNECTION,
+    )

@@ -8,6 +8,9 @@ With ``workers > 1`` uvicorn starts separate processes that each build their app
 environment (``service.app:create_app`` as a factory): every ``NKP_*`` variable applies to
 them, and ``serve`` exports ``NKP_MODEL_URI`` for them. Each worker loads its own copy of
 the model; keep ``workers x NKP_MODEL_THREADS`` at or below the number of cores.
+
+Slow and idle clients are bounded by :mod:`service.connections` (keep-alive, header and body
+timeouts, header size, connection limit), set from :class:`~service.config.ServiceSettings`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from nkpredict.registry import ModelReference
 from nkpredict.settings import Settings
 from service.app import create_app
 from service.config import ServiceSettings
+from service.connections import uvicorn_config
 from service.state import default_loader, redact_uri
 
 __all__ = ["APP_FACTORY", "access_log_shown", "run_workers", "serve"]
@@ -90,18 +94,20 @@ def serve(
             return load(uri)
 
         app = create_app(config, model_loader=loader)
-        uvicorn.run(
+        server_config = uvicorn_config(
             app,
+            config,
             host=host,
             port=port,
             lifespan="on",
             log_level=log_level,
             access_log=access_log_shown(log_level),
         )
+        uvicorn.Server(server_config).run()
         return
     del first
     os.environ["NKP_MODEL_URI"] = config.model_uri
-    run_workers(host, port, workers, log_level)
+    run_workers(host, port, workers, log_level, settings=config)
 
 
 def access_log_shown(log_level: str) -> bool:
@@ -122,6 +128,7 @@ def run_workers(
     log_level: str,
     app: str = APP_FACTORY,
     factory: bool = True,
+    settings: ServiceSettings | None = None,
 ) -> None:
     """``uvicorn.run(app, factory=factory, workers=...)``, with Nagle switched off.
 
@@ -131,9 +138,13 @@ def run_workers(
     client's delayed ACK: about 40 ms per request (180 requests/s instead of 5,000 for a bare
     FastAPI endpoint with two workers on 2 cores). ``TCP_NODELAY`` set on the listening
     socket is copied to every accepted connection (Linux), which removes the stall.
+
+    The connection limits of ``settings`` (default: from the environment) apply to every
+    worker (:func:`service.connections.uvicorn_config`).
     """
-    config = uvicorn.Config(
+    config = uvicorn_config(
         app,
+        ServiceSettings() if settings is None else settings,
         factory=factory,
         host=host,
         port=port,

@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ import pandas as pd
 from nkpredict.exceptions import ModelLoadError, NKPredictError
 from nkpredict.explain.attributions import explain, level_allocations
 from nkpredict.model.fitted import NKResistanceModel
-from nkpredict.registry import ModelReference, load_model
+from nkpredict.registry import ModelReference, load_model, redact_uri
 from nkpredict.settings import Settings
 from service.errors import ServiceError, json_safe
 
@@ -45,18 +45,6 @@ logger = logging.getLogger(__name__)
 
 ModelLoader = Callable[[str], tuple[NKResistanceModel, ModelReference]]
 """Loads a model from a URI or directory; raises ModelLoadError when it cannot."""
-
-
-def redact_uri(uri: str) -> str:
-    """``uri`` without user information (``https://user:secret@host/`` -> ``https://host/``)."""
-    if "@" not in uri or "://" not in uri:
-        return uri
-    parts = urlsplit(uri)
-    if parts.password is None and parts.username is None:
-        return uri
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def default_loader(settings: Settings) -> ModelLoader:
@@ -93,6 +81,11 @@ class LoadedModel:
     reference: ModelReference
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     info: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def model_genes(self) -> frozenset[str]:
+        """The HGNC symbols the model reads (what a sparse request body is reduced to)."""
+        return frozenset(self.model.feature_builder.genes_in_)
 
     @property
     def task(self) -> str:
@@ -173,7 +166,7 @@ def make_loaded(
         limit_native_threads(threads)
         _warm_up(model)
         info = json_safe(_describe(model, reference))
-    except (NKPredictError, ValueError, KeyError, AttributeError, TypeError) as exc:
+    except (NKPredictError, ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
         raise ModelLoadError(f"model {redact_uri(reference.uri)} cannot serve: {exc}") from exc
     return LoadedModel(model=model, reference=reference, info=info)
 

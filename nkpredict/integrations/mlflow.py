@@ -39,7 +39,7 @@ from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from nkpredict.exceptions import ModelLoadError
 from nkpredict.model.fitted import NKResistanceModel
-from nkpredict.registry import MODEL_ARTIFACT, ModelReference
+from nkpredict.registry import MODEL_ARTIFACT, ModelReference, redact_text, redact_uri
 from nkpredict.settings import DEFAULT_TRACKING_URI, Settings
 
 __all__ = [
@@ -222,18 +222,22 @@ def mlflow_failure(action: str, message: str) -> str:
         MLflow's message (long, with the HTTP client's retry details).
     """
     if any(sign in message for sign in _UNREACHABLE_SIGNS):
-        return (
-            f"{action}: the MLflow tracking server {current_tracking_uri()} cannot be "
-            f"reached ({message[:300]})"
+        return redact_text(
+            f"{action}: the MLflow tracking server {redact_uri(current_tracking_uri())} "
+            f"cannot be reached ({message[:300]})"
         )
-    return f"{action}: {message}"
+    return redact_text(f"{action}: {message}")
 
 
 # --------------------------------------------------------------------------- loading models
 
 
 def _registry_details(uri: str) -> ModelReference:
-    """Resolve ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` to version and run."""
+    """Resolve ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` to version and run;
+    ``runs:/ID/PATH`` names its run."""
+    if uri.startswith("runs:/"):
+        run_id = uri.removeprefix("runs:/").split("/", 1)[0]
+        return ModelReference(uri, run_id=run_id or None)
     body = uri.removeprefix("models:/")
     client = MlflowClient()
     if "@" in body:
@@ -270,7 +274,8 @@ def download_model(uri: str, destination: Path) -> tuple[Path, ModelReference]:
         The URI cannot be resolved or downloaded (the message names an unreachable server).
     """
     try:
-        details = _registry_details(uri) if uri.startswith("models:/") else ModelReference(uri)
+        registry = uri.startswith(("models:/", "runs:/"))
+        details = _registry_details(uri) if registry else ModelReference(uri)
     except MlflowException as exc:
         raise ModelLoadError(mlflow_failure(f"cannot resolve {uri}", exc.message)) from exc
     try:

@@ -35,6 +35,7 @@ from nkpredict.exceptions import CoverageError, ModelLoadError, NotFittedError
 from nkpredict.fast.scoring import ArrayScorer, Predictions, scorer_for
 from nkpredict.features.builder import COVERAGE_FEATURE, NKFeatureBuilder
 from nkpredict.model.boosting import BoostedTrees
+from nkpredict.model.saved import validate_saved_model
 from nkpredict.vocabulary import ScaleChoice, Task
 
 __all__ = [
@@ -121,9 +122,15 @@ class NKResistanceModel(BaseEstimator):
         prepared: PreparedExpression,
         y: Any,
         label_definition: LabelDefinition | None = None,
+        groups: Any = None,
     ) -> NKResistanceModel:
-        """Fit on an already prepared matrix (avoids preparing the same data twice)."""
-        self.pipeline_ = self.core().fit(prepared.matrix, np.asarray(y))
+        """Fit on an already prepared matrix (avoids preparing the same data twice).
+
+        ``groups`` (n_samples,), optional: group of each sample (cell line, patient); the
+        inner split of early stopping and tuning then never splits a group.
+        """
+        fit_params = {} if groups is None else {"booster__groups": np.asarray(groups, dtype=object)}
+        self.pipeline_ = self.core().fit(prepared.matrix, np.asarray(y), **fit_params)
         self.training_scale_ = prepared.scale
         self.training_report_ = prepared.report.to_dict()
         self.label_definition_ = label_definition or LabelDefinition(
@@ -263,24 +270,43 @@ class NKResistanceModel(BaseEstimator):
 
     @classmethod
     def load(cls, path: str | Path) -> NKResistanceModel:
-        """Load a directory written by :meth:`save`."""
+        """Load a directory written by :meth:`save`.
+
+        ``model.json`` is checked against its schema (:mod:`nkpredict.model.saved`) before
+        anything is built from it, and the booster must read the features the model makes.
+
+        Raises
+        ------
+        ModelLoadError
+            A missing or unreadable file, a ``model.json`` that fails its schema (wrong
+            types, unknown options, nesting too deep), an unreadable booster, or a booster
+            expecting another number of features; always one line.
+        """
         directory = Path(path)
+        model_file = directory / MODEL_FILE
         try:
-            data = json.loads((directory / MODEL_FILE).read_text())
+            text = model_file.read_bytes()
         except FileNotFoundError:
             raise ModelLoadError(
                 f"no nkpredict model at {directory} ({MODEL_FILE} missing)"
             ) from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ModelLoadError(f"cannot read {directory / MODEL_FILE}: {exc}") from exc
-        if data.get("format_version") != FORMAT_VERSION:
-            raise ModelLoadError(
-                f"{directory} has model format {data.get('format_version')!r}; "
-                f"this nkpredict reads format {FORMAT_VERSION}"
-            )
+        except OSError as exc:
+            raise ModelLoadError(f"cannot read {model_file}: {exc}") from exc
+        if b'"format_version"' in text:
+            try:
+                version = json.loads(text).get("format_version")
+            except (ValueError, RecursionError, AttributeError):
+                version = FORMAT_VERSION  # let the schema say what is wrong
+            if version != FORMAT_VERSION:
+                raise ModelLoadError(
+                    f"{directory} has model format {version!r}; "
+                    f"this nkpredict reads format {FORMAT_VERSION}"
+                )
+        saved = validate_saved_model(text, str(model_file))
         booster_path = directory / BOOSTER_FILE
         if not booster_path.is_file():
             raise ModelLoadError(f"no booster at {booster_path}")
+        data = saved.model_dump()
         params = data["params"]
         model = cls(**params)
         features = NKFeatureBuilder.from_dict(data["features"])
@@ -288,6 +314,12 @@ class NKResistanceModel(BaseEstimator):
         trees = BoostedTrees.load(
             str(booster_path), {"task": params["task"], **params["booster"]}, data["n_rounds"]
         )
+        expected = len(saved.feature_names)
+        if trees.booster_.num_features() != expected:
+            raise ModelLoadError(
+                f"{booster_path} expects {trees.booster_.num_features()} features but "
+                f"{MODEL_FILE} describes {expected}"
+            )
         model.pipeline_ = Pipeline([("features", features), ("booster", trees)])
         model.training_scale_ = data["training_scale"]
         model.training_report_ = data["training_report"]

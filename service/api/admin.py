@@ -12,18 +12,50 @@ import time
 from fastapi import APIRouter, Body, Depends, Request, Security
 from starlette.concurrency import run_in_threadpool
 
-from nkpredict.exceptions import NKPredictError
+from nkpredict.exceptions import ModelLoadError, NKPredictError
+from nkpredict.registry import ModelUriKind, redact_text, uri_kind
 from service.config import ServiceSettings
 from service.deps import get_holder, get_settings, require_admin_key
 from service.errors import ServiceError
 from service.schemas import ModelRef, ReloadRequest, ReloadResponse, error_responses
 from service.state import ModelHolder, redact_uri
 
-__all__ = ["reload_model", "router"]
+__all__ = ["allowed_uri_kinds", "check_uri_kind", "reload_model", "router"]
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Security(require_admin_key)])
+
+
+def allowed_uri_kinds(settings: ServiceSettings) -> tuple[ModelUriKind, ...]:
+    """``NKP_RELOAD_URI_KINDS``, else the kind of ``NKP_MODEL_URI`` alone."""
+    if settings.reload_uri_kinds:
+        return tuple(settings.reload_uri_kinds)
+    try:
+        return (uri_kind(settings.model_uri),)
+    except ModelLoadError:  # the configured directory has gone: still a directory
+        return ("directory",)
+
+
+def check_uri_kind(uri: str, settings: ServiceSettings) -> None:
+    """Refuse (400 ``model_uri_not_allowed``) a reload URI of a kind not configured.
+
+    Without this an admin key could make the service copy any readable directory
+    (``file:///``) into its temporary folder or fetch from any host it can reach.
+    """
+    allowed = allowed_uri_kinds(settings)
+    try:
+        kind = uri_kind(uri)
+    except ModelLoadError:
+        return  # neither a directory nor a URI: the load reports it (502)
+    if kind not in allowed:
+        raise ServiceError(
+            400,
+            "model_uri_not_allowed",
+            f"reload from a {kind} reference is not allowed here (allowed: "
+            f"{', '.join(allowed)}; set NKP_RELOAD_URI_KINDS)",
+            {"kind": kind, "allowed": list(allowed)},
+        )
 
 
 @router.post(
@@ -41,9 +73,13 @@ async def reload_model(
     """Re-resolve ``NKP_MODEL_URI`` (e.g. a moved ``@champion`` alias) or load
     ``body.model_uri``, then swap atomically: running requests finish on the old model.
 
-    On failure the old model keeps serving and the answer is 502 ``reload_failed``.
+    A ``model_uri`` of a kind not configured (``NKP_RELOAD_URI_KINDS``, by default the kind
+    of ``NKP_MODEL_URI``) is refused with 400 ``model_uri_not_allowed``. On failure the old
+    model keeps serving and the answer is 502 ``reload_failed``.
     """
     uri = body.model_uri if body is not None and body.model_uri else settings.model_uri
+    if uri != settings.model_uri:
+        check_uri_kind(uri, settings)
     reloads = request.app.state.metrics.reloads
     start = time.perf_counter()
     try:
@@ -51,11 +87,12 @@ async def reload_model(
     except (NKPredictError, OSError, ValueError, KeyError, TypeError) as exc:
         reloads.labels("failure").inc()
         current = holder.current
-        logger.warning("reload of %s failed, old model kept: %s", redact_uri(uri), exc)
+        reason = redact_text(str(exc))
+        logger.warning("reload of %s failed, old model kept: %s", redact_uri(uri), reason)
         raise ServiceError(
             502,
             "reload_failed",
-            f"could not load {redact_uri(uri)}: {exc}; the previous model keeps serving",
+            f"could not load {redact_uri(uri)}: {reason}; the previous model keeps serving",
             {
                 "model_uri": redact_uri(uri),
                 "serving": None if current is None else current.model_ref(),

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
 from service.deps import require_api_key
+from service.errors import ServiceError
 
 __all__ = [
     "API_KEY_REQUIRED",
@@ -30,6 +31,7 @@ __all__ = [
     "DirectRoute",
     "json_body_doc",
     "json_response",
+    "require_json_content",
 ]
 
 JSON_MEDIA_TYPE = "application/json"
@@ -101,3 +103,23 @@ def json_body_doc(model: type[BaseModel], examples: dict[str, Any]) -> dict[str,
 def json_response(content: bytes, status_code: int = 200) -> Response:
     """A response with already serialised JSON ``content``."""
     return Response(content=content, status_code=status_code, media_type=JSON_MEDIA_TYPE)
+
+
+def require_json_content(request: Request) -> None:
+    """Refuse a body declared as anything but JSON (415 ``unsupported_media_type``).
+
+    ``application/json`` and ``application/<name>+json`` (parameters such as ``charset``
+    allowed) are JSON; a request without ``Content-Type`` is read as JSON too.
+    """
+    declared = request.headers.get("content-type")
+    if declared is None:
+        return
+    media = declared.split(";", 1)[0].strip().lower()
+    if media == JSON_MEDIA_TYPE or (media.startswith("application/") and media.endswith("+json")):
+        return
+    raise ServiceError(
+        415,
+        "unsupported_media_type",
+        f"the body is declared as {media[:60]!r}; send JSON (Content-Type: application/json)",
+        {"content_type": media[:60], "accepted": [JSON_MEDIA_TYPE]},
+    )

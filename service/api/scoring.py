@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from nkpredict.vocabulary import Orientation, ScaleChoice
 from service.answers import explain_json, predict_json, predict_upload
-from service.api.direct import DirectRoute, json_body_doc, json_response
+from service.api.direct import DirectRoute, json_body_doc, json_response, require_json_content
 from service.config import ServiceSettings
 from service.deps import (
     app_settings,
@@ -78,6 +78,7 @@ async def _answer_samples(
 ) -> Response:
     """Read the JSON body, ``compute`` the answer with the current model (inline for bodies up
     to ``NKP_INLINE_MAX_BYTES // inline_fraction``), count the samples of ``endpoint``."""
+    require_json_content(request)
     loaded = current_model(request)
     settings = app_settings(request)
     raw = await request.body()
@@ -94,7 +95,7 @@ async def _answer_samples(
     response_model=None,
     responses={
         200: {"model": PredictResponse, "description": "One prediction per sample."},
-        **error_responses(400, 401, 413, 422, 503),
+        **error_responses(400, 401, 413, 415, 422, 503),
     },
     openapi_extra=json_body_doc(PredictRequest, predict_examples()),
 )
@@ -111,7 +112,7 @@ async def predict(request: Request) -> Response:
     response_model=None,
     responses={
         200: {"model": ExplainResponse, "description": "One explanation per sample."},
-        **error_responses(400, 401, 413, 422, 503),
+        **error_responses(400, 401, 413, 415, 422, 503),
     },
     openapi_extra=json_body_doc(ExplainRequest, explain_examples()),
 )
@@ -152,12 +153,17 @@ async def predict_file(
     loaded: LoadedModel = Depends(get_loaded_model),
     settings: ServiceSettings = Depends(get_settings),
 ) -> Response:
-    """Batch prediction from a file; same answer as ``/v1/predict``."""
+    """Batch prediction from a file; same answer as ``/v1/predict``.
+
+    The file is read in a worker thread (the event loop keeps answering), at most
+    ``NKP_MAX_CONCURRENT_UPLOADS`` at a time; others wait their turn.
+    """
     options = PredictOptions(scale=scale, min_coverage=min_coverage)
     try:
-        content, n_samples = await run_in_threadpool(
-            predict_upload, loaded, file, options, orientation, settings
-        )
+        async with request.app.state.upload_slots:  # NKP_MAX_CONCURRENT_UPLOADS at a time
+            content, n_samples = await run_in_threadpool(
+                predict_upload, loaded, file, options, orientation, settings
+            )
     finally:
         await file.close()
     request.app.state.metrics.count_samples("predict_file", n_samples)

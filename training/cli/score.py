@@ -48,29 +48,35 @@ def predict(
     The input is read, scored and written in chunks of --chunk-size samples (Parquet and
     h5ad inputs are never loaded whole), on this machine or on a Dask cluster.
     """
-    from nkpredict.io import write_json
+    from nkpredict.io import atomic_paths, write_json
     from nkpredict.stream.run import predict_file
     from training.engines import open_engine
 
     configure_logging(quiet)
     check_scheduler(engine, scheduler)
     fitted, reference = open_model(model, tracking_uri)
-    with open_engine(engine, scheduler) as runner, row_progress(quiet) as progress:
+    report_path = out.with_name(out.stem + ".harmonization.json")
+    # The predictions and their report are committed together or not at all (a disk that
+    # fills up while the report is written leaves neither).
+    with (
+        atomic_paths(out, report_path) as (staged_out, staged_report),
+        open_engine(engine, scheduler) as runner,
+        row_progress(quiet) as progress,
+    ):
         result = predict_file(
             fitted,
             expression,
-            out,
+            staged_out,
             scale=scale,
             chunk_size=chunk_size,
             min_coverage=min_coverage,
             progress=progress,
             mapper=runner.map_ordered,
         )
-    report_path = out.with_name(out.stem + ".harmonization.json")
-    write_json(
-        report_path,
-        {"model": reference.to_dict(), "input_scale": result.scale, **result.report.to_dict()},
-    )
+        write_json(
+            staged_report,
+            {"model": reference.to_dict(), "input_scale": result.scale, **result.report.to_dict()},
+        )
     if not quiet:
         console.print(
             f"{result.n_rows} samples scored ({result.calls}); "
