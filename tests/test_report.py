@@ -46,6 +46,15 @@ METRICS = {
     "baseline_linear_cv_roc_auc_ci_high": 0.85,
     "oracle_roc_auc": 0.91,
     "oracle_brier": 0.12,
+    "cv_within_lineage_roc_auc": 0.71,
+    "cv_within_lineage_roc_auc_ci_low": 0.62,
+    "cv_within_lineage_roc_auc_ci_high": 0.78,
+    "lolo_roc_auc": 0.66,
+    "lolo_roc_auc_ci_low": 0.58,
+    "lolo_roc_auc_ci_high": 0.74,
+    "cv_roc_auc_minus_best_baseline": 0.03,
+    "cv_roc_auc_minus_best_baseline_ci_low": -0.01,
+    "cv_roc_auc_minus_best_baseline_ci_high": 0.07,
 }
 DATA = {"data_sha256": "0f1e2d3c4b5a", "n_samples": 300, "n_genes": 600}
 PNG_URI = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
@@ -75,7 +84,12 @@ def model(cohort: Cohort) -> NKResistanceModel:
     fitted = NKResistanceModel(booster={"n_estimators": 150}).fit(
         cohort.counts, cohort.labels["resistant"]
     )
-    fitted.metadata_ = {"metrics": METRICS, "data": DATA, "model_name": "nk-demo"}
+    fitted.metadata_ = {
+        "metrics": METRICS,
+        "data": DATA,
+        "model_name": "nk-demo",
+        "best_baseline": "linear",
+    }
     return fitted
 
 
@@ -140,6 +154,20 @@ def test_model_card(html: str, model: NKResistanceModel) -> None:
     assert "0.800 [0.750, 0.850]" in card  # a baseline
     assert "Model vs best achievable roc_auc: 0.830 vs 0.910 (gap 0.080)" in card
     assert "Model vs best achievable brier: 0.160 vs 0.120 (gap 0.040)" in card
+
+
+def test_model_card_headline_puts_within_lineage_and_lolo_next_to_pooled(html: str) -> None:
+    card = section(html, "model-card")
+    headline = card[card.index('id="evaluation-headline"') : card.index('id="evaluation-table"')]
+    for name, shown in (
+        ("cv_roc_auc", "[0.790, 0.870]"),
+        ("cv_within_lineage_roc_auc", "[0.620, 0.780]"),
+        ("lolo_roc_auc", "[0.580, 0.740]"),
+        ("cv_roc_auc_minus_best_baseline", "[-0.010, 0.070]"),
+    ):
+        assert name in headline and shown in headline, name
+    assert headline.index("cv_roc_auc<") < headline.index("cv_within_lineage_roc_auc")
+    assert "best baseline (linear)" in card
 
 
 def test_global_importance_names_axes_in_words(html: str) -> None:

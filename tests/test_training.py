@@ -38,6 +38,12 @@ CONTRACT_METRICS = (
     "baseline_signature_cv_roc_auc",
     "baseline_xgb_allgenes_cv_roc_auc",
     "oracle_roc_auc",
+    "baseline_lineage_cv_roc_auc",
+    "cv_within_lineage_roc_auc",
+    "lolo_roc_auc",
+    "cv_roc_auc_minus_best_baseline",
+    "cv_roc_auc_minus_best_baseline_ci_low",
+    "cv_roc_auc_minus_best_baseline_ci_high",
 )
 
 

@@ -42,3 +42,19 @@ def test_validation_loss_is_finite(task: str) -> None:
         values[:60], target[:60], values[60:], target[60:]
     )
     assert np.isfinite(loss) and loss >= 0
+
+
+def test_trial_count_is_reproducible_and_respects_groups() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(120, 6))
+    target = (values[:, 0] + 0.5 * rng.normal(size=120) > 0).astype(int)
+    groups = np.repeat(np.arange(40), 3)
+    first = BoostedTrees(tuning_trials=4, n_estimators=60).fit(values, target, groups=groups)
+    second = BoostedTrees(tuning_trials=4, n_estimators=60).fit(values, target, groups=groups)
+    assert first.tuned_params_ == second.tuned_params_  # a count, not the clock
+    fit, validation = first.inner_positions(target.astype(float), groups)
+    assert not set(groups[fit]) & set(groups[validation])
+    capped = BoostedTrees(tuning_trials=10_000, tuning_budget=0.5, n_estimators=30)
+    start = time.perf_counter()
+    capped.fit(values, target)
+    assert time.perf_counter() - start < 10  # the time budget caps a large trial count

@@ -120,6 +120,7 @@ class Engine(Protocol):
         folds: list[Fold],
         task: Task,
         progress: CVProgress | None = None,
+        groups: pd.Series | None = None,
     ) -> CVResult:
         """:func:`nkpredict.evaluate.cv.cross_validate` on this engine."""
         ...
@@ -153,9 +154,10 @@ class LocalEngine:
         folds: list[Fold],
         task: Task,
         progress: CVProgress | None = None,
+        groups: pd.Series | None = None,
     ) -> CVResult:
         """:func:`nkpredict.evaluate.cv.cross_validate` itself."""
-        return cross_validate(estimators, X, y, folds, task, progress)
+        return cross_validate(estimators, X, y, folds, task, progress, groups)
 
     def boosting(self) -> AbstractContextManager[None]:
         """In-process :func:`xgboost.train` (nothing to switch)."""
@@ -261,10 +263,11 @@ def _fold_task(
     y: pd.Series,
     fold: Fold,
     task: Task,
+    groups: pd.Series | None = None,
 ) -> CVResult:
     """One estimator on one fold, on a worker; its boosting stays on that worker."""
     with use_trainer(DaskTrainer(None)):
-        return cross_validate({name: factory}, X, y, [fold], task)
+        return cross_validate({name: factory}, X, y, [fold], task, groups=groups)
 
 
 def _merge(parts: list[CVResult], y: pd.Series, task: Task) -> CVResult:
@@ -435,19 +438,22 @@ class DaskEngine:
         folds: list[Fold],
         task: Task,
         progress: CVProgress | None = None,
+        groups: pd.Series | None = None,
     ) -> CVResult:
         """Every (estimator, fold) fit as a task; same result as the local engine."""
         from distributed import as_completed
 
         if not estimators or not folds:
-            return cross_validate(estimators, X, y, folds, task, progress)
+            return cross_validate(estimators, X, y, folds, task, progress, groups)
         client = self.client
         shared_x = client.scatter(X, broadcast=True, hash=False)
         shared_y = client.scatter(y, broadcast=True, hash=False)
         n_repeats = len({f.repeat for f in folds})
         units = [(name, factory, fold) for name, factory in estimators.items() for fold in folds]
         futures = [
-            client.submit(_fold_task, name, factory, shared_x, shared_y, fold, task, pure=False)
+            client.submit(
+                _fold_task, name, factory, shared_x, shared_y, fold, task, groups, pure=False
+            )
             for name, factory, fold in units
         ]
         unit_of = {future.key: i for i, future in enumerate(futures)}

@@ -22,7 +22,7 @@ from nkpredict.data.expression import PreparedExpression, prepare_expression, re
 from nkpredict.data.labels import LabelDefinition, direction_source
 from nkpredict.data.public import join_labels, read_labels
 from nkpredict.evaluate.baselines import baseline_estimators
-from nkpredict.evaluate.cv import MODEL_NAME, CVResult, leave_one_group_out
+from nkpredict.evaluate.cv import MODEL_NAME, CVResult, group_table, leave_one_group_out_result
 from nkpredict.evaluate.folds import CVConfig, make_folds
 from nkpredict.evaluate.metrics import (
     HIGHER_IS_BETTER,
@@ -31,14 +31,15 @@ from nkpredict.evaluate.metrics import (
     oracle_metrics,
     score_with_intervals,
 )
+from nkpredict.evaluate.summary import evaluation_summary
 from nkpredict.exceptions import LabelError
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.registry import ModelReference, load_model
 from nkpredict.report.html import build_report, write_report
 from nkpredict.report.plots import classification_figure, regression_figure
 from nkpredict.settings import Settings
-from nkpredict.vocabulary import Engine as EngineName
 from nkpredict.vocabulary import AucMethod, LabelFormat, ScaleChoice, Task
+from nkpredict.vocabulary import Engine as EngineName
 from training import tracking
 from training.engines import Engine, LocalEngine, open_engine
 
@@ -83,6 +84,7 @@ class TrainConfig:
     cv: CVConfig = field(default_factory=CVConfig)
     n_genome_genes: int = 0
     tuning_budget: float = 0.0
+    tuning_trials: int = 0
     booster: dict[str, Any] = field(default_factory=dict)
     scale: ScaleChoice = "auto"
     tracking_uri: str | None = None
@@ -202,12 +204,15 @@ def fingerprint(data: TrainingData) -> dict[str, Any]:
 
 
 def _booster_params(config: TrainConfig, data: TrainingData) -> dict[str, Any] | None:
-    """Tree parameters; ``--tuning-budget`` is shared evenly by every fit of the model.
+    """Tree parameters; ``--tuning-trials`` runs in every fit of the model, and
+    ``--tuning-budget`` (seconds, a cap when trials are given) is shared evenly by them.
 
     The search runs inside each fit (nested in CV): one per CV fold, one per held-out lineage
     and the final fit.
     """
     params = dict(config.booster)
+    if config.tuning_trials > 0:
+        params["tuning_trials"] = config.tuning_trials
     if config.tuning_budget > 0:
         n_lineages = 0 if data.lineages is None else data.lineages.nunique()
         n_fits = config.cv.n_splits * config.cv.n_repeats + n_lineages + 1
@@ -230,14 +235,19 @@ def evaluate_model_cv(
     progress: Progress | None,
     engine: Engine | None = None,
 ) -> CVResult:
-    """Cross-validate the model (and baselines) on the same grouped folds (on ``engine``)."""
+    """Cross-validate the model (and baselines) on the same grouped folds (on ``engine``).
+
+    The groups also reach the inner splits (early stopping, tuning) of every estimator.
+    """
     task = data.definition.task
     folds = make_folds(data.y, data.groups, cv, task)
     estimators = {MODEL_ESTIMATOR: model.core}
     if baselines:
-        estimators.update(baseline_estimators(task, random_state=cv.random_state))
+        estimators.update(
+            baseline_estimators(task, random_state=cv.random_state, lineages=data.lineages)
+        )
     run = (engine or LocalEngine()).cross_validate
-    return run(estimators, data.prepared.matrix, data.y, folds, task, progress)
+    return run(estimators, data.prepared.matrix, data.y, folds, task, progress, data.groups)
 
 
 def train(config: TrainConfig, settings: Settings, progress: Progress | None = None) -> TrainResult:
@@ -273,22 +283,30 @@ def _train(
     )
     _say(progress, f"cross-validating on {data.prepared.matrix.shape[0]} samples")
     result = evaluate_model_cv(model, data, config.cv, config.baselines, progress, engine)
-    metrics = result.summary()
-    if TRUTH_COLUMN in data.labels.columns and task == "classification":
-        metrics.update(oracle_metrics(data.y, data.labels[TRUTH_COLUMN], task))
-    lineage_results = None
+    lineage_results, lolo = None, None
     if data.lineages is not None and data.lineages.nunique() > 1:
         _say(progress, "leave-one-lineage-out evaluation")
         with engine.boosting():
-            lineage_results = leave_one_group_out(
-                model.core, data.prepared.matrix, data.y, data.lineages, task
+            lolo = leave_one_group_out_result(
+                model.core,
+                data.prepared.matrix,
+                data.y,
+                data.lineages,
+                task,
+                inner_groups=data.groups,
             )
+        lineage_results = group_table(lolo, data.lineages)
+    evaluation = evaluation_summary(result, data.groups, data.lineages, lolo)
+    metrics = evaluation.metrics
+    if TRUTH_COLUMN in data.labels.columns and task == "classification":
+        metrics.update(oracle_metrics(data.y, data.labels[TRUTH_COLUMN], task))
     _say(progress, "fitting the final model on all samples")
     with engine.boosting():
-        model.fit_prepared(data.prepared, data.y, data.definition)
+        model.fit_prepared(data.prepared, data.y, data.definition, groups=data.groups)
     data_info = fingerprint(data)
     model.metadata_ = {
         "metrics": metrics,
+        "best_baseline": evaluation.best_baseline,
         "data": data_info,
         "cv": asdict(config.cv),
         "group_column": config.group_column,
@@ -362,6 +380,8 @@ def _log_run(
             "cv_splits": config.cv.n_splits,
             "cv_repeats": config.cv.n_repeats,
             "engine": config.engine,
+            "tuning_trials": config.tuning_trials,
+            "best_baseline": model.metadata_.get("best_baseline"),
             "n_genome_genes": config.n_genome_genes,
             "n_features": len(model.feature_builder.get_feature_names_out()),
             "n_boosting_rounds": model.boosted_trees.n_rounds_,

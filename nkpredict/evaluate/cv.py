@@ -10,18 +10,29 @@ baselines are in :mod:`nkpredict.evaluate.baselines`, the metrics in
 
 Point estimates and intervals (:meth:`CVResult.summary`)
 ---------------------------------------------------------
-The point estimate is the mean over repeats of the metric computed on that repeat's pooled
-out-of-fold predictions (pooling avoids the noise of tiny folds, where AUC is often undefined).
-The 95% interval is a percentile bootstrap over *samples*: samples are resampled with
-replacement (within each class for classification, so every resample keeps the observed
-prevalence and AUC stays defined) and the metric is recomputed on the per-sample predictions
-averaged over repeats. It reflects the sampling uncertainty of the cohort, which dominates for
-the cohort sizes of NK screens; the fold-to-fold spread is reported separately as
-``*_fold_sd``. Every estimator is bootstrapped with the same resampled indices.
+One estimator, with its own interval. The point estimate of a metric is the mean over
+repeats of the metric computed on that repeat's pooled out-of-fold predictions (pooling
+avoids the noise of tiny folds, where AUC is often undefined). The 95% interval is the
+percentile bootstrap of *that same statistic*: each resample draws positions with
+replacement and recomputes, for every repeat, the metric of that repeat's predictions at the
+drawn positions, then averages over repeats. Without groups, samples are resampled (within
+each class for classification, so every resample keeps the observed prevalence and AUC stays
+defined); with a group column (cell lines, patients), whole groups are resampled, so samples
+of one group never count as independent evidence. The interval reflects the sampling
+uncertainty of the cohort, which dominates for the cohort sizes of NK screens; the
+fold-to-fold spread is reported separately as ``*_fold_sd``. Every estimator is bootstrapped
+with the same resamples, so differences between estimators (:meth:`CVResult.compare`) are
+paired.
+
+Within-lineage scores (:meth:`CVResult.within_group_summary`) compute the metric inside each
+lineage and average the lineages weighted by their size; the model against its best baseline
+(:meth:`CVResult.best_baseline_difference`) is the paired difference on the same folds and
+resamples.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -36,25 +47,40 @@ from nkpredict.evaluate.metrics import (
     HIGHER_IS_BETTER,
     METRICS,
     PRIMARY_METRIC,
-    bootstrap_indices,
+    MetricFunction,
+    Resamples,
     metric_function,
     percentile_interval,
+    resample,
+    resample_counts,
+    resampled_metric,
     score,
+    weighted_roc_auc,
 )
 from nkpredict.exceptions import InputError, LabelError
 from nkpredict.vocabulary import TASKS, Task, check_choice
 
 __all__ = [
     "MODEL_NAME",
+    "WITHIN_GROUP_METRICS",
     "CVResult",
     "EstimatorFactory",
     "cross_validate",
+    "fit_with_groups",
+    "group_table",
     "leave_one_group_out",
+    "leave_one_group_out_result",
     "metric_prefix",
     "paired_difference",
 ]
 
 logger = logging.getLogger(__name__)
+
+WITHIN_GROUP_METRICS: dict[Task, tuple[str, ...]] = {
+    "classification": ("roc_auc",),
+    "regression": ("rmse", "spearman"),
+}
+"""Metrics reported inside each lineage (:meth:`CVResult.within_group_summary`)."""
 
 EstimatorFactory = Callable[[], Any]
 """A callable returning an unfitted estimator (``fit`` and ``predict_proba`` or ``predict``)."""
@@ -78,9 +104,12 @@ def _nanstd(values: Any) -> float:
 # ---------------------------------------------------------------------------- CV result
 
 
-def metric_prefix(estimator: str) -> str:
-    """Prefix of an estimator's summary metrics: ``cv_`` or ``baseline_<name>_cv_``."""
-    return "cv_" if estimator == MODEL_NAME else f"baseline_{estimator}_cv_"
+def metric_prefix(estimator: str, scheme: str = "cv") -> str:
+    """Prefix of an estimator's summary metrics: ``cv_`` or ``baseline_<name>_cv_``.
+
+    ``scheme`` names the evaluation (``cv``; ``lolo`` for leave-one-lineage-out).
+    """
+    return f"{scheme}_" if estimator == MODEL_NAME else f"baseline_{estimator}_{scheme}_"
 
 
 @dataclass
@@ -140,92 +169,292 @@ class CVResult:
         chosen = table[(table["estimator"] == estimator) & (table["metric"] == metric)]
         return _nanstd(chosen["value"])
 
-    def _bootstrap_values(
-        self, estimator: str, metric: str, indices: np.ndarray, pooled: pd.DataFrame
-    ) -> np.ndarray:
-        fn = metric_function(self.task, metric)
-        if indices.shape[1] == 0:
-            return np.full(indices.shape[0], np.nan)
-        y = pooled["y_true"].to_numpy(dtype=np.float64)
-        p = pooled[estimator].to_numpy(dtype=np.float64)
-        return fn(y[indices], p[indices])
+    # ------------------------------------------------------------ one estimator, its interval
+    def prediction_matrix(self, estimators: list[str]) -> tuple[pd.Series, dict[str, np.ndarray]]:
+        """Out-of-fold predictions of ``estimators`` on the samples all of them predicted.
 
-    def _paired_pool(self, estimators: list[str]) -> pd.DataFrame:
-        """Repeat-averaged predictions of ``estimators`` (columns) on their common samples."""
-        pools = [self.pooled(name) for name in estimators]
-        predictions = [
-            pool["y_pred"].rename(name) for pool, name in zip(pools, estimators, strict=True)
-        ]
-        return pd.concat([pools[0]["y_true"], *predictions], axis=1, join="inner").dropna()
+        Returns
+        -------
+        y : Series, shape (n_common,)
+            Labels indexed by ``sample_id``, in the order of the first estimator's samples.
+        predictions : dict of str to ndarray, shape (n_common, n_repeats)
+            Per estimator, one column per repeat. Samples without a prediction in some
+            repeat of some estimator (a fold that could not be fitted) are left out, so all
+            estimators are scored on the same samples.
+        """
+        tables = {}
+        for name in estimators:
+            rows = self._rows(name)
+            tables[name] = rows.pivot_table(
+                index="sample_id", columns="repeat", values="y_pred", sort=False, dropna=False
+            )
+        y = self.pooled(estimators[0])["y_true"]
+        common = y.index
+        for table in tables.values():
+            complete = table.index[table.notna().all(axis=1).to_numpy()]
+            common = common[common.isin(complete)]
+        matrices = {
+            name: table.loc[common].to_numpy(dtype=np.float64) for name, table in tables.items()
+        }
+        return y.loc[common], matrices
 
-    def _resample(self, pooled: pd.DataFrame, n_bootstrap: int, seed: int) -> np.ndarray:
-        y = pooled["y_true"].to_numpy()
-        return bootstrap_indices(y, n_bootstrap, seed, self.task == "classification")
+    def _resamples(
+        self, y: pd.Series, n_bootstrap: int, seed: int, groups: pd.Series | None
+    ) -> Resamples:
+        labels = None if groups is None else _groups_of(groups, y.index)
+        return resample(
+            y.to_numpy(dtype=np.float64),
+            n_bootstrap,
+            seed,
+            self.task == "classification",
+            labels,
+        )
 
     def estimator_summary(
-        self, estimator: str, n_bootstrap: int = 1000, seed: int = 0
+        self,
+        estimator: str,
+        n_bootstrap: int = 1000,
+        seed: int = 0,
+        groups: pd.Series | None = None,
+        scheme: str = "cv",
     ) -> dict[str, float]:
-        """Point estimates, 95% bootstrap intervals and fold sd of one estimator (prefixed)."""
-        prefix = metric_prefix(estimator)
-        per_repeat = self.repeat_metrics(estimator)
-        pooled = self._paired_pool([estimator])
-        indices = self._resample(pooled, n_bootstrap, seed)
+        """Point estimates, their 95% bootstrap intervals and fold sd of one estimator.
+
+        See the module docstring: the point is the mean over repeats of the metric of each
+        repeat's out-of-fold predictions, and the interval is the percentile bootstrap of that
+        same statistic. ``groups`` (indexed by sample) makes the bootstrap resample whole
+        groups. Names are prefixed by :func:`metric_prefix` with ``scheme``.
+        """
+        prefix = metric_prefix(estimator, scheme)
+        y, matrices = self.prediction_matrix([estimator])
+        values, predictions = y.to_numpy(dtype=np.float64), matrices[estimator]
+        resamples = self._resamples(y, n_bootstrap, seed, groups)
+        everything = np.arange(values.size)[None, :]
         out: dict[str, float] = {}
-        for metric in METRICS[self.task]:
-            low, high = percentile_interval(
-                self._bootstrap_values(estimator, metric, indices, pooled)
-            )
-            out[f"{prefix}{metric}"] = _nanmean(per_repeat[metric])
+        for metric, fn in METRICS[self.task].items():
+            point = resampled_metric(fn, values, predictions, everything)[0]
+            low, high = percentile_interval(resampled_metric(fn, values, predictions, resamples))
+            out[f"{prefix}{metric}"] = float(point)
             out[f"{prefix}{metric}_ci_low"] = low
             out[f"{prefix}{metric}_ci_high"] = high
         primary = PRIMARY_METRIC[self.task]
         out[f"{prefix}{primary}_fold_sd"] = self.fold_sd(estimator, primary)
         return out
 
-    def summary(self, n_bootstrap: int = 1000, seed: int = 0) -> dict[str, float]:
+    def summary(
+        self,
+        n_bootstrap: int = 1000,
+        seed: int = 0,
+        groups: pd.Series | None = None,
+        scheme: str = "cv",
+    ) -> dict[str, float]:
         """The MLflow metric dictionary of every estimator.
 
         Names: for :data:`MODEL_NAME` ``cv_<metric>``, ``cv_<metric>_ci_low``,
         ``cv_<metric>_ci_high`` for each metric of the task, plus ``cv_roc_auc_fold_sd``
         (classification) or ``cv_rmse_fold_sd`` (regression); for any other estimator the
         same names prefixed ``baseline_<name>_`` (e.g. ``baseline_linear_cv_roc_auc``).
-        See the module docstring for how points and intervals are computed.
+        ``scheme`` replaces ``cv`` (``lolo`` for leave-one-lineage-out). See the module
+        docstring for how points and intervals are computed.
         """
         out: dict[str, float] = {}
         for estimator in self.estimators:
-            out.update(self.estimator_summary(estimator, n_bootstrap, seed))
+            out.update(self.estimator_summary(estimator, n_bootstrap, seed, groups, scheme))
         return out
 
+    # ------------------------------------------------------------ within groups
+    def within_group_summary(
+        self,
+        within: pd.Series,
+        name: str = "within_lineage",
+        n_bootstrap: int = 1000,
+        seed: int = 0,
+        groups: pd.Series | None = None,
+        scheme: str = "cv",
+    ) -> dict[str, float]:
+        """Metrics computed inside each group of ``within`` (a lineage), then averaged.
+
+        For each cross-validation repeat, the metric is computed on the out-of-fold
+        predictions of each group separately (groups where it is undefined, e.g. one class,
+        are skipped), the groups' values are averaged weighted by their number of samples,
+        and that average is averaged over repeats. The interval is the bootstrap of the same
+        statistic (whole ``groups`` resampled when given, else samples).
+
+        Returns
+        -------
+        dict
+            ``<prefix><name>_<metric>`` with ``_ci_low`` and ``_ci_high`` for the ranking
+            metrics (``roc_auc``; ``rmse`` and ``spearman`` for regression) of every
+            estimator, e.g. ``cv_within_lineage_roc_auc``.
+        """
+        out: dict[str, float] = {}
+        for estimator in self.estimators:
+            y, matrices = self.prediction_matrix([estimator])
+            codes, _ = pd.factorize(_groups_of(within, y.index), sort=True)
+            values, predictions = y.to_numpy(dtype=np.float64), matrices[estimator]
+            resamples = self._resamples(y, n_bootstrap, seed, groups)
+            prefix = metric_prefix(estimator, scheme)
+            for metric in WITHIN_GROUP_METRICS[self.task]:
+                fn = metric_function(self.task, metric)
+                point = _within_group_values(fn, values, predictions, codes, [np.arange(y.size)])
+                spread = _within_group_values(fn, values, predictions, codes, resamples)
+                low, high = percentile_interval(spread)
+                key = f"{prefix}{name}_{metric}"
+                out |= {key: float(point[0]), f"{key}_ci_low": low, f"{key}_ci_high": high}
+        return out
+
+    # ------------------------------------------------------------ paired comparisons
     def compare(
-        self, a: str, b: str, metric: str = "roc_auc", n_bootstrap: int = 1000, seed: int = 0
+        self,
+        a: str,
+        b: str,
+        metric: str = "roc_auc",
+        n_bootstrap: int = 1000,
+        seed: int = 0,
+        groups: pd.Series | None = None,
     ) -> dict[str, float]:
         """Paired comparison of estimators ``a`` and ``b`` on ``metric``.
 
         Returns
         -------
         dict
-            ``difference``: mean over repeats of ``metric(a) - metric(b)``; ``ci_low``,
-            ``ci_high``: 95% percentile bootstrap interval of the difference on the
-            repeat-averaged predictions (the same resampled samples for both);
-            ``p_not_better``: share of resamples in which ``a`` is not better than ``b``
-            (lower is better for ``brier`` and ``rmse``).
+            ``difference``: ``metric(a) - metric(b)``, each the estimator's statistic (mean
+            over repeats) on the samples both predicted; ``ci_low``, ``ci_high``: 95%
+            percentile bootstrap interval of the difference (the same resamples for both,
+            whole ``groups`` when given); ``p_not_better``: share of resamples in which ``a``
+            is not better than ``b`` (lower is better for ``brier`` and ``rmse``).
         """
-        metric_function(self.task, metric)
-        point = self.repeat_metrics(a)[metric] - self.repeat_metrics(b)[metric]
-        pooled = self._paired_pool([a, b])
-        indices = self._resample(pooled, n_bootstrap, seed)
-        diff = self._bootstrap_values(a, metric, indices, pooled) - self._bootstrap_values(
-            b, metric, indices, pooled
+        fn = metric_function(self.task, metric)
+        y, matrices = self.prediction_matrix([a, b])
+        values = y.to_numpy(dtype=np.float64)
+        everything = np.arange(values.size)[None, :]
+        point = resampled_metric(fn, values, matrices[a], everything) - resampled_metric(
+            fn, values, matrices[b], everything
+        )
+        resamples = self._resamples(y, n_bootstrap, seed, groups)
+        diff = resampled_metric(fn, values, matrices[a], resamples) - resampled_metric(
+            fn, values, matrices[b], resamples
         )
         low, high = percentile_interval(diff)
         finite = diff[~np.isnan(diff)]
         worse = finite <= 0 if HIGHER_IS_BETTER[metric] else finite >= 0
         return {
-            "difference": _nanmean(point),
+            "difference": float(point[0]),
             "ci_low": low,
             "ci_high": high,
             "p_not_better": float(worse.mean()) if finite.size else np.nan,
         }
+
+    def best_baseline(self, metric: str | None = None) -> str | None:
+        """The estimator other than :data:`MODEL_NAME` with the best ``metric`` (default: the
+        task's primary metric), or None without baselines."""
+        metric = metric or PRIMARY_METRIC[self.task]
+        fn = metric_function(self.task, metric)
+        scores: dict[str, float] = {}
+        for name in self.estimators:
+            if name == MODEL_NAME:
+                continue
+            y, matrices = self.prediction_matrix([name])
+            everything = np.arange(y.size)[None, :]
+            value = resampled_metric(fn, y.to_numpy(dtype=np.float64), matrices[name], everything)
+            if np.isfinite(value[0]):
+                scores[name] = float(value[0])
+        if not scores:
+            return None
+        pick = max if HIGHER_IS_BETTER[metric] else min
+        return pick(scores, key=scores.__getitem__)
+
+    def best_baseline_difference(
+        self, n_bootstrap: int = 1000, seed: int = 0, groups: pd.Series | None = None
+    ) -> tuple[str | None, dict[str, float]]:
+        """The model against its best baseline on the same folds, for the primary metric.
+
+        Returns
+        -------
+        best : str or None
+            Name of the best baseline (None without baselines or without the model).
+        metrics : dict
+            ``cv_<primary>_minus_best_baseline`` with ``_ci_low`` and ``_ci_high``
+            (``cv_roc_auc_minus_best_baseline``; ``cv_rmse_minus_best_baseline`` for
+            regression, where negative means the model is better); empty without a baseline.
+        """
+        primary = PRIMARY_METRIC[self.task]
+        best = self.best_baseline(primary) if MODEL_NAME in self.estimators else None
+        if best is None:
+            return None, {}
+        versus = self.compare(MODEL_NAME, best, primary, n_bootstrap, seed, groups)
+        key = f"cv_{primary}_minus_best_baseline"
+        return best, {
+            key: versus["difference"],
+            f"{key}_ci_low": versus["ci_low"],
+            f"{key}_ci_high": versus["ci_high"],
+        }
+
+
+def _groups_of(groups: pd.Series, samples: pd.Index) -> np.ndarray:
+    """Group labels of ``samples`` (a subset of the index of ``groups``), shape (n,)."""
+    if not isinstance(groups, pd.Series):
+        raise InputError("groups must be a pandas Series indexed by sample")
+    aligned = groups.reindex(samples)
+    if aligned.isna().any():
+        raise InputError(
+            f"{int(aligned.isna().sum())} sample(s) have no group; every sample needs one"
+        )
+    return aligned.to_numpy(dtype=object)
+
+
+def _within_group_values(
+    fn: MetricFunction,
+    y: np.ndarray,
+    predictions: np.ndarray,
+    codes: np.ndarray,
+    resamples: Resamples,
+) -> np.ndarray:
+    """Sample-weighted mean over groups of the per-group statistic, per resample.
+
+    ROC AUC is computed for all resamples at once from how often each sample was drawn
+    (:func:`~nkpredict.evaluate.metrics.weighted_roc_auc`); other metrics resample by loop.
+    """
+    n_groups = int(codes.max(initial=-1)) + 1
+    if fn is metric_function("classification", "roc_auc"):
+        counts = resample_counts(resamples, y.size)
+        total = np.zeros(len(resamples))
+        weight = np.zeros(len(resamples))
+        for code in range(n_groups):
+            members = np.flatnonzero(codes == code)
+            drawn = counts[:, members]
+            per_repeat = np.stack(
+                [
+                    weighted_roc_auc(y[members], predictions[members, r], drawn)
+                    for r in range(predictions.shape[1])
+                ]
+            )
+            finite = np.isfinite(per_repeat)
+            n_finite = finite.sum(axis=0)
+            value = np.where(
+                n_finite > 0,
+                np.where(finite, per_repeat, 0.0).sum(axis=0) / np.maximum(n_finite, 1),
+                np.nan,
+            )
+            size = drawn.sum(axis=1)
+            defined = np.isfinite(value)
+            total += np.where(defined, value * size, 0.0)
+            weight += np.where(defined, size, 0.0)
+        return np.where(weight > 0, total / np.where(weight > 0, weight, 1.0), np.nan)
+    out = np.full(len(resamples), np.nan)
+    for b, rows in enumerate(resamples):
+        total_b = weight_b = 0.0
+        for code in range(n_groups):
+            members = rows[codes[rows] == code]
+            if members.size == 0:
+                continue
+            value_b = resampled_metric(fn, y, predictions, members[None, :])[0]
+            if np.isfinite(value_b):
+                total_b += value_b * members.size
+                weight_b += members.size
+        if weight_b:
+            out[b] = total_b / weight_b
+    return out
 
 
 def paired_difference(
@@ -235,9 +464,10 @@ def paired_difference(
     metric: str = "roc_auc",
     n_bootstrap: int = 1000,
     seed: int = 0,
+    groups: pd.Series | None = None,
 ) -> dict[str, float]:
     """Does estimator ``a`` beat ``b`` on the same folds? See :meth:`CVResult.compare`."""
-    return result.compare(a, b, metric, n_bootstrap, seed)
+    return result.compare(a, b, metric, n_bootstrap, seed, groups)
 
 
 # ---------------------------------------------------------------------------- running CV
@@ -270,8 +500,45 @@ def _predict(estimator: Any, X: pd.DataFrame, task: Task) -> np.ndarray:
     return np.asarray(estimator.predict(X), dtype=np.float64).ravel()
 
 
+def _fit_params(estimator: Any, groups: np.ndarray | None) -> dict[str, Any]:
+    """Keyword arguments handing ``groups`` to the ``fit`` that takes them (inner splits).
+
+    An estimator whose ``fit`` has a ``groups`` parameter gets ``groups=``; a scikit-learn
+    pipeline gets ``<step>__groups=`` for each step whose ``fit`` has one. Estimators without
+    inner splits get nothing.
+    """
+    if groups is None:
+        return {}
+    steps = getattr(estimator, "steps", None)
+    if steps is not None:
+        return {
+            f"{name}__groups": groups
+            for name, step in steps
+            if step not in (None, "passthrough") and _takes_groups(step)
+        }
+    return {"groups": groups} if _takes_groups(estimator) else {}
+
+
+def _takes_groups(estimator: Any) -> bool:
+    fit = getattr(estimator, "fit", None)
+    return fit is not None and "groups" in inspect.signature(fit).parameters
+
+
+def fit_with_groups(estimator: Any, X: pd.DataFrame, y: Any, groups: Any = None) -> Any:
+    """``estimator.fit(X, y)`` handing ``groups`` (n_samples,) to every inner split that
+    takes them (see :func:`_fit_params`); returns the fitted estimator."""
+    labels = None if groups is None else np.asarray(groups, dtype=object)
+    return estimator.fit(X, y, **_fit_params(estimator, labels))
+
+
 def _fold_predictions(
-    name: str, factory: EstimatorFactory, X: pd.DataFrame, y: np.ndarray, fold: Fold, task: Task
+    name: str,
+    factory: EstimatorFactory,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    fold: Fold,
+    task: Task,
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """Fit a fresh estimator on the fold's training samples and predict its test samples."""
     if task == "classification" and np.unique(y[fold.train]).size < 2:
@@ -285,7 +552,8 @@ def _fold_predictions(
         )
         return np.full(fold.test.size, np.nan)
     estimator = factory()
-    estimator.fit(X.iloc[fold.train], y[fold.train])
+    train_groups = None if groups is None else groups[fold.train]
+    fit_with_groups(estimator, X.iloc[fold.train], y[fold.train], train_groups)
     logger.debug("%s fitted on repeat %d fold %d", name, fold.repeat, fold.fold)
     return _predict(estimator, X.iloc[fold.test], task)
 
@@ -320,6 +588,7 @@ def cross_validate(
     folds: list[Fold],
     task: Task,
     progress: Callable[[str], None] | None = None,
+    groups: pd.Series | None = None,
 ) -> CVResult:
     """Fit every estimator on every fold and collect out-of-fold predictions.
 
@@ -339,6 +608,10 @@ def cross_validate(
     task : {"classification", "regression"}
     progress : callable, optional
         Called with a short message after each of the ``len(estimators) * len(folds)`` fits.
+    groups : Series, optional
+        Group of each sample (cell line, patient), indexed like ``y``: handed to the inner
+        splits (early stopping, tuning) of every estimator that has them, so no group is
+        split between an inner fit and its validation samples either.
 
     Returns
     -------
@@ -350,12 +623,13 @@ def cross_validate(
     values = target_values(y, task)
     _check_folds(folds, len(values))
     n_repeats = len({f.repeat for f in folds})
+    group_of = None if groups is None else align_groups(groups, y)
     predictions, metric_rows = [], []
     for name, factory in estimators.items():
         started = time.perf_counter()
         rows = []
         for fold in folds:
-            y_pred = _fold_predictions(name, factory, X, values, fold, task)
+            y_pred = _fold_predictions(name, factory, X, values, fold, task, group_of)
             rows.append(_prediction_rows(name, fold, y, y_pred))
             metric_rows += _fold_metric_rows(name, fold, task, values[fold.test], y_pred)
             if progress is not None:
@@ -374,6 +648,50 @@ def cross_validate(
     )
 
 
+def leave_one_group_out_result(
+    factory: EstimatorFactory,
+    X: pd.DataFrame,
+    y: pd.Series,
+    groups: pd.Series,
+    task: Task,
+    progress: Callable[[str], None] | None = None,
+    inner_groups: pd.Series | None = None,
+) -> CVResult:
+    """Hold out each group (a lineage) in turn: one repeat, one fold per group.
+
+    ``inner_groups`` (e.g. cell lines) are handed to the inner splits as in
+    :func:`cross_validate`. Summarise it with ``result.summary(scheme="lolo")`` (the
+    ``lolo_*`` metrics) and :func:`group_table`.
+    """
+    task = check_choice(task, TASKS, "task")
+    group_of = align_groups(groups, y)
+    return cross_validate(
+        {MODEL_NAME: factory},
+        X,
+        y,
+        leave_one_group_out_folds(group_of),
+        task,
+        progress,
+        inner_groups,
+    )
+
+
+def group_table(result: CVResult, groups: pd.Series) -> pd.DataFrame:
+    """Per-group scores of :data:`MODEL_NAME`'s out-of-fold predictions.
+
+    Returns
+    -------
+    DataFrame, shape (n_groups + 1, n_columns)
+        ``group``, ``n``, ``n_resistant`` (classification), then the task's metrics computed
+        on that group's predictions (NaN where undefined, e.g. ``roc_auc`` for a group with
+        one class); the final row ``ALL`` scores all predictions pooled.
+    """
+    held_out = result.predictions[result.predictions["estimator"] == MODEL_NAME]
+    held_out = held_out.assign(group=_groups_of(groups, pd.Index(held_out["sample_id"])))
+    parts = [*held_out.groupby("group"), ("ALL", held_out)]
+    return pd.DataFrame([_group_row(group, part, result.task) for group, part in parts])
+
+
 def leave_one_group_out(
     factory: EstimatorFactory,
     X: pd.DataFrame,
@@ -387,20 +705,10 @@ def leave_one_group_out(
     Returns
     -------
     DataFrame, shape (n_groups + 1, n_columns)
-        ``group``, ``n``, ``n_resistant`` (classification), then the task's metrics computed
-        on that group's held-out predictions (NaN where undefined, e.g. ``roc_auc`` for a
-        group with one class); the final row ``ALL`` scores all held-out predictions pooled.
+        :func:`group_table` of :func:`leave_one_group_out_result`.
     """
-    task = check_choice(task, TASKS, "task")
-    group_of = align_groups(groups, y)
-    result = cross_validate(
-        {MODEL_NAME: factory}, X, y, leave_one_group_out_folds(group_of), task, progress
-    )
-    held_out = result.predictions.assign(
-        group=pd.Series(group_of, index=y.index).loc[result.predictions["sample_id"]].to_numpy()
-    )
-    parts = [*held_out.groupby("group"), ("ALL", held_out)]
-    return pd.DataFrame([_group_row(group, part, task) for group, part in parts])
+    result = leave_one_group_out_result(factory, X, y, groups, task, progress)
+    return group_table(result, groups)
 
 
 def _group_row(group: Any, part: pd.DataFrame, task: Task) -> dict[str, Any]:

@@ -32,20 +32,31 @@ __all__ = [
     "ORACLE_METRICS",
     "PRIMARY_METRIC",
     "MetricFunction",
+    "Resamples",
     "bootstrap_indices",
     "calibration_table",
     "check_binary",
     "classification_metrics",
+    "group_bootstrap_indices",
     "metric_function",
     "oracle_metrics",
     "percentile_interval",
     "regression_metrics",
+    "resample",
+    "resample_counts",
+    "resampled_metric",
     "score",
     "score_with_intervals",
+    "weighted_roc_auc",
 ]
 
 MetricFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``metric(y_true, y_pred)``, both of shape (n_rows, n_samples), returns shape (n_rows,)."""
+
+Resamples = np.ndarray | list[np.ndarray]
+"""Bootstrap resamples of sample positions: one row per resample, shape (n_bootstrap, n) when
+every resample has the same size (sample bootstrap), else a list of position arrays (group
+bootstrap, where resamples of whole groups differ in size)."""
 
 CI_LEVEL = 0.95
 CLASSIFICATION_THRESHOLD = 0.5
@@ -285,6 +296,120 @@ def bootstrap_indices(y: np.ndarray, n_bootstrap: int, seed: int, stratify: bool
     return np.concatenate(
         [rng.choice(s, size=(n_bootstrap, s.size), replace=True) for s in strata], axis=1
     )
+
+
+def group_bootstrap_indices(groups: np.ndarray, n_bootstrap: int, seed: int) -> list[np.ndarray]:
+    """Resamples of whole groups: each draws as many groups as there are, with replacement.
+
+    Parameters
+    ----------
+    groups : ndarray, shape (n_samples,)
+        Group label of each sample (cell line, patient).
+    n_bootstrap : int
+    seed : int
+
+    Returns
+    -------
+    list of ndarray
+        ``n_bootstrap`` arrays of sample positions; a drawn group brings all its samples, so
+        a sample appears exactly as often as its group was drawn.
+    """
+    codes, _ = pd.factorize(np.asarray(groups, dtype=object), sort=True)
+    members = [np.flatnonzero(codes == c) for c in range(codes.max(initial=-1) + 1)]
+    if not members:
+        return [np.empty(0, dtype=np.intp) for _ in range(n_bootstrap)]
+    drawn = np.random.default_rng(seed).integers(0, len(members), size=(n_bootstrap, len(members)))
+    return [np.concatenate([members[c] for c in row]) for row in drawn]
+
+
+def resample(
+    y: np.ndarray, n_bootstrap: int, seed: int, stratify: bool, groups: np.ndarray | None = None
+) -> Resamples:
+    """The bootstrap of one evaluation: whole groups when ``groups`` (n_samples,) is given,
+    else samples (within class when ``stratify``); see :func:`bootstrap_indices` and
+    :func:`group_bootstrap_indices`."""
+    if groups is not None:
+        return group_bootstrap_indices(groups, n_bootstrap, seed)
+    return bootstrap_indices(y, n_bootstrap, seed, stratify)
+
+
+def resampled_metric(
+    fn: MetricFunction, y: np.ndarray, predictions: np.ndarray, resamples: Resamples
+) -> np.ndarray:
+    """The mean over repeats of ``fn`` on every resample, shape (n_resamples,).
+
+    Parameters
+    ----------
+    fn : MetricFunction
+    y : ndarray, shape (n_samples,)
+    predictions : ndarray, shape (n_samples, n_repeats)
+        One column of out-of-fold predictions per cross-validation repeat.
+    resamples : Resamples
+        Positions into ``y``; ``np.arange(n)[None, :]`` gives the point estimate itself.
+
+    Returns
+    -------
+    ndarray
+        NaN where the metric is undefined in every repeat (e.g. one class drawn).
+    """
+    if isinstance(resamples, np.ndarray):
+        if resamples.shape[1] == 0:
+            return np.full(resamples.shape[0], np.nan)
+        per_repeat = np.stack(
+            [fn(y[resamples], predictions[:, r][resamples]) for r in range(predictions.shape[1])]
+        )
+    else:
+        per_repeat = np.full((predictions.shape[1], len(resamples)), np.nan)
+        for b, rows in enumerate(resamples):
+            if rows.size:
+                targets = np.broadcast_to(y[rows], (predictions.shape[1], rows.size))
+                per_repeat[:, b] = fn(targets, predictions[rows].T)
+    with np.errstate(invalid="ignore"):
+        defined = ~np.isnan(per_repeat)
+        total = np.where(defined, per_repeat, 0.0).sum(axis=0)
+        count = defined.sum(axis=0)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def resample_counts(resamples: Resamples, n_samples: int) -> np.ndarray:
+    """How often each sample is drawn in each resample, shape (n_resamples, n_samples)."""
+    counts = np.zeros((len(resamples), n_samples))
+    for b, rows in enumerate(resamples):
+        counts[b] = np.bincount(rows, minlength=n_samples)
+    return counts
+
+
+def weighted_roc_auc(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ROC AUC of one prediction vector under many sample weightings at once.
+
+    With integer weights (how often a bootstrap resample drew each sample) this equals
+    :func:`_roc_auc` of the resampled vectors, ties counted one half.
+
+    Parameters
+    ----------
+    y : ndarray, shape (n_samples,)
+        0/1 labels.
+    p : ndarray, shape (n_samples,)
+        Predictions.
+    weights : ndarray, shape (n_rows, n_samples)
+
+    Returns
+    -------
+    ndarray, shape (n_rows,)
+        NaN where a row weighs no positive or no negative sample.
+    """
+    if y.size == 0:
+        return np.full(weights.shape[0], np.nan)
+    order = np.argsort(p, kind="mergesort")
+    p_sorted, y_sorted, w_sorted = p[order], y[order], weights[:, order]
+    starts = np.r_[0, np.flatnonzero(np.diff(p_sorted)) + 1]
+    positive = np.add.reduceat(w_sorted * y_sorted, starts, axis=1)
+    negative = np.add.reduceat(w_sorted * (1.0 - y_sorted), starts, axis=1)
+    below = np.cumsum(negative, axis=1) - negative
+    numerator = (positive * (below + 0.5 * negative)).sum(axis=1)
+    denominator = positive.sum(axis=1) * negative.sum(axis=1)
+    defined = denominator > 0
+    return np.where(defined, numerator / np.where(defined, denominator, 1.0), np.nan)
 
 
 def percentile_interval(values: np.ndarray) -> tuple[float, float]:

@@ -1,5 +1,9 @@
 """Gradient-boosted trees (XGBoost) with early stopping on an inner validation split.
 
+The inner split (:func:`inner_split`) is the one place the validation samples of early
+stopping and of the tuning search are chosen; given groups (cell lines, patients) it never
+puts samples of one group on both sides.
+
 Every boosting run goes through :func:`boost`. By default it calls :func:`xgboost.train`
 in-process; :func:`use_trainer` swaps in another :data:`Trainer` for the runs started inside
 its ``with`` block (``training.engines`` uses it to boost through ``xgboost.dask`` on a
@@ -19,12 +23,12 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 from sklearn.base import BaseEstimator, clone
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, train_test_split
 
 from nkpredict.exceptions import InputError, ModelLoadError, NotFittedError
 from nkpredict.vocabulary import Task
 
-__all__ = ["BoostedTrees", "Trainer", "Validation", "boost", "use_trainer"]
+__all__ = ["BoostedTrees", "Trainer", "Validation", "boost", "inner_split", "use_trainer"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,11 +83,62 @@ def boost(
     )
 
 
+def inner_split(
+    target: np.ndarray,
+    validation_fraction: float,
+    seed: int,
+    stratify: bool,
+    groups: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the fitting and the validation samples of one inner split.
+
+    Parameters
+    ----------
+    target : ndarray, shape (n_samples,)
+    validation_fraction : float
+        Share of samples (without groups) or of groups (with groups) held out.
+    seed : int
+    stratify : bool
+        Keep the class balance (classification).
+    groups : ndarray, shape (n_samples,), optional
+        Group of each sample. No group is split: for classification
+        ``StratifiedGroupKFold`` with ``round(1 / validation_fraction)`` folds (its first
+        fold validates), otherwise ``GroupShuffleSplit``. Without groups the split is
+        ``train_test_split`` (stratified for classification), as before groups existed.
+
+    Returns
+    -------
+    fit, validation : ndarray of int
+    """
+    positions = np.arange(target.shape[0])
+    if groups is None:
+        fit, validation = train_test_split(
+            positions,
+            test_size=validation_fraction,
+            random_state=seed,
+            stratify=target if stratify else None,
+        )
+        return np.asarray(fit), np.asarray(validation)
+    labels = np.asarray(groups, dtype=object)
+    n_groups = np.unique(labels).size
+    if n_groups < 2:
+        raise InputError("an inner split by groups needs at least two groups")
+    n_splits = min(n_groups, max(2, round(1.0 / validation_fraction)))
+    splitter: Any
+    if stratify and np.unique(target).size > 1:
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    else:
+        splitter = GroupShuffleSplit(n_splits=1, test_size=1.0 / n_splits, random_state=seed)
+    fit, validation = next(splitter.split(positions, target, labels))
+    return np.asarray(fit), np.asarray(validation)
+
+
 class BoostedTrees(BaseEstimator):
     """An XGBoost booster tuned by early stopping, with a scikit-learn interface.
 
     ``fit`` holds out ``validation_fraction`` of the training samples (stratified for
-    classification), boosts until the validation loss stops improving for
+    classification; whole groups when ``fit`` gets ``groups``, see :func:`inner_split`), boosts
+    until the validation loss stops improving for
     ``early_stopping_rounds`` rounds, then refits on all samples with the number of rounds
     found. The fitted booster is plain XGBoost (saved as UBJ/JSON, no pickles).
 
@@ -108,6 +163,11 @@ class BoostedTrees(BaseEstimator):
     tuning_budget : float
         Seconds of Optuna search over tree parameters inside every ``fit`` (0 = off); see
         :mod:`nkpredict.model.tuning`. Because it runs inside ``fit``, cross-validation is nested.
+        With ``tuning_trials`` it is only a cap on the time of those trials.
+    tuning_trials : int
+        Number of Optuna trials inside every ``fit`` (0 = time budget only). A trial count
+        makes the search independent of machine load: the same data and seed give the same
+        parameters.
     """
 
     def __init__(
@@ -126,6 +186,7 @@ class BoostedTrees(BaseEstimator):
         device: str = "cpu",
         random_state: int = 0,
         tuning_budget: float = 0.0,
+        tuning_trials: int = 0,
     ) -> None:
         self.task = task
         self.n_estimators = n_estimators
@@ -141,6 +202,7 @@ class BoostedTrees(BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.tuning_budget = tuning_budget
+        self.tuning_trials = tuning_trials
 
     def xgb_params(self) -> dict[str, Any]:
         """The XGBoost training parameters these settings stand for."""
@@ -161,48 +223,67 @@ class BoostedTrees(BaseEstimator):
             params["nthread"] = self.n_jobs
         return params
 
-    def fit(self, X: pd.DataFrame | np.ndarray, y: Any) -> BoostedTrees:
-        """Fit on features ``X`` (n_samples, n_features) and target ``y`` (n_samples,)."""
+    def fit(self, X: pd.DataFrame | np.ndarray, y: Any, groups: Any = None) -> BoostedTrees:
+        """Fit on features ``X`` (n_samples, n_features) and target ``y`` (n_samples,).
+
+        ``groups`` (n_samples,), optional: group of each sample; the inner split of early
+        stopping and tuning then keeps every group on one side (:func:`inner_split`).
+        """
         values = np.asarray(X, dtype=np.float32)
         target = np.asarray(y, dtype=np.float32)
         if values.shape[0] != target.shape[0] or values.shape[0] == 0:
             raise InputError("features and target must have the same, non-zero number of rows")
+        labels = None if groups is None else np.asarray(groups, dtype=object)
+        if labels is not None and labels.shape[0] != values.shape[0]:
+            raise InputError("groups must have one label per training sample")
         self.feature_names_in_ = (
             np.asarray(X.columns, dtype=object) if isinstance(X, pd.DataFrame) else None
         )
-        trees = self._tuned(values, target) if self.tuning_budget > 0 else self
-        self.n_rounds_ = trees._rounds_by_early_stopping(values, target)
+        tuned = self.tuning_budget > 0 or self.tuning_trials > 0
+        trees = self._tuned(values, target, labels) if tuned else self
+        self.n_rounds_ = trees._rounds_by_early_stopping(values, target, labels)
         self.booster_ = boost(trees.xgb_params(), values, target, self.n_rounds_)
         return self
 
-    def _tuned(self, values: np.ndarray, target: np.ndarray) -> BoostedTrees:
-        """A copy with the parameters found by the time-budgeted search (kept in tuned_params_)."""
+    def _tuned(
+        self, values: np.ndarray, target: np.ndarray, groups: np.ndarray | None
+    ) -> BoostedTrees:
+        """A copy with the parameters found by the search (kept in tuned_params_)."""
         from nkpredict.model.tuning import search_parameters
 
         def untuned(**params: Any) -> BoostedTrees:
-            return clone(self).set_params(tuning_budget=0.0, **params)
+            return clone(self).set_params(tuning_budget=0.0, tuning_trials=0, **params)
 
+        fit, validation = self.inner_positions(target, groups)
         self.tuned_params_ = search_parameters(
             untuned,
             values,
             target,
             self.tuning_budget,
-            stratify=self.task == "classification",
+            fit=fit,
+            validation=validation,
             seed=self.random_state,
-            validation_fraction=self.validation_fraction,
+            n_trials=self.tuning_trials,
         )
         return untuned(**self.tuned_params_)
 
-    def _inner_split(self, values: np.ndarray, target: np.ndarray) -> list[np.ndarray]:
-        stratify = target if self.task == "classification" else None
-        split: list[np.ndarray] = train_test_split(
-            values,
+    def inner_positions(
+        self, target: np.ndarray, groups: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fitting and validation positions of early stopping and tuning (:func:`inner_split`).
+
+        With fewer than two groups the split falls back to samples (with a warning).
+        """
+        if groups is not None and np.unique(groups).size < 2:
+            logger.warning("one group only: the inner split splits samples, not groups")
+            groups = None
+        return inner_split(
             target,
-            test_size=self.validation_fraction,
-            random_state=self.random_state,
-            stratify=stratify,
+            self.validation_fraction,
+            self.random_state,
+            stratify=self.task == "classification",
+            groups=groups,
         )
-        return split
 
     def _early_stopped(
         self, x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray, y_val: np.ndarray
@@ -222,11 +303,16 @@ class BoostedTrees(BaseEstimator):
         """Best validation loss (log loss or RMSE) of an early-stopped fit on ``x_fit``."""
         return float(self._early_stopped(x_fit, y_fit, x_val, y_val).best_score)
 
-    def _rounds_by_early_stopping(self, values: np.ndarray, target: np.ndarray) -> int:
+    def _rounds_by_early_stopping(
+        self, values: np.ndarray, target: np.ndarray, groups: np.ndarray | None = None
+    ) -> int:
         if not self.early_stopping_rounds or values.shape[0] < _MIN_SAMPLES_FOR_EARLY_STOPPING:
             return self.n_estimators
-        x_fit, x_val, y_fit, y_val = self._inner_split(values, target)
-        rounds = int(self._early_stopped(x_fit, y_fit, x_val, y_val).best_iteration) + 1
+        fit, validation = self.inner_positions(target, groups)
+        booster = self._early_stopped(
+            values[fit], target[fit], values[validation], target[validation]
+        )
+        rounds = int(booster.best_iteration) + 1
         logger.debug("early stopping chose %d boosting rounds", rounds)
         return rounds
 

@@ -1,10 +1,14 @@
-"""Time-budgeted hyperparameter search for the boosted trees (Optuna, optional extra).
+"""Hyperparameter search for the boosted trees (Optuna, optional extra).
 
 The search runs inside :meth:`BoostedTrees.fit`, on the training samples it is given only, so
 when cross-validation fits the model per fold the tuning is nested: no outer test sample ever
-influences the parameters chosen for it. Each trial fits on an inner split with early stopping
-and is scored by the validation loss; the best trial's parameters (and its number of rounds) are
-then used for the final fit on all of the fold's training samples.
+influences the parameters chosen for it. Each trial fits on the inner split that early stopping
+uses (:func:`nkpredict.model.boosting.inner_split`, whole groups on one side when the fit has
+groups) and is scored by the validation loss; the best trial's parameters (and its number of
+rounds) are then used for the final fit on all of the fold's training samples.
+
+The budget is a number of trials (reproducible whatever the machine load), optionally capped in
+time; a time budget alone (the older ``--tuning-budget``) runs trials until it is spent.
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ import logging
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from nkpredict.exceptions import InputError
 
-__all__ = ["SEARCH_SPACE", "search_parameters"]
+__all__ = ["MAX_TIMED_TRIALS", "SEARCH_SPACE", "search_parameters"]
 
 logger = logging.getLogger(__name__)
+
+MAX_TIMED_TRIALS = 500
+"""Trials of a search bounded by time only."""
 
 #: Parameters the search may change, with their ranges (``log`` marks a log-uniform range).
 SEARCH_SPACE: dict[str, tuple[str, float, float]] = {
@@ -47,11 +53,12 @@ def search_parameters(
     values: np.ndarray,
     target: np.ndarray,
     budget_seconds: float,
-    stratify: bool,
+    fit: np.ndarray,
+    validation: np.ndarray,
     seed: int,
-    validation_fraction: float,
+    n_trials: int = 0,
 ) -> dict[str, Any]:
-    """Search :data:`SEARCH_SPACE` for ``budget_seconds`` and return the best parameters.
+    """Search :data:`SEARCH_SPACE` and return the best parameters.
 
     Parameters
     ----------
@@ -61,32 +68,35 @@ def search_parameters(
     values : ndarray, shape (n_samples, n_features)
     target : ndarray, shape (n_samples,)
     budget_seconds : float
-        Wall-clock budget; at least one trial always runs.
-    stratify : bool
-        Stratify the inner split by ``target`` (classification).
+        Wall-clock cap (0 = none when ``n_trials`` is given). Without ``n_trials`` the search
+        runs until this budget is spent (at most :data:`MAX_TIMED_TRIALS` trials).
+    fit, validation : ndarray of int
+        Positions of the inner split scoring each trial (the early-stopping split).
     seed : int
-    validation_fraction : float
-        Share of samples held out to score each trial.
+    n_trials : int
+        Number of trials (0 = bounded by ``budget_seconds`` only). At least one trial runs.
     """
     try:
         import optuna
     except ImportError:
-        raise InputError("--tuning-budget needs Optuna: pip install 'nkpredict[tune]'") from None
+        raise InputError(
+            "--tuning-trials and --tuning-budget need Optuna: pip install 'nkpredict[tune]'"
+        ) from None
+    if n_trials <= 0 and budget_seconds <= 0:
+        raise InputError("a parameter search needs a number of trials or a time budget")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    x_fit, x_val, y_fit, y_val = train_test_split(
-        values,
-        target,
-        test_size=validation_fraction,
-        random_state=seed,
-        stratify=target if stratify else None,
-    )  # the same split the early stopping of the final fit uses
+    x_fit, y_fit = values[fit], target[fit]
+    x_val, y_val = values[validation], target[validation]
 
     def objective(trial: Any) -> float:
         return float(make_estimator(**_suggest(trial)).validation_loss(x_fit, y_fit, x_val, y_val))
 
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=1)
-    study.optimize(objective, timeout=max(budget_seconds, 0.0), n_trials=500)
+    remaining = (n_trials if n_trials > 0 else MAX_TIMED_TRIALS) - 1
+    timeout = budget_seconds if budget_seconds > 0 else None
+    if remaining > 0:
+        study.optimize(objective, n_trials=remaining, timeout=timeout)
     logger.info(
         "tuning: %d trials, best validation loss %.4f with %s",
         len(study.trials),

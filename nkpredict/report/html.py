@@ -49,6 +49,7 @@ from nkpredict.evaluate.metrics import (
     classification_metrics,
     regression_metrics,
 )
+from nkpredict.evaluate.summary import headline
 from nkpredict.exceptions import InputError, LabelError
 from nkpredict.explain.attributions import (
     HIGHER_MORE_RESISTANT,
@@ -281,6 +282,10 @@ def _split_metric(key: str) -> tuple[str, str, str] | None:
     """``baseline_linear_cv_roc_auc_ci_low`` -> (``baseline: linear``, ``roc_auc``, ``_ci_low``)."""
     suffix = next((s for s in _METRIC_SUFFIXES if key.endswith(s)), "")
     stem = key[: len(key) - len(suffix)]
+    if stem.endswith("_minus_best_baseline"):
+        return None  # a comparison, shown in the headline table
+    if stem.startswith("lolo_"):
+        return "nkpredict, leave-one-lineage-out", stem.removeprefix("lolo_"), suffix
     if stem.startswith("oracle_"):
         return "oracle (best achievable)", stem.removeprefix("oracle_"), suffix
     if stem.startswith("cv_"):
@@ -363,6 +368,17 @@ def model_card(model: NKResistanceModel) -> dict[str, Any]:
         "metric_names": names,
         "metric_rows": rows,
         "gaps": oracle_gaps(metrics),
+        "best_baseline": metadata.get("best_baseline"),
+        "headline": [
+            {
+                "metric": name,
+                "value": _format_number(value),
+                "interval": ""
+                if np.isnan(low)
+                else f"[{_format_number(low)}, {_format_number(high)}]",
+            }
+            for name, value, low, high in headline(metrics, model.task)
+        ],
     }
 
 

@@ -24,5 +24,12 @@ router = APIRouter(prefix="/v1", dependencies=[Security(require_api_key)])
 )
 async def model_info(loaded: LoadedModel = Depends(get_loaded_model)) -> dict[str, Any]:
     """Registered name, version, run, training-data fingerprint, label definition, metrics,
-    number of features and catalogue version."""
+    number of features and catalogue version.
+
+    The metrics are those of the training run: pooled (``cv_roc_auc``), within-lineage
+    (``cv_within_lineage_roc_auc``) and leave-one-lineage-out (``lolo_roc_auc``) scores, every
+    baseline on the same folds (``baseline_lineage_cv_roc_auc``,
+    ``baseline_xgb_allgenes_cv_roc_auc`` ...) and the paired difference to the best one
+    (``cv_roc_auc_minus_best_baseline``), each with ``_ci_low`` / ``_ci_high``.
+    """
     return {"model": loaded.model_ref(), "loaded_at": loaded.loaded_at, **loaded.info}

@@ -22,17 +22,24 @@ from nkpredict.evaluate.cv import (
     MODEL_NAME,
     CVResult,
     cross_validate,
+    fit_with_groups,
     leave_one_group_out,
     paired_difference,
 )
 from nkpredict.evaluate.folds import CVConfig, Fold, make_folds
 from nkpredict.evaluate.metrics import (
+    bootstrap_indices,
     calibration_table,
     classification_metrics,
+    group_bootstrap_indices,
     oracle_metrics,
     regression_metrics,
+    resample_counts,
+    weighted_roc_auc,
 )
+from nkpredict.evaluate.summary import evaluation_summary
 from nkpredict.exceptions import InputError, LabelError
+from nkpredict.model.boosting import BoostedTrees
 from nkpredict.model.fitted import NKResistanceModel
 
 CATALOG_GENES = list(load_catalog().all_genes())
@@ -245,7 +252,7 @@ def test_summary_has_exactly_the_contract_names(classification_run):
         "baseline_linear_cv_brier_ci_high",
     }
     assert contract <= set(summary)
-    names = [MODEL_NAME, "linear", "signature", "xgb_allgenes", "chance"]
+    names = [MODEL_NAME, "linear", "signature", "lineage", "xgb_allgenes", "chance"]
     assert set(summary) == expected_names("classification", names)
     assert all(isinstance(v, float) for v in summary.values())
 
@@ -262,8 +269,8 @@ def test_intervals_contain_the_point_estimate(classification_run):
 
 def test_model_beats_chance_and_baselines_are_scored(classification_run):
     _, y, probability, folds, result, messages = classification_run
-    assert len(messages) == 5 * len(folds)
-    assert len(result.predictions) == 5 * 2 * len(y)
+    assert len(messages) == 6 * len(folds)
+    assert len(result.predictions) == 6 * 2 * len(y)
     pooled = result.pooled(MODEL_NAME)
     assert pooled.index.tolist() == y.index.tolist()
     assert pooled["y_true"].tolist() == y.tolist()
@@ -288,7 +295,7 @@ def test_fold_metrics_are_long_and_per_fold(classification_run):
     *_, folds, result, _ = classification_run
     table = result.fold_metrics
     assert list(table.columns) == ["estimator", "repeat", "fold", "metric", "value"]
-    assert len(table) == 5 * len(folds) * 4
+    assert len(table) == 6 * len(folds) * 4
     per_repeat = result.repeat_metrics(MODEL_NAME)
     assert per_repeat.shape == (2, 4)
 
@@ -341,7 +348,7 @@ def test_regression_path():
     result = cross_validate(estimators, X, readout, folds, "regression")
     summary = result.summary(n_bootstrap=200)
     assert set(summary) == expected_names(
-        "regression", [MODEL_NAME, "linear", "signature", "xgb_allgenes"]
+        "regression", [MODEL_NAME, "linear", "signature", "lineage", "xgb_allgenes"]
     )
     assert {"cv_rmse", "cv_spearman", "baseline_linear_cv_rmse"} <= set(summary)
     assert summary["cv_spearman"] > 0.5
@@ -395,3 +402,132 @@ def test_genome_wide_selection_inside_folds_does_not_leak():
 
     assert abs(honest_auc - 0.5) < 0.12, honest_auc
     assert leaky_auc > 0.65, leaky_auc
+
+
+# ---------------------------------------------------------------------------- issue 12
+
+
+def test_group_bootstrap_resamples_whole_groups():
+    groups = np.repeat(np.array(["A", "B", "C", "D", "E"], dtype=object), [3, 1, 4, 2, 5])
+    for rows in group_bootstrap_indices(groups, 50, seed=4):
+        counts = np.bincount(rows, minlength=groups.size)
+        for group in np.unique(groups):
+            drawn = counts[groups == group]
+            assert np.all(drawn == drawn[0]), group  # a group comes whole or not at all
+        assert (
+            counts[groups == "A"][0]
+            + counts[groups == "B"][0]
+            + counts[groups == "C"][0]
+            + counts[groups == "D"][0]
+            + counts[groups == "E"][0]
+        ) == 5  # 5 groups drawn
+
+
+def test_weighted_auc_equals_auc_of_the_resampled_vectors():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 40).astype(float)
+    p = np.round(rng.random(40), 1)  # ties
+    resamples = bootstrap_indices(y, 30, seed=2, stratify=True)
+    direct = np.array([roc_auc_score(y[rows], p[rows]) for rows in resamples])
+    np.testing.assert_allclose(weighted_roc_auc(y, p, resample_counts(resamples, 40)), direct)
+
+
+def _grouped_result(seed: int = 0):
+    X, y, _ = binary_cohort(n_samples=120, n_noise=20, seed=seed)
+    lines = pd.Series([f"L{i // 2:02d}" for i in range(120)], index=X.index)  # 2 per line
+    lineage = pd.Series(np.where(np.arange(120) % 3 == 0, "myeloid", "B-cell"), index=X.index)
+    folds = make_folds(
+        y, lines, CVConfig(n_splits=4, n_repeats=2, random_state=1), "classification"
+    )
+    estimators = {MODEL_NAME: nk_core, **baseline_estimators("classification", lineages=lineage)}
+    result = cross_validate(estimators, X, y, folds, "classification", groups=lines)
+    return result, lines, lineage
+
+
+@pytest.fixture(scope="module")
+def grouped_run():
+    return _grouped_result()
+
+
+def test_point_and_interval_are_one_estimator_with_groups(grouped_run):
+    result, lines, lineage = grouped_run
+    summary = evaluation_summary(result, lines, lineage, n_bootstrap=300, seed=2).metrics
+    per_repeat = result.repeat_metrics(MODEL_NAME)["roc_auc"].mean()
+    assert summary["cv_roc_auc"] == pytest.approx(per_repeat)  # the reported point ...
+    for name in (
+        "cv_roc_auc",
+        "cv_within_lineage_roc_auc",
+        "cv_roc_auc_minus_best_baseline",
+        "baseline_lineage_cv_roc_auc",
+        "baseline_xgb_allgenes_cv_roc_auc",
+    ):
+        assert summary[f"{name}_ci_low"] <= summary[name] <= summary[f"{name}_ci_high"], name
+    # ... and a group bootstrap is wider than pretending the 120 samples were independent
+    plain = result.summary(n_bootstrap=300, seed=2)
+    assert (summary["cv_roc_auc_ci_high"] - summary["cv_roc_auc_ci_low"]) > 0.8 * (
+        plain["cv_roc_auc_ci_high"] - plain["cv_roc_auc_ci_low"]
+    )
+
+
+def test_best_baseline_difference_is_paired_against_the_best(grouped_run):
+    result, lines, _ = grouped_run
+    best, metrics = result.best_baseline_difference(n_bootstrap=200, seed=0, groups=lines)
+    summary = result.summary(n_bootstrap=50)
+    baselines = {
+        n: summary[f"baseline_{n}_cv_roc_auc"] for n in result.estimators if n != MODEL_NAME
+    }
+    assert best == max(baselines, key=baselines.get)
+    assert metrics["cv_roc_auc_minus_best_baseline"] == pytest.approx(
+        summary["cv_roc_auc"] - baselines[best]
+    )
+
+
+def test_within_lineage_auc_removes_what_lineage_alone_explains():
+    """Labels driven by lineage only: pooled AUC of the lineage baseline is high, within
+    lineage it has nothing left to rank."""
+    X = expression(160, 0, seed=5)
+    lineage = pd.Series(np.where(np.arange(160) % 2, "myeloid", "B-cell"), index=X.index)
+    rng = np.random.default_rng(6)
+    y = pd.Series(
+        (rng.random(160) < np.where(lineage == "myeloid", 0.8, 0.2)).astype(int), index=X.index
+    )
+    folds = make_folds(y, None, CVConfig(n_splits=4, n_repeats=1), "classification")
+    factories = baseline_estimators("classification", lineages=lineage)
+    result = cross_validate({"lineage": factories["lineage"]}, X, y, folds, "classification")
+    within = result.within_group_summary(lineage, n_bootstrap=100)
+    pooled = result.summary(n_bootstrap=100)["baseline_lineage_cv_roc_auc"]
+    assert pooled > 0.7
+    assert abs(within["baseline_lineage_cv_within_lineage_roc_auc"] - 0.5) < 0.15
+
+
+def test_inner_splits_never_split_a_group():
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 2, 90).astype(float)
+    groups = np.repeat(np.arange(30), 3).astype(object)
+    for task in ("classification", "regression"):
+        trees = BoostedTrees(task=task, random_state=7)
+        fit, validation = trees.inner_positions(target, groups)
+        assert fit.size + validation.size == 90 and validation.size > 0
+        assert not set(groups[fit]) & set(groups[validation])
+    # without groups the split is the one used before groups existed
+    fit, validation = BoostedTrees().inner_positions(target)
+    assert validation.size == 18
+
+
+def test_grouped_fit_hands_groups_to_the_inner_split(monkeypatch):
+    X, y, _ = binary_cohort(n_samples=80, n_noise=0, seed=2)
+    lines = np.repeat(np.arange(20), 4).astype(object)
+    seen = []
+    original = BoostedTrees.inner_positions
+
+    def spy(self, target, groups=None):
+        fit, validation = original(self, target, groups)
+        seen.append((groups, fit, validation))
+        return fit, validation
+
+    monkeypatch.setattr(BoostedTrees, "inner_positions", spy)
+    model = nk_core()
+    fit_with_groups(model, X, y.to_numpy(), lines)
+    groups, fit, validation = seen[-1]
+    assert groups is not None
+    assert not set(lines[fit]) & set(lines[validation])

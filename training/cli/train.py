@@ -7,6 +7,7 @@ several options.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -56,8 +57,16 @@ PRISM_ID_COLUMN = "DepMap_ID"
 """Id column of a published NK-screen table (the per-line table carries its own ids)."""
 LISTED_METRICS = ("cv_roc_auc", "cv_pr_auc", "cv_brier", "cv_rmse", "oracle_roc_auc")
 """Metrics ``nkpredict models`` shows per version (those logged for the task)."""
-SHOWN_METRIC_SUFFIXES = ("roc_auc", "pr_auc", "brier", "balanced_accuracy", "rmse", "spearman")
-"""Metrics ``nkpredict train`` prints after the run."""
+SHOWN_METRIC_SUFFIXES = (
+    "roc_auc",
+    "pr_auc",
+    "brier",
+    "balanced_accuracy",
+    "rmse",
+    "spearman",
+    "minus_best_baseline",
+)
+"""Metrics ``nkpredict train`` prints after the run (after the headline ones)."""
 
 
 def labels_defaults(
@@ -137,8 +146,18 @@ def train(
     ] = None,
     resistant_when: DirectionOption = None,
     tuning_budget: Annotated[
-        float, typer.Option(help="Seconds of nested Optuna search of tree parameters (0 = off).")
+        float,
+        typer.Option(
+            help="Seconds of nested Optuna search of tree parameters (0 = off); with "
+            "--tuning-trials, a time cap."
+        ),
     ] = 0.0,
+    tuning_trials: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Optuna trials inside every fit (0 = off; reproducible under load)."
+        ),
+    ] = 0,
     cv_splits: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 5,
     cv_repeats: Annotated[int, typer.Option(min=1, help="Cross-validation repeats.")] = 3,
     genome_genes: Annotated[
@@ -164,7 +183,9 @@ def train(
     quiet: Quiet = False,
 ) -> None:
     """Cross-validate, fit, log to MLflow, register and promote a model."""
+    from nkpredict.evaluate.baselines import BASELINE_NAMES
     from nkpredict.evaluate.folds import CVConfig
+    from nkpredict.evaluate.summary import headline
     from nkpredict.settings import Settings
     from training.pipeline import TrainConfig
     from training.pipeline import train as run_training
@@ -187,6 +208,7 @@ def train(
         cv=CVConfig(n_splits=cv_splits, n_repeats=cv_repeats, random_state=seed),
         n_genome_genes=genome_genes,
         tuning_budget=tuning_budget,
+        tuning_trials=tuning_trials,
         tracking_uri=tracking_uri,
         experiment=experiment,
         model_name=model_name,
@@ -200,7 +222,7 @@ def train(
         engine=engine,
         scheduler=scheduler,
     )
-    fits = cv_splits * cv_repeats * (4 if baselines else 1) + 1
+    fits = cv_splits * cv_repeats * (1 + len(BASELINE_NAMES) if baselines else 1) + 1
     with progress_reporter(quiet, total=fits) as advance:
         result = run_training(config, settings, advance)
     definition = result.model.label_definition_
@@ -220,8 +242,16 @@ def train(
         rows.append(("registered", f"{config.model_name or settings.model_name} v{result.version}"))
     if result.decision is not None:
         rows.append(("alias", f"{result.decision.alias} ({result.decision.reason})"))
+    best = result.model.metadata_.get("best_baseline")
+    if best is not None:
+        rows.append(("best baseline", best))
+    shown = headline(result.metrics, result.model.task)
+    for name, value, low, high in shown:
+        interval = "" if math.isnan(low) else f" [{low:.3f}, {high:.3f}]"
+        rows.append((name, f"{value:.3f}{interval}"))
+    first = {name for name, *_ in shown}
     for key in sorted(result.metrics):
-        if key.endswith(SHOWN_METRIC_SUFFIXES):
+        if key.endswith(SHOWN_METRIC_SUFFIXES) and key not in first:
             rows.append((key, f"{result.metrics[key]:.3f}"))
     if result.report_path is not None:
         rows.append(("report", result.report_path))
