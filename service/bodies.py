@@ -29,7 +29,11 @@ import pandas as pd
 from pydantic import ValidationError
 
 from nkpredict.data.expression import detect_scale
-from nkpredict.data.identifiers import HarmonizationReport, map_identifiers
+from nkpredict.data.identifiers import (
+    HarmonizationReport,
+    duplicate_genes_message,
+    map_identifiers,
+)
 from nkpredict.vocabulary import ScaleChoice
 from service.errors import ServiceError
 from service.schemas import PredictOptions
@@ -307,7 +311,7 @@ def _check_sample(sample_id: str, genes: Any) -> None:
         raise ServiceError(
             422,
             "duplicate_gene",
-            f"sample {sample_id!r} lists genes more than once: {', '.join(genes.duplicates[:10])}",
+            duplicate_genes_message(genes.duplicates, f"sample {sample_id!r}: "),
             {"sample_id": sample_id, "genes": genes.duplicates},
         )
     if not genes:

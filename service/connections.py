@@ -11,7 +11,7 @@ h11 protocol, which :func:`uvicorn_config` installs) adds:
   ``NKP_HEADER_TIMEOUT`` seconds of connecting or of the previous answer; a client that sent
   part of a request then gets 408 ``request_timeout``, an idle one is simply disconnected;
 - a **body timeout**: a body that pauses longer than ``NKP_BODY_TIMEOUT`` seconds between
-  two pieces ends the connection with 408;
+  two pieces ends the connection with 408 (the waiting route sees the client disconnect);
 - a **connection limit**: beyond ``NKP_MAX_CONNECTIONS`` open connections a new one is
   answered 503 ``too_many_connections`` (the service's error shape) and closed at once,
   before it can hold a slot.
@@ -95,8 +95,8 @@ class GuardedH11Protocol(H11Protocol):
         if self.transport.is_closing():
             return
         partial = bool(self.conn.trailing_data[0]) or self.conn.their_state is h11.SEND_BODY
-        answering = self.cycle is not None and not self.cycle.response_complete
-        if partial and not answering:
+        answered = self.cycle is not None and self.cycle.response_started
+        if partial and not answered:
             self.transport.write(
                 _raw_error(
                     408,

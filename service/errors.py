@@ -10,7 +10,13 @@ offending sample, validation errors). The codes and statuses:
 ====================================  ======  ==================================================
 code                                  status  when
 ====================================  ======  ==================================================
-``invalid_json``                      400     body is not JSON (syntax, encoding) or is empty
+``invalid_json``                      400     body is not JSON (syntax, encoding, a lone UTF-16
+                                              surrogate) or is empty
+``conflicting_length``                400     both ``Content-Length`` and ``Transfer-Encoding``
+``model_uri_not_allowed``             400     admin reload names a URI kind not configured
+                                              (``NKP_RELOAD_URI_KINDS``)
+``client_disconnected``               400     the client left while its body was read (logged,
+                                              never delivered)
 ``unauthorized``                      401     API key missing or wrong
 ``admin_disabled``                    403     admin route, but no admin (or API) key configured
 ``not_found``                         404     unknown route
@@ -18,8 +24,14 @@ code                                  status  when
 ``body_too_large``                    413     body larger than ``max_body_bytes``
 ``too_many_samples``                  413     more samples than ``max_samples``
 ``upload_too_large``                  413     an uploaded file expands beyond
-                                              ``max_upload_expanded_bytes`` (gzip, Parquet)
+                                              ``max_upload_expanded_bytes`` (gzip, Parquet),
+                                              has more columns than ``max_upload_columns`` or a
+                                              longer text cell than ``max_upload_cell_bytes``
 ``unsupported_file_type``             415     upload with an unknown file extension
+``unsupported_media_type``            415     a JSON route's body declared as another type
+``request_timeout``                   408     headers or body not sent within
+                                              ``NKP_HEADER_TIMEOUT``/``NKP_BODY_TIMEOUT``
+                                              (:mod:`service.connections`)
 ``validation_error``                  422     request fields of the wrong type/shape, unknown field
 ``empty_samples``                     422     no samples, or a sample without genes
 ``duplicate_sample_id``               422     a sample ID occurs twice (also duplicated JSON keys)
@@ -38,6 +50,8 @@ code                                  status  when
                                               one keeps serving)
 ``model_not_loaded``                  503     no model loaded yet (start-up)
 ``model_unavailable``                 503     :class:`~nkpredict.exceptions.ModelLoadError`
+``too_many_connections``              503     more than ``NKP_MAX_CONNECTIONS`` open connections
+                                              (:mod:`service.connections`)
 ``internal_error``                    500     a bug; logged with its traceback
 ====================================  ======  ==================================================
 """
@@ -53,6 +67,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from nkpredict.exceptions import (
     CoverageError,
@@ -217,6 +232,15 @@ async def _library_error(request: Request, exc: Exception) -> JSONResponse:
     return _respond(request, status, code, str(exc))
 
 
+async def _client_disconnect(request: Request, exc: Exception) -> JSONResponse:
+    """The client went away while its body was read (or was cut off by a timeout): no one
+    reads this answer, and it is no server error."""
+    logger.info(
+        "%s %s: the client disconnected before its body arrived", request.method, request.url.path
+    )
+    return _respond(request, 400, "client_disconnected", "the client disconnected")
+
+
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     logger.error("%s %s failed: %r", request.method, request.url.path, exc, exc_info=exc)
     return _respond(request, 500, "internal_error", "internal error (logged on the server)")
@@ -228,4 +252,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(NKPredictError, _library_error)
+    app.add_exception_handler(ClientDisconnect, _client_disconnect)
     app.add_exception_handler(Exception, _internal_error)

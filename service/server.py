@@ -15,10 +15,12 @@ timeouts, header size, connection limit), set from :class:`~service.config.Servi
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
 import socket
+import sys
 from typing import Any
 
 import uvicorn
@@ -39,6 +41,8 @@ logger = logging.getLogger(__name__)
 APP_FACTORY = "service.app:create_app"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+STARTUP_FAILURE = 3
+"""Exit status when uvicorn could not start (as ``uvicorn.run`` exits)."""
 
 
 def serve(
@@ -103,7 +107,11 @@ def serve(
             log_level=log_level,
             access_log=access_log_shown(log_level),
         )
-        uvicorn.Server(server_config).run()
+        server = uvicorn.Server(server_config)
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C, SIGINT: a normal stop
+            server.run()
+        if not server.started:
+            sys.exit(STARTUP_FAILURE)
         return
     del first
     os.environ["NKP_MODEL_URI"] = config.model_uri

@@ -209,7 +209,7 @@ def _check_parquet(
     if encoded > limit or rows * columns * 8 > limit:
         raise _too_expanded(name, limit)
     schema = parquet.schema_arrow
-    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_binary(f.type)]
+    text = [f.name for f in schema if _is_text(f.type)]
     if len(text) > 1:
         raise ServiceError(
             422,
@@ -220,6 +220,18 @@ def _check_parquet(
         )
     if text:
         _check_text_cells(path, text[0], name, settings.max_upload_cell_bytes)
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    """String or binary, plain or dictionary-encoded."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return bool(
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+    )
 
 
 def _check_text_cells(path: Path, column: str, name: str, limit: int) -> None:

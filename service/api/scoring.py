@@ -142,13 +142,16 @@ async def explain_samples(request: Request) -> Response:
 async def predict_file(
     request: Request,
     file: UploadFile = File(
-        description="CSV, TSV (.tsv/.txt/.tab, optionally .gz) or Parquet; samples as rows, "
-        "the first column (or the stored index) holds the sample IDs."
+        description="CSV, TSV (.tsv/.txt/.tab, optionally .gz) or Parquet; samples or genes "
+        "as rows (detected as the command line does), the first column (or the stored index) "
+        "holds the row labels."
     ),
     scale: ScaleChoice | None = Form(default=None, description="Default: the model's (auto)."),
     min_coverage: float | None = Form(default=None, ge=0.0, le=1.0),
     orientation: Orientation = Form(
-        default="samples", description="What the rows are; 'auto' guesses from the labels."
+        default="auto",
+        description="What the rows are: samples, genes, or auto (genes when most row labels "
+        "look like gene identifiers and the column labels do not, as on the command line).",
     ),
     loaded: LoadedModel = Depends(get_loaded_model),
     settings: ServiceSettings = Depends(get_settings),
