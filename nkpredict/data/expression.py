@@ -29,6 +29,7 @@ scale (:class:`~nkpredict.exceptions.ScaleError`).
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass
@@ -39,11 +40,14 @@ from typing import Any
 import anndata
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from scipy import sparse
 
 from nkpredict.catalog import Catalog
 from nkpredict.data.identifiers import (
     HarmonizationReport,
+    check_unique_genes,
     gene_like_fraction,
     harmonize_values,
     map_identifiers,
@@ -52,7 +56,9 @@ from nkpredict.exceptions import CoverageError, ExpressionFormatError, ScaleErro
 from nkpredict.vocabulary import ORIENTATIONS, Orientation, Scale, ScaleChoice, check_choice
 
 __all__ = [
+    "ANNOTATION_COLUMNS",
     "LOG_MAX",
+    "check_not_standardised",
     "Orientation",
     "PreparedExpression",
     "Scale",
@@ -74,6 +80,34 @@ LOG_MIN_WARN = -1.0
 GENE_LIKE_MIN = 0.5
 """Fraction of labels that must look like gene identifiers for :func:`read_expression` to
 treat them as genes when ``orientation="auto"``."""
+
+ANNOTATION_COLUMNS = frozenset(
+    {
+        "chr",
+        "start",
+        "end",
+        "strand",
+        "length",
+        "gene_name",
+        "gene_type",
+        "gene_biotype",
+        "description",
+        "name",
+        "geneid",
+        "gene_id",
+        "symbol",
+        "gene_symbol",
+    }
+)
+"""Columns of count tables that describe the genes, not samples (featureCounts' ``Chr Start
+End Strand Length``, ``gene_name``, ``gene_type``, GCT's ``Description``...), matched without
+case. In a genes-as-rows file they are set aside with a note, never scored as samples."""
+STANDARDISED_NEGATIVE_FRACTION = 0.25
+"""A log-scale matrix with at least this fraction of negative values, ..."""
+STANDARDISED_MEAN = 0.25
+"""... and every sample's mean within this distance of 0, is taken as z-scored or centred."""
+_STANDARDISED_MIN_VALUES = 20  # fewer finite values per sample: too few to tell
+_DECIMAL_COMMA = re.compile(r"^\s*-?\d+,\d+\s*$")
 
 _SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".tab": "\t"}
 _PARQUET = {".parquet", ".pq"}
@@ -141,19 +175,75 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 def _read_table(path: Path, kind: str) -> pd.DataFrame:
     try:
         if kind == "parquet":
+            check_unique_genes(_parquet_names(path), f"{path}: ")
             frame = _read_parquet(path)
         else:
             frame = pd.read_csv(path, sep=kind, index_col=0, dtype={0: str})
+            frame.columns = _header(path, kind, frame.shape[1])
     except (OSError, ValueError, KeyError) as exc:
+        if isinstance(exc, ExpressionFormatError):
+            raise
         raise ExpressionFormatError(f"{path}: cannot read expression table: {exc}") from exc
     frame.index = frame.index.map(str)
     frame.columns = frame.columns.map(str)
+    if kind != "parquet":
+        _check_separators(frame, path, kind)
     return frame
+
+
+def _parquet_names(path: Path) -> list[str]:
+    """Column names of a Parquet file as stored (pandas would refuse or rename duplicates)."""
+    try:
+        return list(pq.read_schema(path).names)
+    except (OSError, pa.ArrowException) as exc:
+        raise ExpressionFormatError(f"{path}: cannot read Parquet file: {exc}") from exc
+
+
+def _header(path: Path, kind: str, n_columns: int) -> list[str]:
+    """The header of a text table as written: pandas renames a repeated name (``HLA-E`` ->
+    ``HLA-E.1``), which would hide a duplicated gene or sample behind a new name."""
+    raw = pd.read_csv(path, sep=kind, header=None, nrows=1, dtype=str, keep_default_na=False)
+    names = [str(v) for v in raw.iloc[0].tolist()][1:]
+    return names if len(names) == n_columns else [f"{i}" for i in range(n_columns)]
+
+
+def _check_separators(frame: pd.DataFrame, path: Path, kind: str) -> None:
+    """A semicolon-separated file or decimal commas are named as such (not "non-numeric")."""
+    header = [str(frame.index.name or ""), *map(str, frame.columns)]
+    if kind != ";" and frame.shape[1] <= 1 and any(";" in h for h in header):
+        raise ExpressionFormatError(
+            f"{path}: the header looks semicolon-separated ({header[0][:60]!r}...); "
+            "nkpredict reads comma-separated .csv and tab-separated .tsv/.txt: save the table "
+            "with commas or tabs (and decimal points)"
+        )
+    for j in range(min(frame.shape[1], 200)):
+        column = frame.iloc[:, j]
+        if pd.api.types.is_numeric_dtype(column):
+            continue
+        text = column.dropna().astype(str)
+        if len(text) and text.str.match(_DECIMAL_COMMA.pattern).mean() > 0.5:
+            raise ExpressionFormatError(
+                f"{path}: column {str(frame.columns[j])!r} holds numbers with decimal commas "
+                f"(e.g. {text.iloc[0]!r}); write decimal points (1.5, not 1,5)"
+            )
+
+
+def _set_aside_annotation(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Drop the gene-annotation columns of a genes-as-rows count table (with a note)."""
+    found = [c for c in frame.columns if str(c).strip().lower() in ANNOTATION_COLUMNS]
+    if not found:
+        return frame
+    logger.warning(
+        "%s: set aside annotation column(s) %s (they describe genes, not samples)",
+        path,
+        _preview(found),
+    )
+    return frame.drop(columns=found)
 
 
 def _orient(frame: pd.DataFrame, orientation: Orientation, path: Path) -> pd.DataFrame:
     if orientation == "genes":
-        return frame.T
+        return _set_aside_annotation(frame, path).T
     if orientation == "samples":
         return frame
     rows, cols = gene_like_fraction(frame.index), gene_like_fraction(frame.columns)
@@ -165,7 +255,7 @@ def _orient(frame: pd.DataFrame, orientation: Orientation, path: Path) -> pd.Dat
         100 * cols,
         "genes are rows, transposing" if transpose else "samples are rows",
     )
-    return frame.T if transpose else frame
+    return _set_aside_annotation(frame, path).T if transpose else frame
 
 
 def _gene_positions(labels: Sequence[str], genes: Collection[str], path: Path) -> np.ndarray:
@@ -274,6 +364,7 @@ def read_expression(
         frame = _read_h5ad(path, genes)
     else:
         frame = _orient(_read_table(path, kind), orientation, path)
+        check_unique_genes(list(frame.columns), f"{path}: ")
         if genes is not None:
             frame = frame.iloc[:, _gene_positions(list(frame.columns), genes, path)]
     frame = validate_matrix(frame)
@@ -473,6 +564,7 @@ def _check_log(matrix: pd.DataFrame | _Labels, values: np.ndarray) -> np.ndarray
             f"{_first_cell(matrix, values > LOG_MAX)}: these look like linear values "
             "(declare scale='counts' or 'tpm', or 'auto')"
         )
+    _refuse_standardised(matrix, values)
     if np.fmin.reduce(values, axis=None) < LOG_MIN_WARN:
         too_low = values < LOG_MIN_WARN
         logger.warning(
@@ -483,6 +575,42 @@ def _check_log(matrix: pd.DataFrame | _Labels, values: np.ndarray) -> np.ndarray
             _first_cell(matrix, too_low),
         )
     return values.copy()
+
+
+def check_not_standardised(matrix: pd.DataFrame) -> None:
+    """Refuse a matrix of per-sample z-scores or centred values (see :func:`to_log_tpm`).
+
+    For callers that see the whole of a sample only once, e.g. the first block of a streamed
+    file, whose model genes alone are later prepared.
+
+    Raises
+    ------
+    ScaleError
+        Many negative values around a mean of 0 in every sample.
+    """
+    _refuse_standardised(matrix, matrix.to_numpy(dtype=np.float64))
+
+
+def _refuse_standardised(matrix: pd.DataFrame | _Labels, values: np.ndarray) -> None:
+    """Refuse per-sample standardised or centred values (z-scores): many negatives around a
+    mean of 0 in every sample. They have lost each sample's level and spread, which the model
+    reads on the log2(TPM+1) scale, and nothing in them can restore it."""
+    finite = np.isfinite(values)
+    counted = finite.sum(axis=1)
+    if not counted.size or counted.min() < _STANDARDISED_MIN_VALUES:
+        return
+    negative = float((values[finite] < 0).mean())
+    if negative < STANDARDISED_NEGATIVE_FRACTION:
+        return
+    means = np.nanmean(values, axis=1)
+    if np.all(np.abs(means) <= STANDARDISED_MEAN):
+        raise ScaleError(
+            f"the values look standardised or centred per sample ({negative:.0%} negative, "
+            f"sample means within {STANDARDISED_MEAN:g} of 0, e.g. sample "
+            f"{str(matrix.index[0])!r}): z-scores cannot be put on the model's log2(TPM+1) "
+            "scale, because standardising removed each gene's level; send the values before "
+            "standardisation (counts, TPM or log2(TPM+1))"
+        )
 
 
 _CONVERTERS: dict[str, Callable[[pd.DataFrame | _Labels, np.ndarray], np.ndarray]] = {

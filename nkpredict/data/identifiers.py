@@ -32,10 +32,12 @@ from scipy import sparse
 
 from nkpredict.catalog import Catalog, load_catalog
 from nkpredict.data.annotation import GeneAnnotation, load_annotation
-from nkpredict.exceptions import GeneMappingError
+from nkpredict.exceptions import ExpressionFormatError, GeneMappingError
 
 __all__ = [
     "HarmonizationReport",
+    "check_unique_genes",
+    "duplicate_genes_message",
     "gene_like_fraction",
     "harmonize_matrix",
     "harmonize_values",
@@ -158,6 +160,51 @@ class _Resolver:
 @lru_cache(maxsize=8)
 def _resolver(catalog: Catalog | None) -> _Resolver:
     return _Resolver(load_annotation(), catalog if catalog is not None else load_catalog())
+
+
+def duplicate_genes_message(genes: Sequence[str], where: str = "") -> str:
+    """The refusal of a header or sample that names the same gene identifier twice.
+
+    The one rule for every input (CSV, TSV, Parquet, uploads, JSON bodies): an identifier that
+    appears twice is refused with the gene named, since nothing says whether the copies are
+    replicates, probes or a paste error. *Different* identifiers of one gene (an alias next to
+    its symbol, two Ensembl versions) are merged by :func:`harmonize_matrix`'s documented rule
+    (summed on the linear scale) and reported as collisions.
+    """
+    listed = _preview(list(genes))
+    return (
+        f"{where}gene {listed} appears more than once; each gene must be one column (sum or "
+        "drop the copies; different identifiers of one gene are merged and reported)"
+        if len(genes) == 1
+        else f"{where}genes {listed} appear more than once; each gene must be one column (sum "
+        "or drop the copies; different identifiers of one gene are merged and reported)"
+    )
+
+
+def check_unique_genes(labels: Sequence[object], where: str = "") -> None:
+    """Refuse gene identifiers that appear more than once (see :func:`duplicate_genes_message`).
+
+    Parameters
+    ----------
+    labels : sequence, length n_genes
+        The gene identifiers of a header, as written (surrounding whitespace ignored).
+    where : str
+        Prefix of the message (``"<file>: "``).
+
+    Raises
+    ------
+    ExpressionFormatError
+        Naming the repeated identifiers.
+    """
+    seen: set[str] = set()
+    repeated: dict[str, None] = {}
+    for label in labels:
+        key = str(label).strip()
+        if key in seen:
+            repeated[key] = None
+        seen.add(key)
+    if repeated:
+        raise ExpressionFormatError(duplicate_genes_message(list(repeated), where))
 
 
 def gene_like_fraction(labels: Iterable[object], catalog: Catalog | None = None) -> float:

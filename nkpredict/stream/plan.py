@@ -21,14 +21,27 @@ model's, exactly as for in-memory scoring.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
-from nkpredict.data.expression import PreparedExpression, detect_scale, to_log_tpm
+from nkpredict.data.expression import (
+    PreparedExpression,
+    check_not_standardised,
+    detect_scale,
+    to_log_tpm,
+)
 from nkpredict.data.identifiers import HarmonizationReport, map_identifiers
-from nkpredict.exceptions import CoverageError, ExpressionFormatError, GeneMappingError, InputError
+from nkpredict.exceptions import (
+    CoverageError,
+    ExpressionFormatError,
+    GeneMappingError,
+    InputError,
+    ScaleError,
+)
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.stream.blocks import DEFAULT_CHUNK_SIZE, Block, Span
 from nkpredict.stream.sources import ChunkSource
@@ -71,6 +84,7 @@ class ScoringPlan:
     chunk_size: int
     spans: tuple[Span, ...]
     n_rows: int
+    columns: tuple[str, ...] = ()
 
     @property
     def reads_all_columns(self) -> bool:
@@ -128,12 +142,18 @@ def plan_scoring(
     resolved: Scale
     if scale == "auto":
         first = next(source.read(spans[0], chunk_size))
-        resolved = detect_scale(first.scale_summary())
+        resolved = _gene_named(first, source.columns, detect_scale)
         logger.info(
             "%s: scale %s, detected on its first %d rows", source.name, resolved, len(first)
         )
     else:
         resolved = scale
+    if resolved == "log":  # z-scores show over every gene, not over the model's alone
+        block = first if scale == "auto" else next(source.read(spans[0], chunk_size))
+        n = len(source.columns)
+        check_not_standardised(
+            pd.DataFrame(block.columns(np.arange(n)), index=block.sample_ids, columns=range(n))
+        )
     logger.info(
         "%s: %d samples in %d spans; %d of %d columns feed the model",
         source.name,
@@ -150,7 +170,25 @@ def plan_scoring(
         chunk_size=chunk_size,
         spans=spans,
         n_rows=source.n_rows,
+        columns=tuple(source.columns),
     )
+
+
+CheckT = TypeVar("CheckT")
+
+
+def _gene_named(
+    block: Block, columns: Sequence[str], check: Callable[[pd.DataFrame], CheckT]
+) -> CheckT:
+    """``check`` of the block's per-sample scale summary; when it fails, the same check on the
+    block's own values, so that the message names the gene (not "its lowest value")."""
+    try:
+        return check(block.scale_summary())
+    except ScaleError:
+        if len(columns):
+            values = block.columns(np.arange(len(columns)))
+            check(pd.DataFrame(values, index=block.sample_ids, columns=list(columns)))
+        raise
 
 
 def _library_sizes(block: Block) -> np.ndarray:
@@ -180,7 +218,8 @@ def prepare_block(
     values = block.columns(selected)
     labels = list(plan.labels)
     if plan.scale == "counts":
-        to_log_tpm(block.scale_summary(), "counts")  # every column: counts' own checks
+        columns = plan.labels if projected else plan.columns
+        _gene_named(block, columns, lambda f: to_log_tpm(f, "counts"))  # counts' own checks
         rest = _library_sizes(block) - np.nansum(values, axis=1)
         with_rest = pd.DataFrame(
             np.column_stack([values, rest]), index=block.sample_ids, columns=[*labels, OTHER_GENES]
