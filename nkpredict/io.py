@@ -1,7 +1,10 @@
 """Safe output: every file nkpredict writes appears complete or not at all.
 
 Files are written to a temporary sibling and renamed into place, so a full disk or an
-interrupted run never leaves a truncated file that looks finished.
+interrupted run never leaves a truncated file that looks finished. The temporary file is made
+private by :func:`tempfile.mkstemp` (mode 0600); before it is renamed into place it gets the
+mode any new file would get under the user's umask (0644 under the usual 022), so colleagues
+on a shared server can read the outputs.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ __all__ = [
     "TABLE_SUFFIXES",
     "atomic_path",
     "atomic_paths",
+    "follow_umask",
     "write_json",
     "write_table",
     "write_text",
@@ -29,6 +33,27 @@ __all__ = [
 ]
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: str | Path) -> None:
+    """Give a file or directory made private by :mod:`tempfile` the mode the user's umask
+    gives new ones (0644 / 0755 under the usual 022)."""
+    base = 0o777 if Path(path).is_dir() else 0o666
+    os.chmod(path, base & ~_umask())
+
+
+def _publish(staging: Path, target: Path) -> None:
+    """Give ``staging`` the umask's mode and rename it onto ``target``."""
+    if staging.exists():  # a writer may have replaced or removed it
+        follow_umask(staging)
+    os.replace(staging, target)
 
 
 @contextmanager
@@ -41,7 +66,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     staging = Path(name)
     try:
         yield staging
-        os.replace(staging, target)
+        _publish(staging, target)
     finally:
         staging.unlink(missing_ok=True)
 
@@ -67,7 +92,7 @@ def atomic_paths(*paths: str | Path) -> Iterator[tuple[Path, ...]]:
             staged.append(Path(name))
         yield tuple(staged)
         for staging, target in zip(staged, targets, strict=True):
-            os.replace(staging, target)
+            _publish(staging, target)
     finally:
         for staging in staged:
             staging.unlink(missing_ok=True)

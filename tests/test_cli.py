@@ -76,3 +76,100 @@ def test_a_missing_store_is_reported_not_created(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "does not exist" in result.output
     assert not (tmp_path / "none").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# First contact in a terminal
+# ---------------------------------------------------------------------------------------------
+
+
+def test_outputs_follow_the_umask(tmp_path: Path) -> None:
+    import os
+
+    import pandas as pd
+
+    from nkpredict.io import write_table, write_text
+
+    previous = os.umask(0o022)
+    try:
+        table = write_table(pd.DataFrame({"a": [1]}), tmp_path / "t.csv")
+        text = write_text(tmp_path / "t.txt", "x")
+        os.umask(0o027)
+        private = write_text(tmp_path / "p.txt", "x")
+    finally:
+        os.umask(previous)
+    assert table.stat().st_mode & 0o777 == 0o644
+    assert text.stat().st_mode & 0o777 == 0o644
+    assert private.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_saved_model_directory_follows_the_umask(service_model_dir: Path) -> None:
+    assert service_model_dir.stat().st_mode & 0o077 != 0  # not the 0700 of mkdtemp
+
+
+def test_quiet_silences_mlflow_warnings() -> None:
+    import warnings
+
+    from training.cli.output import configure_logging
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        configure_logging(True)
+        warnings.warn_explicit("chatter", FutureWarning, "x.py", 1, module="mlflow.tracking")
+        warnings.warn_explicit("ours", UserWarning, "y.py", 1, module="nkpredict.data")
+    assert [str(w.message) for w in caught] == ["ours"]
+
+
+def test_models_names_the_store_it_read(tmp_path: Path) -> None:
+    from nkpredict.settings import Settings
+    from training import tracking
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking.setup_tracking(store, Settings())
+    tracking.experiment_id("first-contact", Settings())  # the store exists once used
+    result = runner.invoke(app, ["models", "--tracking-uri", store])
+    assert result.exit_code == 0, result.output
+    assert f"tracking store: {store}" in " ".join(result.output.split())
+
+
+def test_mlflow_ui_command_is_runnable_from_anywhere() -> None:
+    from training.cli.output import mlflow_ui_command
+
+    command = mlflow_ui_command("sqlite:///mlruns/mlflow.db")
+    assert command is not None
+    executable, uri = command.split()[0], command.split()[-1]
+    assert Path(executable).name == "mlflow"
+    assert uri == f"sqlite:///{Path.cwd() / 'mlruns' / 'mlflow.db'}"
+    assert mlflow_ui_command("http://127.0.0.1:5000") is None
+
+
+def test_predict_counts_are_a_sentence() -> None:
+    from training.cli.score import counts_sentence
+
+    assert counts_sentence(12, {"sensitive": 9, "resistant": 3}) == (
+        "12 samples scored: 9 sensitive, 3 resistant."
+    )
+    assert counts_sentence(1, {}) == "1 sample scored."
+
+
+def test_serve_example_is_a_realistic_sample(service_model_dir: Path) -> None:
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.config import ServiceSettings
+    from training.cli.serve import _curl_example
+
+    text = _curl_example(str(service_model_dir), "127.0.0.1", 8765, None)
+    assert "min_coverage" not in text
+    body_path = Path(text.rsplit("@", 1)[1].strip())
+    body = json.loads(body_path.read_text())
+    settings = ServiceSettings(
+        model_uri=str(service_model_dir), api_key=None, admin_api_key=None, cors_origins=[]
+    )
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/v1/predict", json=body)
+    assert response.status_code == 200, response.text
+    (prediction,) = response.json()["predictions"]
+    assert prediction["coverage"] == 1.0

@@ -32,6 +32,7 @@ from nkpredict.catalog import GeneSet
 from nkpredict.data.expression import PreparedExpression, prepare_expression
 from nkpredict.data.labels import LabelDefinition
 from nkpredict.exceptions import CoverageError, ModelLoadError, NotFittedError
+from nkpredict.io import follow_umask
 from nkpredict.fast.scoring import ArrayScorer, Predictions, scorer_for
 from nkpredict.features.builder import COVERAGE_FEATURE, NKFeatureBuilder
 from nkpredict.model.boosting import BoostedTrees
@@ -253,6 +254,7 @@ class NKResistanceModel(BaseEstimator):
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        follow_umask(staging)  # mkdtemp makes it 0700: colleagues could not read the model
         try:
             self.boosted_trees.save(str(staging / BOOSTER_FILE))
             (staging / MODEL_FILE).write_text(json.dumps(self.to_dict(), indent=1))

@@ -27,7 +27,14 @@ from training.cli.options import (
 )
 from training.cli.output import configure_logging, console, reports_errors, row_progress
 
-__all__ = ["explain", "predict", "report"]
+__all__ = ["counts_sentence", "explain", "predict", "report"]
+
+
+def counts_sentence(n_rows: int, calls: dict[str, int]) -> str:
+    """``"12 samples scored: 3 resistant, 9 sensitive."`` (the calls in order of count)."""
+    noun = "sample" if n_rows == 1 else "samples"
+    parts = [f"{n} {call}" for call, n in sorted(calls.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return f"{n_rows} {noun} scored" + (f": {', '.join(parts)}." if parts else ".")
 
 
 @reports_errors
@@ -79,8 +86,10 @@ def predict(
         )
     if not quiet:
         console.print(
-            f"{result.n_rows} samples scored ({result.calls}); "
-            f"harmonization: {result.report.summary()}"
+            f"{counts_sentence(result.n_rows, result.calls)} Harmonization: "
+            f"{result.report.summary()}.",
+            highlight=False,
+            soft_wrap=True,
         )
     console.print(f"predictions: {out}\nharmonization report: {report_path}")
 

@@ -7,6 +7,8 @@ so the rest of the command line never imports the web stack.
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,6 +17,32 @@ from training.cli.options import Tracking
 from training.cli.output import configure_logging, err_console, reports_errors
 
 __all__ = ["serve"]
+
+
+def _curl_example(uri: str, host: str, port: int, tracking_uri: str | None) -> str:
+    """A curl command that sends one realistic sample: the served model's genes at their
+    training medians (log2(TPM+1)), under the default minimum coverage."""
+    from nkpredict.exceptions import NKPredictError
+    from nkpredict.io import write_json
+    from training.cli.loading import open_model
+
+    try:
+        fitted, _ = open_model(uri, tracking_uri)
+    except NKPredictError as exc:
+        return f"(no example request: the model cannot be read here: {exc})"
+    builder = fitted.feature_builder
+    sample = {
+        gene: round(float(value), 3)
+        for gene, value in zip(builder.genes_in_, builder.median_, strict=True)
+    }
+    body = {"samples": {"EXAMPLE-1": sample}, "scale": "log"}
+    path = Path(tempfile.gettempdir()) / f"nkpredict-example-{port}.json"
+    write_json(path, body)
+    return (
+        f"try ({len(sample)} genes at their training medians, default min coverage):\n"
+        f"  curl -s -X POST http://{host}:{port}/v1/predict -H 'Content-Type: application/json'"
+        f" -d @{path}"
+    )
 
 
 @reports_errors
@@ -41,9 +69,7 @@ def serve(
     uri = model or settings.model_uri
     err_console.print(
         f"serving {uri} on http://{host}:{port}  (docs: http://{host}:{port}/docs)\n"
-        f"try: curl -s -X POST http://{host}:{port}/v1/predict -H 'Content-Type: application/json'"
-        ' -d \'{"samples": {"S1": {"NCR3LG1": 0.5, "HLA-E": 9.0, "MICA": 2.0}}, '
-        '"scale": "log", "min_coverage": 0}\'',
+        + _curl_example(uri, host, port, tracking_uri),
         soft_wrap=True,
         highlight=False,
     )

@@ -317,7 +317,8 @@ def models(
 
     configure_logging(False)
     settings = Settings()
-    tracking.setup_tracking(tracking_uri, settings, create_store=False)
+    store = tracking.setup_tracking(tracking_uri, settings, create_store=False)
+    console.print(f"tracking store: {store}", highlight=False, soft_wrap=True)
     name = model_name or settings.model_name
     frame = tracking.list_versions(name, LISTED_METRICS)
     if frame.empty:
