@@ -23,6 +23,7 @@ __all__ = [
     "ORIENTATIONS",
     "SCALES",
     "SCALE_CHOICES",
+    "SCENARIOS",
     "TASKS",
     "AggregateLevel",
     "AucMethod",
@@ -35,6 +36,7 @@ __all__ = [
     "Orientation",
     "Scale",
     "ScaleChoice",
+    "Scenario",
     "Task",
     "check_choice",
     "choices",
@@ -60,6 +62,17 @@ ExplainMethod = Literal["auto", "compiled", "native", "shap"]
 """How TreeSHAP values are computed: compiled tables, XGBoost itself, or the shap package."""
 Engine = Literal["local", "dask"]
 """Where training and scoring run: this process, or a Dask cluster."""
+Scenario = Literal[
+    "additive",
+    "lineage-restricted",
+    "saturating",
+    "interactions",
+    "cnv",
+    "off-catalogue",
+    "confounded",
+    "platform-shift",
+]
+"""A simulated truth (``nkpredict simulate --scenario``): :mod:`nkpredict.simulate.scenarios`."""
 AucMethod = Literal["dufva2023", "log2-killing"]
 """How an NK-killing curve becomes one number: Dufva et al. 2023's ``auc_norm`` (area under
 % viability over linear E:T with the control at E:T 0, divided by max E:T x 100; high =
@@ -88,6 +101,7 @@ AGGREGATE_LEVELS: Final[tuple[AggregateLevel, ...]] = get_args(AggregateLevel)
 LEVELS: Final[tuple[Level, ...]] = get_args(Level)
 EXPLAIN_METHODS: Final[tuple[ExplainMethod, ...]] = get_args(ExplainMethod)
 ENGINES: Final[tuple[Engine, ...]] = get_args(Engine)
+SCENARIOS: Final[tuple[Scenario, ...]] = get_args(Scenario)
 AUC_METHODS: Final[tuple[AucMethod, ...]] = get_args(AucMethod)
 LABEL_FORMATS: Final[tuple[LabelFormat, ...]] = get_args(LabelFormat)
 

@@ -15,6 +15,9 @@ tab-separated files next to this module:
     ``axis`` they act through (``-`` for none).
 ``VERSION``
     The catalogue version, recorded with every fitted model.
+``archive/<VERSION>/``
+    Earlier versions, kept so that what was built on them (the simulator's genome, pinned to
+    the version it was written for) stays the same: ``load_catalog(version)``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Literal
 
@@ -175,8 +179,18 @@ class Catalog:
         )
 
 
-def _read_tsv(name: str) -> list[dict[str, str]]:
-    text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+def _catalog_files(version: str | None) -> Traversable:
+    root = resources.files(__package__)
+    if version is None or version == root.joinpath("VERSION").read_text().strip():
+        return root
+    archived = root.joinpath("archive", version)
+    if not archived.joinpath("VERSION").is_file():
+        raise CatalogError(f"no catalogue version {version!r}")
+    return archived
+
+
+def _read_tsv(root: Traversable, name: str) -> list[dict[str, str]]:
+    text = root.joinpath(name).read_text(encoding="utf-8")
     return list(csv.DictReader(text.splitlines(), delimiter="\t"))
 
 
@@ -184,11 +198,15 @@ def _split(value: str, sep: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(sep) if part.strip())
 
 
-@lru_cache(maxsize=1)
-def load_catalog() -> Catalog:
-    """Load the bundled NK knowledge catalogue (cached; the result is immutable)."""
+@lru_cache(maxsize=4)
+def load_catalog(version: str | None = None) -> Catalog:
+    """Load the bundled NK knowledge catalogue (cached; the result is immutable).
+
+    ``version`` picks an archived earlier version (default: the current one).
+    """
+    root = _catalog_files(version)
     genes = []
-    for row in _read_tsv("genes.tsv"):
+    for row in _read_tsv(root, "genes.tsv"):
         if row["role"] not in _ROLES or row["effect"] not in _EFFECTS:
             raise CatalogError(f"genes.tsv: bad role/effect for {row['symbol']}")
         genes.append(
@@ -210,7 +228,7 @@ def load_catalog() -> Catalog:
             label=row["label"],
             description=row["description"],
         )
-        for row in _read_tsv("axes.tsv")
+        for row in _read_tsv(root, "axes.tsv")
     )
     gene_sets = tuple(
         GeneSet(
@@ -221,10 +239,10 @@ def load_catalog() -> Catalog:
             reference=row["reference"],
             axis=None if row["axis"] == "-" else row["axis"],
         )
-        for row in _read_tsv("pathways.tsv")
+        for row in _read_tsv(root, "pathways.tsv")
     )
-    version = resources.files(__package__).joinpath("VERSION").read_text().strip()
-    return Catalog(version=version, genes=tuple(genes), axes=axes, gene_sets=gene_sets)
+    found = root.joinpath("VERSION").read_text().strip()
+    return Catalog(version=found, genes=tuple(genes), axes=axes, gene_sets=gene_sets)
 
 
 def read_gmt(path: str | Path, category: str = "user") -> list[GeneSet]:

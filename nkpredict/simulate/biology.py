@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_MECHANISMS",
     "DISEASES",
     "FACTORS",
+    "GENOME_CATALOG_VERSION",
     "PROGRAM_GENE_JITTER",
     "PROGRAM_OFF_MEAN_SD",
     "STRESS_PROLIFERATION_CORRELATION",
@@ -23,6 +24,11 @@ __all__ = [
     "DiseaseProfile",
     "MechanismSpec",
 ]
+
+GENOME_CATALOG_VERSION = "2026.11.0"
+"""The catalogue version whose genes make the simulated genome's structured genes (and whose
+genes and aliases are kept out of its background): pinned, so a cohort of a given seed stays the
+same when the catalogue grows."""
 
 #: Baseline log2 TPM of catalogue genes known to be highly or lowly expressed in blood cancers;
 #: other catalogue genes draw from N(4, 1.5), lineage-program genes from N(0.5, 1).

@@ -52,7 +52,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -74,6 +74,7 @@ from nkpredict.simulate.biology import (
     BASELINE_LOG2_TPM,
     DISEASES,
     FACTORS,
+    GENOME_CATALOG_VERSION,
     PROGRAM_GENE_JITTER,
     PROGRAM_OFF_MEAN_SD,
     STRESS_PROLIFERATION_CORRELATION,
@@ -81,6 +82,15 @@ from nkpredict.simulate.biology import (
     MechanismSpec,
 )
 from nkpredict.simulate.config import SimulationConfig, make_config, require
+from nkpredict.simulate.scenarios import (
+    DEFAULT_SCENARIO,
+    PLATFORM_SEED_OFFSET,
+    Driver,
+    ScenarioEffects,
+    World,
+    external_platform,
+    scenario_spec,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +121,16 @@ class Cohort:
         ``n_mechanisms``, ``true_logit`` and ``driver_score_<MECHANISM>``.
     truth : dict
         JSON-serialisable ground truth: config, mechanisms, diseases, intercept, driver
-        baselines, program loadings, oracle and readout definitions.
+        baselines, program loadings, oracle and readout definitions, the scenario and its
+        drivers.
+    contributions : DataFrame of shape (n_samples, n_drivers + 3)
+        Every driver's true contribution to each sample's log-odds (one column per driver,
+        then ``lineage``, ``intercept`` and ``true_logit``, their sum).
+    expression : DataFrame or None
+        What a user would get as the expression file when it is not the counts (the
+        ``platform-shift`` external cohort's log2 intensities); None means ``counts``.
+    external : Cohort or None
+        A second, external cohort (``platform-shift``).
     """
 
     counts: pd.DataFrame
@@ -119,6 +138,9 @@ class Cohort:
     labels: pd.DataFrame
     metadata: pd.DataFrame
     truth: dict[str, Any]
+    contributions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    expression: pd.DataFrame | None = None
+    external: Cohort | None = None
 
     def nk_prism_table(self) -> pd.DataFrame:
         """The readouts as an NK PRISM long table (the layout :func:`read_nk_prism` reads).
@@ -163,7 +185,7 @@ def _background_universe() -> tuple[str, ...]:
     The symbols are the HGNC-approved ones of :func:`nkpredict.data.annotation.load_annotation`.
     """
     approved = load_annotation().approved
-    catalog = load_catalog()
+    catalog = load_catalog(GENOME_CATALOG_VERSION)
     excluded = set(catalog.all_genes()) | set(catalog.alias_map())
     coding = {symbol for symbol, biotype in approved.items() if biotype == _PROTEIN_CODING}
     first = _stable_order(sorted(coding - excluded))
@@ -385,13 +407,24 @@ def _true_logit(
     return scores, logit
 
 
-def _viability(logit: np.ndarray, config: SimulationConfig, rng: np.random.Generator) -> np.ndarray:
-    """% viability at each E:T ratio, shape (n_samples, n_ratios)."""
+def _viability(
+    logit: np.ndarray,
+    config: SimulationConfig,
+    rng: np.random.Generator,
+    curve: Any = None,
+) -> np.ndarray:
+    """% viability at each E:T ratio, shape (n_samples, n_ratios).
+
+    ``curve(rate, ratios, noise)`` replaces the exponential killing curve (a scenario's).
+    """
     noise = rng.standard_normal(len(logit))
     rate = config.killing_rate_mid * np.exp(
         -config.killing_rate_slope * logit + config.killing_rate_noise_sd * noise
     )
     ratios = np.asarray(config.et_ratios, dtype=float)
+    if curve is not None:
+        assay = config.assay_noise_sd * rng.standard_normal((len(logit), len(ratios)))
+        return np.asarray(curve(rate, ratios, assay))
     viability = 100.0 * np.exp(-rate[:, None] * ratios[None, :])
     viability += config.assay_noise_sd * rng.standard_normal(viability.shape)
     return np.clip(viability, 0.0, 120.0)
@@ -403,9 +436,17 @@ def _viability(logit: np.ndarray, config: SimulationConfig, rng: np.random.Gener
 
 
 def _background_latent(
-    model: _GeneModel, samples: _Samples, rows: slice, noise_sd: float, rng: np.random.Generator
+    model: _GeneModel,
+    samples: _Samples,
+    rows: slice,
+    noise_sd: float,
+    rng: np.random.Generator,
+    shifts: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Measured-scale latent log2 TPM of background genes for ``rows``, float32."""
+    """Measured-scale latent log2 TPM of background genes for ``rows``, float32.
+
+    ``shifts``: background gene -> per-sample log2 shift planted by a scenario.
+    """
     n_rows = len(samples.disease[rows])
     latent = rng.standard_normal((n_rows, len(model.background)), dtype=np.float32)
     latent *= noise_sd
@@ -413,6 +454,8 @@ def _background_latent(
     latent += model.background_disease_shift[samples.disease[rows]]
     module_values = samples.modules[rows][:, model.background_module].astype(np.float32)
     latent += module_values * model.background_loading.astype(np.float32)
+    for gene, shift in (shifts or {}).items():
+        latent[:, model.background.index(gene)] += shift[rows].astype(np.float32)
     return latent
 
 
@@ -443,6 +486,7 @@ def _measure(
     measured_structured: np.ndarray,
     config: SimulationConfig,
     rng: np.random.Generator,
+    shifts: dict[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Raw counts (int64) and counts per million (float32) of all genes, in sample chunks.
 
@@ -460,7 +504,7 @@ def _measure(
         latent = np.hstack(
             [
                 measured_structured[rows].astype(np.float32),
-                _background_latent(model, samples, rows, background_sd, rng),
+                _background_latent(model, samples, rows, background_sd, rng, shifts),
             ]
         )
         counts[rows] = _sample_counts(latent, samples.library_size[rows], config.dispersion, rng)
@@ -586,48 +630,131 @@ def _truth(
     }
 
 
-def simulate_cohort(config: SimulationConfig | None = None, **overrides: Any) -> Cohort:
+def _contributions(
+    index: pd.Index,
+    config: SimulationConfig,
+    mechanism: np.ndarray,
+    drivers: list[Driver],
+    lineage: np.ndarray,
+    logit: np.ndarray,
+) -> pd.DataFrame:
+    table = pd.DataFrame(
+        mechanism, index=index, columns=[m.name for m in config.mechanisms], dtype=np.float64
+    )
+    for driver in drivers:
+        table[driver.name] = driver.contribution
+    table["lineage"] = lineage
+    table["intercept"] = config.intercept
+    table["true_logit"] = logit
+    return table
+
+
+def _scenario_truth(
+    config: SimulationConfig, scenario: str, effects: ScenarioEffects, extra: list[Driver]
+) -> dict[str, Any]:
+    mechanisms = [
+        {
+            "name": m.name,
+            "axes": list(m.axes),
+            "genes": list(m.drivers),
+            "description": f"{m.direction} of {', '.join(m.drivers)}",
+        }
+        for m in config.mechanisms
+    ]
+    return {
+        "name": scenario,
+        "drivers": [*mechanisms, *(d.to_dict() for d in extra)],
+        "decoys": list(effects.decoys),
+        "contributions": "contributions.csv: one column per driver, then lineage, intercept "
+        "and true_logit (their sum)",
+    }
+
+
+def simulate_cohort(
+    config: SimulationConfig | None = None, scenario: str = DEFAULT_SCENARIO, **overrides: Any
+) -> Cohort:
     """Simulate a blood-cancer cohort with planted NK-resistance mechanisms.
 
     Parameters
     ----------
     config : SimulationConfig, optional
         Parameters (defaults if omitted).
+    scenario : str
+        The planted truth (:data:`~nkpredict.vocabulary.SCENARIOS`, see
+        :mod:`nkpredict.simulate.scenarios`); ``additive`` is the default cohort.
     **overrides
         Replace single parameters of ``config`` (``simulate_cohort(n_samples=200, seed=3)``).
 
     Returns
     -------
     Cohort
-        Counts, TPM, labels, metadata and the ground truth.
+        Counts, TPM, labels, metadata, the ground truth and every driver's contribution.
 
     Raises
     ------
     InputError
-        Invalid parameters, or ``n_genes`` smaller than the catalogue genes or larger than
-        the available symbols.
+        Invalid parameters or scenario, or ``n_genes`` smaller than the catalogue genes or
+        larger than the available symbols.
     """
-    config = make_config(config, overrides)
-    catalog = load_catalog()
+    spec = scenario_spec(scenario)
+    config = spec.configure(make_config(config, overrides))
+    catalog = load_catalog(GENOME_CATALOG_VERSION)
     model = _gene_model(config, catalog)
-    sample_rng, noise_rng, count_rng, outcome_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(4)
+    sample_rng, noise_rng, count_rng, outcome_rng, scenario_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(5)
     )
     samples = _draw_samples(config, sample_rng)
     latent = _structured_latent(model, samples, config, noise_rng)
     technical = config.technical_noise_sd * noise_rng.standard_normal(latent.shape)
 
     scores, logit = _true_logit(model, samples, latent, config)
+    effects = ScenarioEffects(latent=latent)
+    if spec.effects is not None:
+        world = World(
+            model.structured,
+            model.background,
+            model.baseline,
+            samples.disease,
+            _lineage_effects(config),
+            config,
+        )
+        effects = spec.effects(world, latent, scores, scenario_rng)
+        if effects.latent is not latent:
+            latent = effects.latent
+            scores, logit = _true_logit(model, samples, latent, config)
+    weights = np.array([m.weight for m in config.mechanisms])
+    lineage_effect = _lineage_effects(config)[samples.disease]
+    mechanism = scores * weights
+    if effects.mechanism_contribution is not None:
+        mechanism = effects.mechanism_contribution
+        logit = config.intercept + mechanism.sum(axis=1) + lineage_effect
+    counts, tpm = _measure(
+        model, samples, latent + technical, config, count_rng, effects.background_shift
+    )
+    for driver in effects.drivers:
+        logit = logit + driver.contribution
+    if effects.calibrate is not None:
+        genes_at = {g: i for i, g in enumerate([*model.structured, *model.background])}
+
+        def measured(gene: str) -> np.ndarray:
+            return np.log2(tpm[:, genes_at[gene]].astype(np.float64) + 1.0)
+
+        calibration = effects.calibrate(measured, logit)
+        effects.drivers = [*effects.drivers, *calibration]
+        for driver in calibration:
+            logit = logit + driver.contribution
     probability = _sigmoid(logit)
     resistant = outcome_rng.random(config.n_samples) < probability
-    viability = _viability(logit, config, outcome_rng)
-
-    counts, tpm = _measure(model, samples, latent + technical, config, count_rng)
+    viability = _viability(logit, config, outcome_rng, spec.viability)
     index = pd.Index(
         [f"{_SAMPLE_PREFIX}{i:05d}" for i in range(1, config.n_samples + 1)], name="sample_id"
     )
     genes = pd.Index([*model.structured, *model.background])
     metadata = _metadata(index, samples, logit, scores, config)
+    for name, values in effects.state.items():
+        metadata[name] = values
+    truth = _truth(config, catalog, model, resistant, probability)
+    truth["scenario"] = _scenario_truth(config, scenario, effects, effects.drivers)
     cohort = Cohort(
         counts=pd.DataFrame(counts, index=index, columns=genes),
         tpm=pd.DataFrame(tpm, index=index, columns=genes),
@@ -635,12 +762,29 @@ def simulate_cohort(config: SimulationConfig | None = None, **overrides: Any) ->
             index, metadata["lineage"].to_numpy(), viability, resistant, probability, config
         ),
         metadata=metadata,
-        truth=_truth(config, catalog, model, resistant, probability),
+        truth=truth,
+        contributions=_contributions(
+            index, config, mechanism, effects.drivers, lineage_effect, logit
+        ),
     )
+    if spec.external:
+        other = simulate_cohort(config, seed=config.seed + PLATFORM_SEED_OFFSET)
+        other.expression = external_platform(
+            other.tpm, other.truth["config"]["seed"], config.gene_seed
+        )
+        other.truth["platform"] = (
+            "microarray-like log2 intensities, see nkpredict.simulate.scenarios"
+        )
+        cohort.external = other
+        truth["scenario"]["external"] = {
+            "seed": config.seed + PLATFORM_SEED_OFFSET,
+            "files": "external/",
+        }
     logger.info(
-        "simulated %d samples x %d genes; %.0f%% resistant; oracle AUC %s",
+        "simulated %d samples x %d genes (%s); %.0f%% resistant; oracle AUC %s",
         config.n_samples,
         config.n_genes,
+        scenario,
         100 * resistant.mean(),
         cohort.truth["summary"]["oracle_auc"],
     )

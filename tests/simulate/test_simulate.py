@@ -213,12 +213,13 @@ def test_truth_is_json_and_recomputes_the_logit(cohort: Cohort) -> None:
 def test_write_cohort_round_trip(tmp_path: Path) -> None:
     small = simulate_cohort(n_samples=40, n_genes=250, seed=3)
     paths = write_cohort(small, tmp_path / "cohort")
-    assert set(paths) == {"expression", "labels", "nk_prism", "truth"}
+    assert set(paths) == {"expression", "labels", "nk_prism", "truth", "contributions"}
     assert [p.name for p in paths.values()] == [
         "expression.csv",
         "labels.csv",
         "nk_prism.txt",
         "truth.json",
+        "contributions.csv",
     ]
 
     expression = pd.read_csv(paths["expression"], index_col="sample_id")

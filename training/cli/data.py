@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from training.cli.options import ExpressionOption, Quiet, ScaleOption
+from nkpredict.vocabulary import SCENARIOS, Scenario
+from training.cli.options import ExpressionOption, Quiet, ScaleOption, choice_option, one_of
 from training.cli.output import configure_logging, console, print_table, reports_errors
 
 __all__ = ["features", "simulate"]
@@ -22,20 +23,34 @@ def simulate(
     n_samples: Annotated[int, typer.Option(min=20, help="Number of samples.")] = 600,
     n_genes: Annotated[int, typer.Option(min=1, help="Number of genes in the matrix.")] = 3000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    scenario: Annotated[
+        Scenario,
+        choice_option(
+            SCENARIOS,
+            f"Planted truth: {one_of(SCENARIOS)} (see the README's Simulation section).",
+        ),
+    ] = "additive",
     quiet: Quiet = False,
 ) -> None:
-    """Simulate a blood-cancer cohort with planted NK-escape mechanisms and known truth."""
+    """Simulate a blood-cancer cohort with planted NK-escape mechanisms and known truth.
+
+    Writes truth.json and contributions.csv (every driver's true contribution per sample)
+    next to the expression and labels.
+    """
     from nkpredict.simulate.cohort import simulate_cohort
     from nkpredict.simulate.config import SimulationConfig
     from nkpredict.simulate.files import write_cohort
 
     configure_logging(quiet)
-    cohort = simulate_cohort(SimulationConfig(n_samples=n_samples, n_genes=n_genes, seed=seed))
+    cohort = simulate_cohort(
+        SimulationConfig(n_samples=n_samples, n_genes=n_genes, seed=seed), scenario=scenario
+    )
     paths = write_cohort(cohort, out)
     labels = cohort.labels
     print_table(
         f"Simulated cohort in {out}",
         [
+            ("scenario", scenario),
             ("samples x genes", f"{cohort.counts.shape[0]} x {cohort.counts.shape[1]}"),
             ("resistant", f"{int(labels['resistant'].sum())} ({labels['resistant'].mean():.0%})"),
             ("lineages", ", ".join(sorted(labels["lineage"].unique()))),
