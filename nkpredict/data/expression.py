@@ -545,7 +545,8 @@ def _counts_to_log(matrix: pd.DataFrame | _Labels, values: np.ndarray) -> np.nda
     library = np.nansum(values, axis=1)
     if (library == 0).any():
         raise ScaleError(
-            f"samples with zero library size: {_preview(matrix.index[library == 0].tolist())}"
+            "samples with zero library size: "
+            f"{_preview([matrix.index[i] for i in np.flatnonzero(library == 0)])}"
         )
     return np.log2(values / library[:, None] * 1e6 + 1.0)
 

@@ -126,6 +126,14 @@ def test_a_sparse_body_keeps_its_errors(client: TestClient, service_cohort: Any)
     assert "DECOY7" in error["message"]
 
 
+def test_a_sample_of_zero_counts_is_a_422(client: TestClient, service_cohort: Any) -> None:
+    """Found by the benchmark: a zero library size in a JSON body raised a TypeError (500)."""
+    row = service_cohort.counts.iloc[0]
+    body = {"samples": {"a": row.to_dict(), "zero": (row * 0).to_dict()}, "scale": "counts"}
+    error = _error(client.post("/v1/predict", json=body), 422, "invalid_scale")
+    assert "'zero'" in error["message"]
+
+
 # --------------------------------------------------------------------------- item 4
 
 
