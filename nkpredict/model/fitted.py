@@ -32,9 +32,9 @@ from nkpredict.catalog import GeneSet
 from nkpredict.data.expression import PreparedExpression, prepare_expression
 from nkpredict.data.labels import LabelDefinition
 from nkpredict.exceptions import CoverageError, ModelLoadError, NotFittedError
-from nkpredict.io import follow_umask
 from nkpredict.fast.scoring import ArrayScorer, Predictions, scorer_for
 from nkpredict.features.builder import COVERAGE_FEATURE, NKFeatureBuilder
+from nkpredict.io import follow_umask
 from nkpredict.model.boosting import BoostedTrees
 from nkpredict.model.saved import validate_saved_model
 from nkpredict.vocabulary import ScaleChoice, Task
