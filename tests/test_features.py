@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nkpredict.catalog import GeneSet, load_catalog
+from nkpredict.catalog import EVIDENCE_LEVELS, GeneSet, load_catalog
 from nkpredict.exceptions import InputError, NotFittedError
 from nkpredict.features.builder import NKFeatureBuilder
 from nkpredict.vocabulary import AGGREGATE_LEVELS
@@ -150,3 +150,55 @@ def test_identifier_styles_give_identical_features() -> None:
     for name, renaming in styles.items():
         renamed = prepare_expression(counts.rename(columns=renaming)).matrix
         pd.testing.assert_frame_equal(builder.transform(renamed), expected, obj=name)
+
+
+# ---------------------------------------------------------------------------- signed scores
+
+
+@pytest.mark.parametrize(
+    ("feature", "raised", "moves"),
+    [
+        ("pathway:DEATH_RECEPTORS", "FAS", +1),
+        ("pathway:DEATH_RECEPTORS", "TNFRSF10C", -1),  # a decoy receptor counts against
+        ("pathway:IFNG_SIGNALING", "STAT1", +1),
+        ("pathway:IFNG_SIGNALING", "SOCS1", -1),  # a negative regulator counts against
+        ("axis:IFNG_RESPONSE", "PTPN2", -1),
+        ("axis:NKG2D_SHEDDING", "ADAM17", +1),
+    ],
+)
+def test_signed_scores_move_the_right_way(
+    matrix: pd.DataFrame, feature: str, raised: str, moves: int
+) -> None:
+    builder = NKFeatureBuilder().fit(matrix)
+    before = builder.transform(matrix.iloc[[3]])[feature].iloc[0]
+    changed = matrix.iloc[[3]].copy()
+    changed[raised] += 2.0
+    after = builder.transform(changed)[feature].iloc[0]
+    assert np.sign(after - before) == moves
+
+
+def test_sets_of_one_direction_stay_plain_means(matrix: pd.DataFrame) -> None:
+    catalog = load_catalog()
+    genes = catalog.gene_set("DEATH_RECEPTORS").genes
+    weights = dict(zip(genes, catalog.signed_weights(genes), strict=True))
+    assert weights["FAS"] == weights["TNFRSF1A"] == -weights["TNFRSF10D"] == 1 / len(genes)
+    ligands = catalog.axis_genes("NKG2D")
+    assert set(catalog.signed_weights(ligands)) == {1 / len(ligands)}
+
+
+def test_every_catalogue_gene_has_its_evidence() -> None:
+    catalog = load_catalog()
+    assert catalog.version >= "2026.12.0"
+    for gene in catalog.genes:
+        assert gene.evidence in EVIDENCE_LEVELS, gene.symbol
+        assert gene.lineage_context and gene.reference, gene.symbol
+        if gene.contested:
+            assert gene.note, gene.symbol
+    contested = {g.symbol for g in catalog.genes if g.contested}
+    assert {"CD274", "PVR", "NECTIN2", "BAG6", "NFKBIA", "TNFAIP3"} <= contested
+    dufva = {"SPN", "SELPLG", "CD44", "GMDS", "FUT8", "SLC35C1", "SPPL3", "B3GNT2", "MUC1"}
+    dufva |= {"MUC21", "RFXAP", "RFXANK", "NLRC5", "ADAM10", "ADAM17", "SOCS1", "SOCS3"}
+    dufva |= {"PTPN2", "TRAF3", "CFLAR"}
+    assert dufva <= set(catalog.symbols)
+    assert {catalog.gene(g).effect for g in ("SOCS1", "SOCS3", "PTPN2")} == {-1}
+    assert catalog.gene("TRAF3").lineage_context == "multiple myeloma"

@@ -7,7 +7,11 @@ tab-separated files next to this module:
     One row per NK ligand or effector-pathway gene: HGNC ``symbol``, ``aliases``
     (``;``-separated previous symbols and aliases), NK ``receptor``, ``axis``, ``role``
     (``activating``, ``inhibitory`` or ``intracellular``), ``effect`` of higher expression on
-    resistance (``+`` more resistant, ``-`` more sensitive, ``?`` unclear) and a ``reference``.
+    resistance (``+`` more resistant, ``-`` more sensitive, ``?`` unclear or contested), a
+    ``reference``, and its evidence: ``evidence`` (``functional screen hit``, ``expression
+    correlate`` or ``mechanism study``), ``lineage_context`` (where it was shown),
+    ``contested`` (``yes`` where published work disagrees on the direction or it could not be
+    verified; such genes get effect ``?`` or keep a flagged sign) and a ``note``.
 ``axes.tsv``
     One row per NK receptor axis or intracellular program the genes belong to.
 ``pathways.tsv``
@@ -36,8 +40,15 @@ from nkpredict.exceptions import CatalogError
 Role = Literal["activating", "inhibitory", "intracellular"]
 _ROLES: frozenset[str] = frozenset({"activating", "inhibitory", "intracellular"})
 _EFFECTS: dict[str, int] = {"+": 1, "-": -1, "?": 0}
+EVIDENCE_LEVELS: tuple[str, ...] = (
+    "functional screen hit",
+    "expression correlate",
+    "mechanism study",
+)
+"""How a catalogue gene's direction is known, strongest first."""
 
 __all__ = [
+    "EVIDENCE_LEVELS",
     "Axis",
     "Catalog",
     "CatalogGene",
@@ -52,7 +63,10 @@ class CatalogGene:
     """One NK ligand or effector-pathway gene.
 
     ``effect`` is the expected sign of the effect of *higher* expression on resistance:
-    ``+1`` (protects the tumor, e.g. HLA-E), ``-1`` (sensitises, e.g. NCR3LG1) or ``0``.
+    ``+1`` (protects the tumor, e.g. HLA-E), ``-1`` (sensitises, e.g. NCR3LG1) or ``0``
+    (unclear or contested). ``evidence`` is one of :data:`EVIDENCE_LEVELS` (empty in
+    catalogues before 2026.12.0), ``lineage_context`` where it was shown, ``contested`` whether
+    the direction is disputed, ``note`` why.
     """
 
     symbol: str
@@ -62,6 +76,10 @@ class CatalogGene:
     role: Role
     effect: int
     reference: str
+    evidence: str = ""
+    lineage_context: str = ""
+    contested: bool = False
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -154,6 +172,21 @@ class Catalog:
             seen.update(dict.fromkeys(gene_set.genes))
         return tuple(seen)
 
+    def signed_weights(self, genes: Iterable[str]) -> tuple[float, ...]:
+        """Weights of a signed set score over ``genes``: ``+-1 / n`` each.
+
+        The set is oriented by the majority direction of its genes' ``effect`` (``+`` when
+        they cancel or none is known); a gene whose effect opposes that orientation (a decoy
+        receptor, a negative regulator) gets ``-1 / n``, every other gene (same direction,
+        unknown or not a catalogue gene) ``+1 / n``. So a set's score rises with the activity
+        of what the set stands for instead of averaging opposite effects together.
+        """
+        members = list(genes)
+        effects = [self._by_symbol[g].effect if g in self._by_symbol else 0 for g in members]
+        orientation = -1 if sum(effects) < 0 else 1
+        n = len(members)
+        return tuple((-1.0 if effect == -orientation else 1.0) / n for effect in effects)
+
     def alias_map(self) -> dict[str, str]:
         """Upper-cased alias or previous symbol -> current symbol, for catalogue ligands.
 
@@ -209,6 +242,11 @@ def load_catalog(version: str | None = None) -> Catalog:
     for row in _read_tsv(root, "genes.tsv"):
         if row["role"] not in _ROLES or row["effect"] not in _EFFECTS:
             raise CatalogError(f"genes.tsv: bad role/effect for {row['symbol']}")
+        evidence = row.get("evidence") or ""
+        if evidence and evidence not in EVIDENCE_LEVELS:
+            raise CatalogError(f"genes.tsv: bad evidence {evidence!r} for {row['symbol']}")
+        if (row.get("contested") or "no") not in ("yes", "no"):
+            raise CatalogError(f"genes.tsv: contested must be yes or no for {row['symbol']}")
         genes.append(
             CatalogGene(
                 symbol=row["symbol"],
@@ -218,6 +256,10 @@ def load_catalog(version: str | None = None) -> Catalog:
                 role=row["role"],  # type: ignore[arg-type]
                 effect=_EFFECTS[row["effect"]],
                 reference=row["reference"],
+                evidence=evidence,
+                lineage_context=row.get("lineage_context") or "",
+                contested=row.get("contested") == "yes",
+                note=row.get("note") or "",
             )
         )
     axes = tuple(

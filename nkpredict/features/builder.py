@@ -7,17 +7,23 @@ sample alone once the transformer is fitted:
 ``gene:<SYMBOL>``
     Expression of every catalogue ligand / effector gene.
 ``axis:<AXIS>``
-    Mean standardized expression of the genes on one NK receptor axis or intracellular
-    program (e.g. ``axis:NKp30``).
+    Signed mean standardized expression of the genes on one NK receptor axis or intracellular
+    program (e.g. ``axis:NKp30``); see "Signed scores" below.
 ``load:activating``, ``load:inhibitory``, ``load:balance``
     Mean of the activating (resp. inhibitory) receptor-axis scores and their difference.
 ``pathway:<SET>``
-    Mean standardized expression of the genes of a catalogue or user gene set.
+    Signed mean standardized expression of the genes of a catalogue or user gene set.
 ``coverage:catalog``
     Fraction of the model's catalogue genes actually measured in the sample.
 ``genome:<SYMBOL>``
     Optional genome-wide genes, selected inside ``fit`` by their correlation with the label
     (so cross-validation that refits the transformer per fold never leaks).
+
+Signed scores: a set that mixes genes of opposite catalogue ``effect`` (the death receptors
+and their decoys, IFN-gamma signalling and its negative regulators SOCS1/SOCS3/PTPN2) is not
+averaged together: each gene gets ``+-1/n`` from :meth:`~nkpredict.catalog.Catalog.signed_weights`,
+negative where it opposes the set's majority direction, so the score follows the activity of
+what the set stands for. Sets whose genes share one direction are plain means, as before.
 
 Standardization uses per-gene means and standard deviations learned in ``fit``, so a sample's
 scores never depend on the other samples it is scored with.
@@ -291,7 +297,7 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
             genes = [g for g in catalog.axis_genes(axis.name) if g in present]
             if not genes:
                 continue
-            weights = [1.0 / len(genes)] * len(genes)
+            weights = list(catalog.signed_weights(genes))
             units = allocator.score_units(genes, weights, {axis.name: 1.0})
             specs.append(
                 FeatureSpec(f"axis:{axis.name}", "score", tuple(genes), tuple(weights), units)
@@ -335,6 +341,7 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
     def _set_specs(
         self, gene_sets: Sequence[GeneSet], present: set[str], allocator: _Allocator
     ) -> list[FeatureSpec]:
+        catalog = load_catalog()
         specs = []
         for gene_set in gene_sets:
             genes = [g for g in dict.fromkeys(gene_set.genes) if g in present]
@@ -343,7 +350,7 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
                     "gene set %s skipped: %d of its genes measured", gene_set.name, len(genes)
                 )
                 continue
-            weights = [1.0 / len(genes)] * len(genes)
+            weights = list(catalog.signed_weights(genes))
             units = allocator.score_units(genes, weights, {gene_set.unit: 1.0})
             units["pathway"] = {gene_set.name: 1.0}
             specs.append(

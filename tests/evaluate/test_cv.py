@@ -363,7 +363,7 @@ def test_leave_one_group_out_reports_each_group_and_all():
     lineage[y.index[y == 0][:15]] = "MM"  # a group with one class: roc_auc undefined there
     table = leave_one_group_out(nk_core, X, y, lineage, "classification")
     assert table["group"].tolist() == ["AML", "CML", "MM", "ALL"]
-    assert table["n"].tolist() == [52, 53, 15, 120]
+    assert table["n"].tolist() == [*(int((lineage == g).sum()) for g in ("AML", "CML")), 15, 120]
     assert table["n_resistant"].tolist() == [
         *(int(y[lineage == g].sum()) for g in ("AML", "CML", "MM")),
         int(y.sum()),

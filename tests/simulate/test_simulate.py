@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 from nkpredict.catalog import load_catalog
 from nkpredict.data.public import killing_auc, read_labels, read_nk_prism
 from nkpredict.exceptions import InputError
+from nkpredict.simulate.biology import GENOME_CATALOG_VERSION
 from nkpredict.simulate.cohort import Cohort, simulate_cohort
 from nkpredict.simulate.config import SimulationConfig
 from nkpredict.simulate.files import write_cohort
@@ -74,7 +75,7 @@ def test_labels_do_not_depend_on_n_genes() -> None:
 
 
 def test_shapes_index_and_columns(cohort: Cohort) -> None:
-    catalog = load_catalog()
+    catalog = load_catalog(GENOME_CATALOG_VERSION)
     structured = catalog.all_genes()
     for frame in (cohort.counts, cohort.tpm, cohort.labels, cohort.metadata):
         assert frame.index.name == "sample_id"
@@ -255,7 +256,7 @@ def test_nk_prism_table_layout(cohort: Cohort) -> None:
 
 
 def test_too_few_genes_raises() -> None:
-    n_structured = len(load_catalog().all_genes())
+    n_structured = len(load_catalog(GENOME_CATALOG_VERSION).all_genes())
     with pytest.raises(InputError, match="smaller than the"):
         simulate_cohort(n_samples=10, n_genes=n_structured - 1)
     assert simulate_cohort(n_samples=10, n_genes=n_structured).counts.shape[1] == n_structured
