@@ -14,6 +14,7 @@ resamples (:func:`bootstrap_indices`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,7 @@ __all__ = [
     "CLASSIFICATION_THRESHOLD",
     "HIGHER_IS_BETTER",
     "METRICS",
+    "MIN_BOOTSTRAP_GROUPS",
     "ORACLE_METRICS",
     "PRIMARY_METRIC",
     "MetricFunction",
@@ -60,6 +62,10 @@ bootstrap, where resamples of whole groups differ in size)."""
 
 CI_LEVEL = 0.95
 CLASSIFICATION_THRESHOLD = 0.5
+MIN_BOOTSTRAP_GROUPS = 10
+"""Fewer groups than this make :func:`group_bootstrap_indices` warn."""
+
+logger = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------- metrics
@@ -316,6 +322,13 @@ def group_bootstrap_indices(groups: np.ndarray, n_bootstrap: int, seed: int) -> 
     """
     codes, _ = pd.factorize(np.asarray(groups, dtype=object), sort=True)
     members = [np.flatnonzero(codes == c) for c in range(codes.max(initial=-1) + 1)]
+    if 0 < len(members) < MIN_BOOTSTRAP_GROUPS:
+        logger.warning(
+            "bootstrap over only %d groups: its intervals are rough (a percentile bootstrap "
+            "needs %d or more groups to be trusted)",
+            len(members),
+            MIN_BOOTSTRAP_GROUPS,
+        )
     if not members:
         return [np.empty(0, dtype=np.intp) for _ in range(n_bootstrap)]
     drawn = np.random.default_rng(seed).integers(0, len(members), size=(n_bootstrap, len(members)))
