@@ -242,6 +242,8 @@ def _explain_chunk(
             {
                 "base_value": result.base_value,
                 "model_output": float(margin[i]),
+                "prior_part": float(result.prior_part[i]),
+                "trees_part": float(margin[i] - result.base_value - result.prior_part[i]),
                 "units": units,
                 "attributions": {
                     level: _compact(summed[level][i], allocations[level].units, top_n)

@@ -279,6 +279,11 @@ class SampleExplanation(BaseModel):
     call: str
     base_value: float
     model_output: float = Field(description="Raw model output (log-odds or readout).")
+    prior_part: float = Field(
+        description="What the biological prior (a penalized linear model on the NK features) "
+        "adds to base_value; trees_part is what the boosted trees add on top."
+    )
+    trees_part: float = Field(description="What the boosted trees add to base_value.")
     units: str = Field(description="Units of the attributions: 'log-odds' or the readout name.")
     attributions: dict[str, dict[str, float]] = Field(
         description=f"Level -> unit -> attribution (top_n units, the rest as '{OTHER_UNIT}')."

@@ -31,9 +31,11 @@ def service_model_dir(service_cohort: Cohort, tmp_path_factory: pytest.TempPathF
     # One XGBoost thread: as fast for 200 samples and immune to busy shared CI machines.
     from nkpredict.model.fitted import NKResistanceModel
 
-    model = NKResistanceModel(booster={"n_estimators": 50, "n_jobs": 1}).fit(
-        service_cohort.counts, service_cohort.labels["resistant"]
-    )
+    # 50 rounds on top of the prior, whatever the inner folds would choose: the fast paths
+    # (compiled trees and TreeSHAP) are then exercised on a model that has trees.
+    model = NKResistanceModel(
+        booster={"n_estimators": 50, "early_stopping_rounds": None, "n_jobs": 1}
+    ).fit(service_cohort.counts, service_cohort.labels["resistant"])
     model.metadata_ = {
         "data": {"n_samples": 200, "n_genes": 400, "sha256": "0" * 64},
         "metrics": {"roc_auc": 0.81, "roc_auc_ci": [0.74, 0.88], "brier": float("nan")},

@@ -14,6 +14,7 @@ from nkpredict.data.expression import PreparedExpression
 from nkpredict.data.labels import LabelDefinition
 from nkpredict.exceptions import InputError
 from nkpredict.explain.attributions import (
+    TOTAL_COLUMNS,
     Driver,
     Explanation,
     compiled_shap,
@@ -26,7 +27,6 @@ from nkpredict.simulate.cohort import Cohort, simulate_cohort
 from nkpredict.simulate.config import SimulationConfig
 from nkpredict.vocabulary import LEVELS
 
-TOTAL_COLUMNS = ["base_value", "model_output"]
 SENTENCE = re.compile(r"^.+ [+-]\d+\.\d{2} log-odds toward (resistant|sensitive)$")
 
 
@@ -76,7 +76,7 @@ def test_parts_add_up_to_the_model_margin_at_every_level(
     for level in LEVELS:
         table = explanation.table(level)
         assert table.index.name == "sample_id"
-        parts = table.drop(columns=TOTAL_COLUMNS).sum(axis=1) + explanation.base_value
+        parts = table.drop(columns=list(TOTAL_COLUMNS)).sum(axis=1) + explanation.base_value
         np.testing.assert_allclose(parts, margin, atol=1e-4, err_msg=level)
         np.testing.assert_allclose(table["model_output"], margin, atol=1e-6)
         assert (table["base_value"] == explanation.base_value).all()
@@ -245,7 +245,7 @@ def test_write_explanations(explanation: Explanation, tmp_path) -> None:
         table = pd.read_csv(written[stem])
         units = list(explanation.level(level).columns)
         assert list(table.columns) == ["sample_id", *units, *TOTAL_COLUMNS]
-        assert table.shape == (n_samples, len(units) + 3)
+        assert table.shape == (n_samples, len(units) + 1 + len(TOTAL_COLUMNS))
         assert table["sample_id"].tolist() == list(explanation.shap.index)
     summary = json.loads(written["global"].read_text())
     assert set(summary["levels"]) == set(LEVELS)

@@ -285,8 +285,9 @@ def test_broken_model_makes_uvicorn_exit_with_the_reason(
     output = server.output()
     assert code != 0
     assert "cannot start the service" in output
-    assert "does not hold a valid nkpredict model" in output
-    assert "missing entry 'features'" in output
+    # the schema check of model.json names the file and the missing field
+    assert "model.json is not a valid nkpredict model" in output
+    assert "features: Field required" in output
 
 
 def test_registered_version_whose_artifacts_were_deleted(

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from nkpredict.model.boosting import BoostedTrees
+from nkpredict.model.boosting import BoostedTrees, BoostingData
 from nkpredict.model.tuning import SEARCH_SPACE
 
 
@@ -38,8 +38,9 @@ def test_validation_loss_is_finite(task: str) -> None:
     rng = np.random.default_rng(2)
     values = rng.normal(size=(80, 4))
     target = (values[:, 0] > 0).astype(float) if task == "classification" else values[:, 0]
+    data = BoostingData(values.astype(np.float32), target.astype(np.float32))
     loss = BoostedTrees(task=task, n_estimators=30).validation_loss(
-        values[:60], target[:60], values[60:], target[60:]
+        data.rows(np.arange(60)), data.rows(np.arange(60, 80))
     )
     assert np.isfinite(loss) and loss >= 0
 

@@ -75,7 +75,7 @@ import xgboost as xgb
 from nkpredict.evaluate.cv import CVResult, EstimatorFactory, cross_validate
 from nkpredict.evaluate.folds import Fold
 from nkpredict.exceptions import InputError
-from nkpredict.model.boosting import Validation, use_trainer
+from nkpredict.model.boosting import BoostingData, use_trainer
 from nkpredict.vocabulary import ENGINES, Task, check_choice
 
 logger = logging.getLogger(__name__)
@@ -187,29 +187,33 @@ def _dask_boost(
     client: Any,
     workers: list[str],
     params: dict[str, Any],
-    x: np.ndarray,
-    y: np.ndarray,
+    train: BoostingData,
     num_boost_round: int,
-    validation: Validation | None,
+    validation: BoostingData | None,
     early_stopping_rounds: int | None,
 ) -> xgb.Booster:
-    """``xgboost.dask.train`` on ``x``, ``y`` (and the validation set) placed on ``workers``.
+    """``xgboost.dask.train`` on the training rows (and the validation set) placed on
+    ``workers``, with their base margins.
 
     Training and validation rows are split over the same workers, so each worker that
     trains also evaluates and no worker joins the collective without data.
     """
     import xgboost.dask as dxgb
 
-    def matrix(features: np.ndarray, target: np.ndarray) -> Any:
+    def matrix(data: BoostingData) -> Any:
+        margin = data.base_margin
         return dxgb.DaskDMatrix(
-            client, _dask_array(client, features, workers), _dask_array(client, target, workers)
+            client,
+            _dask_array(client, data.x, workers),
+            _dask_array(client, data.y, workers),
+            base_margin=None if margin is None else _dask_array(client, margin, workers),
         )
 
-    evals = [] if validation is None else [(matrix(*validation), "validation")]
+    evals = [] if validation is None else [(matrix(validation), "validation")]
     result = dxgb.train(
         client,
         params,
-        matrix(x, y),
+        matrix(train),
         num_boost_round=num_boost_round,
         evals=evals,
         early_stopping_rounds=early_stopping_rounds,
@@ -239,20 +243,19 @@ class DaskTrainer:
     def __call__(
         self,
         params: dict[str, Any],
-        x: np.ndarray,
-        y: np.ndarray,
+        train: BoostingData,
         num_boost_round: int,
-        validation: Validation | None = None,
+        validation: BoostingData | None = None,
         early_stopping_rounds: int | None = None,
     ) -> xgb.Booster:
-        args = (params, x, y, num_boost_round, validation, early_stopping_rounds)
+        args = (params, train, num_boost_round, validation, early_stopping_rounds)
         if self.client is None:
             from distributed import get_worker, worker_client
 
             with worker_client() as client:
                 return _dask_boost(client, [get_worker().address], *args)
         workers = sorted(self.client.nthreads())
-        wanted = max(1, math.ceil(len(x) / max(self.partition_rows, 1)))
+        wanted = max(1, math.ceil(len(train.x) / max(self.partition_rows, 1)))
         return _dask_boost(self.client, workers[:wanted], *args)
 
 

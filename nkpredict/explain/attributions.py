@@ -65,6 +65,7 @@ __all__ = [
     "HIGHER_MORE_SENSITIVE",
     "MIXED",
     "PARALLEL_DMATRIX_ROWS",
+    "TOTAL_COLUMNS",
     "TOWARD_RESISTANT",
     "TOWARD_SENSITIVE",
     "Attributions",
@@ -97,6 +98,8 @@ FILE_STEMS: dict[Level, str] = {
 GLOBAL_FILE = "global.json"
 PARALLEL_DMATRIX_ROWS = 100_000
 """Inputs with fewer rows are converted to a DMatrix on one thread (thread start-up dominates)."""
+TOTAL_COLUMNS = ("base_value", "model_output", "prior_part", "trees_part")
+"""The columns of :meth:`Explanation.table` after the units (not attributions themselves)."""
 ADDITIVITY_TOLERANCE = 1e-3
 """Largest tolerated |base_value + sum(shap) - model_output| before a warning is logged."""
 
@@ -303,6 +306,9 @@ class Explanation:
     resistant_sign : int
         +1 when a higher model output means more resistant, -1 when it means more sensitive,
         0 when unknown (regression without a resistant side).
+    prior_part : Series, shape (n_samples,), optional
+        The biological prior's part of ``model_output - base_value``; the trees' part is the
+        rest (:meth:`parts`).
     """
 
     shap: pd.DataFrame
@@ -313,6 +319,7 @@ class Explanation:
     units: str
     expression: pd.DataFrame | None = None
     resistant_sign: int = 1
+    prior_part: pd.Series | None = None
     _levels: dict[str, pd.DataFrame] = field(default_factory=dict, init=False, repr=False)
 
     def rows(self, which: slice | Sequence[int] | np.ndarray) -> Explanation:
@@ -327,6 +334,17 @@ class Explanation:
             units=self.units,
             expression=None if expression is None else expression.iloc[which],
             resistant_sign=self.resistant_sign,
+            prior_part=None if self.prior_part is None else self.prior_part.iloc[which],
+        )
+
+    def parts(self) -> pd.DataFrame:
+        """Per sample, how much of the output beyond the base value comes from the prior and
+        how much from the trees: columns ``prior_part`` and ``trees_part``; index
+        ``sample_id``."""
+        beyond = self.model_output.to_numpy() - self.base_value
+        prior = np.zeros(len(beyond)) if self.prior_part is None else self.prior_part.to_numpy()
+        return pd.DataFrame(
+            {"prior_part": prior, "trees_part": beyond - prior}, index=self.shap.index
         )
 
     # ------------------------------------------------------------------ per-sample tables
@@ -351,15 +369,19 @@ class Explanation:
         return self._levels[level].copy()
 
     def table(self, level: Level) -> pd.DataFrame:
-        """:meth:`level` plus ``base_value`` and ``model_output`` columns; index ``sample_id``.
+        """:meth:`level` plus ``base_value``, ``model_output`` and the :meth:`parts` columns;
+        index ``sample_id``.
 
         Returns
         -------
-        DataFrame, shape (n_samples, n_units + 2)
+        DataFrame, shape (n_samples, n_units + 4)
         """
         table = self.level(level)
         table["base_value"] = self.base_value
         table["model_output"] = self.model_output.to_numpy()
+        parts = self.parts()
+        table["prior_part"] = parts["prior_part"].to_numpy()
+        table["trees_part"] = parts["trees_part"].to_numpy()
         return table
 
     def _check_sample(self, sample_id: str) -> None:
@@ -564,12 +586,21 @@ class Attributions:
     base_value : float
     model_output : ndarray of float64, shape (n_samples,)
         ``base_value + contributions.sum(axis=1)`` (within float rounding).
+    prior_part : ndarray of float64, shape (n_samples,)
+        How much of ``model_output - base_value`` the biological prior contributes (the sum
+        of its exact attributions); the trees contribute the rest. Zero for models without a
+        prior.
+
+    ``contributions`` are the prior's attributions (coefficient x standardized value) plus
+    the trees' TreeSHAP values, and ``base_value`` the prior's intercept plus the trees' base
+    value, so both parts add up to the model output together.
     """
 
     features: np.ndarray
     contributions: np.ndarray
     base_value: float
     model_output: np.ndarray
+    prior_part: np.ndarray
 
 
 def attributions(
@@ -586,11 +617,23 @@ def attributions(
     method : {"auto", "compiled", "native", "shap"}
         TreeSHAP implementation; all give the same values, ``auto`` the fastest.
     """
-    contributions, base = tree_shap(model.boosted_trees.booster_, features, method)
+    trees = model.boosted_trees
+    contributions: np.ndarray
+    if trees.has_no_trees:
+        check_choice(method, EXPLAIN_METHODS, "method")
+        contributions, base = np.zeros(np.shape(features), dtype=np.float64), 0.0
+    else:
+        contributions, base = tree_shap(trees.booster_, features, method)
+    prior_part = np.zeros(len(contributions))
+    if trees.prior_ is not None:
+        prior_contributions = trees.prior_.contributions(features)
+        contributions = contributions + prior_contributions
+        base += trees.prior_.intercept_
+        prior_part = prior_contributions.sum(axis=1)
     output = model.scorer.margins(features).astype(np.float64)
     _check_additivity(contributions, base, output)
     logger.debug("explained %d samples (%s TreeSHAP)", len(output), method)
-    return Attributions(features, contributions, base, output)
+    return Attributions(features, contributions, base, output, prior_part)
 
 
 def explain(
@@ -625,6 +668,7 @@ def explain(
         units=output_units(model),
         expression=expression,
         resistant_sign=resistant_sign(model),
+        prior_part=pd.Series(result.prior_part, index=index, name="prior_part"),
     )
 
 
@@ -642,13 +686,21 @@ def interaction_values(model: NKResistanceModel, prepared: PreparedExpression) -
     Returns
     -------
     ndarray, shape (n_samples, n_features + 1, n_features + 1)
-        Last row/column is the bias; each sample's matrix sums to its model output.
+        Last row/column is the bias; each sample's matrix sums to its model output. The
+        prior's exact attributions are main effects (on the diagonal, its intercept in the
+        bias cell).
     """
     features = model.features(prepared)
     values = np.ascontiguousarray(features.to_numpy(dtype=np.float32))
-    return np.asarray(
-        model.boosted_trees.booster_.predict(_dmatrix(values), pred_interactions=True)
-    )
+    trees = model.boosted_trees
+    interactions = np.asarray(trees.booster_.predict(_dmatrix(values), pred_interactions=True))
+    if trees.prior_ is not None:  # a linear prior has main effects only: the diagonal
+        n = values.shape[1]
+        diagonal = np.arange(n)
+        interactions = interactions.astype(np.float64)
+        interactions[:, diagonal, diagonal] += trees.prior_.contributions(values)
+        interactions[:, n, n] += trees.prior_.intercept_
+    return interactions
 
 
 # --------------------------------------------------------------------------- writing
@@ -660,10 +712,17 @@ def global_summary(explanation: Explanation, top: int | None = None) -> dict[str
     for level in LEVELS:
         table = explanation.global_importance(level)
         levels[level] = (table if top is None else table.head(top)).to_dict(orient="records")
+    parts = explanation.parts().abs().mean()
+    total = float(parts.sum())
     return {
         "units": explanation.units,
         "base_value": explanation.base_value,
         "n_samples": int(explanation.shap.shape[0]),
+        "parts": {
+            "prior_mean_abs": float(parts["prior_part"]),
+            "trees_mean_abs": float(parts["trees_part"]),
+            "prior_share": float(parts["prior_part"]) / total if total > 0 else None,
+        },
         "levels": levels,
     }
 

@@ -134,15 +134,21 @@ class ArrayScorer:
     def margins(self, features: np.ndarray | pd.DataFrame) -> np.ndarray:
         """Raw model output of a feature matrix (n_samples, n_features), shape (n_samples,).
 
-        Up to :data:`COMPILED_MAX_ROWS` samples are scored with the compiled trees (the
-        same float32 margins as XGBoost, bit for bit), larger inputs by XGBoost.
+        The prior's margin plus the trees': up to :data:`COMPILED_MAX_ROWS` samples the trees
+        are scored with the compiled trees (the same float32 margins as XGBoost, bit for bit),
+        larger inputs by XGBoost.
         """
         values = np.asarray(features, dtype=np.float32)
-        if values.shape[0] <= COMPILED_MAX_ROWS:
+        trees_margin: np.ndarray | None = None
+        if self.trees.has_no_trees:
+            trees_margin = self.trees.trees_margin(values)
+        elif values.shape[0] <= COMPILED_MAX_ROWS:
             compiled = compiled_trees_for(self.trees.booster_)
             if compiled is not None:
-                return compiled.predict_margin(values)
-        return self.trees.predict_margin(values)
+                trees_margin = compiled.predict_margin(values)
+        if trees_margin is None:
+            trees_margin = self.trees.trees_margin(values)
+        return self.trees.with_prior(trees_margin, values)
 
     def predictions(
         self, sample_id: list[str], features: np.ndarray, margin: np.ndarray

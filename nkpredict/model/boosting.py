@@ -1,8 +1,14 @@
-"""Gradient-boosted trees (XGBoost) with early stopping on an inner validation split.
+"""Gradient-boosted trees (XGBoost) that start from the biological prior.
 
-The inner split (:func:`inner_split`) is the one place the validation samples of early
-stopping and of the tuning search are chosen; given groups (cell lines, patients) it never
-puts samples of one group on both sides.
+:class:`BoostedTrees` first fits the :class:`~nkpredict.model.prior.KnowledgePrior` (a
+penalized linear model on the NK features), then boosts trees from the prior's cross-fitted
+margins (XGBoost's ``base_margin``): the trees learn what the prior misses. The number of
+rounds comes from repeated, grouped inner cross-validation (:func:`inner_folds`), and when the
+trees do not lower the inner validation loss the model is the prior alone (zero rounds).
+
+The inner splits (:mod:`nkpredict.model.splits`) are the one place validation samples are
+chosen; given groups (cell lines, patients) they never put samples of one group on both
+sides.
 
 Every boosting run goes through :func:`boost`. By default it calls :func:`xgboost.train`
 in-process; :func:`use_trainer` swaps in another :data:`Trainer` for the runs started inside
@@ -17,32 +23,72 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
 from sklearn.base import BaseEstimator, clone
-from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, train_test_split
 
 from nkpredict.exceptions import InputError, ModelLoadError, NotFittedError
+from nkpredict.model.prior import KnowledgePrior
+from nkpredict.model.splits import inner_folds, inner_split
 from nkpredict.vocabulary import Task
 
-__all__ = ["BoostedTrees", "Trainer", "Validation", "boost", "inner_split", "use_trainer"]
+__all__ = [
+    "BoostedTrees",
+    "BoostingData",
+    "Trainer",
+    "boost",
+    "use_trainer",
+]
 
 logger = logging.getLogger(__name__)
 
-_MIN_SAMPLES_FOR_EARLY_STOPPING = 40
 
-Validation = tuple[np.ndarray, np.ndarray]
+@dataclass(frozen=True, eq=False)
+class BoostingData:
+    """The rows of one boosting run.
+
+    Attributes
+    ----------
+    x : ndarray of float32, shape (n_samples, n_features)
+    y : ndarray of float32, shape (n_samples,)
+    base_margin : ndarray of float64, shape (n_samples,), optional
+        Where boosting starts for each row (the prior's margin); ``None``: the booster's
+        ``base_score``.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    base_margin: np.ndarray | None = None
+
+    def rows(self, positions: np.ndarray) -> BoostingData:
+        """The rows at ``positions``."""
+        margin = None if self.base_margin is None else self.base_margin[positions]
+        return BoostingData(self.x[positions], self.y[positions], margin)
+
+    def dmatrix(self) -> xgb.DMatrix:
+        """An XGBoost matrix of these rows."""
+        return xgb.DMatrix(self.x, label=self.y, base_margin=self.base_margin)
+
+    def base_loss(self, task: Task) -> float:
+        """Log loss (classification) or RMSE (regression) of the base margins alone."""
+        margin = np.zeros(self.y.shape[0]) if self.base_margin is None else self.base_margin
+        if task == "classification":
+            p = np.clip(1.0 / (1.0 + np.exp(-margin)), 1e-12, 1.0 - 1e-12)
+            return float(-np.mean(self.y * np.log(p) + (1.0 - self.y) * np.log(1.0 - p)))
+        return float(np.sqrt(np.mean((self.y - margin) ** 2)))
+
+
 Trainer = Callable[
-    [dict[str, Any], np.ndarray, np.ndarray, int, Validation | None, int | None], xgb.Booster
+    [dict[str, Any], BoostingData, int, BoostingData | None, int | None], xgb.Booster
 ]
-"""``trainer(params, x, y, num_boost_round, validation, early_stopping_rounds) -> Booster``.
+"""``trainer(params, train, num_boost_round, validation, early_stopping_rounds) -> Booster``.
 
-``x`` is float32 (n_samples, n_features), ``y`` float32 (n_samples,); ``validation`` is
-``(x_val, y_val)`` or None. With a validation set the trainer stops early like
-:func:`xgboost.train` and the booster's ``best_iteration`` is set."""
+With a validation set the trainer stops early like :func:`xgboost.train` and the booster's
+``best_iteration`` and ``best_score`` are set."""
 
 _TRAINER: ContextVar[Trainer | None] = ContextVar("nkpredict_trainer", default=None)
 
@@ -62,20 +108,19 @@ def use_trainer(trainer: Trainer) -> Iterator[None]:
 
 def boost(
     params: dict[str, Any],
-    x: np.ndarray,
-    y: np.ndarray,
+    train: BoostingData,
     num_boost_round: int,
-    validation: Validation | None = None,
+    validation: BoostingData | None = None,
     early_stopping_rounds: int | None = None,
 ) -> xgb.Booster:
     """One boosting run with the current :data:`Trainer` (default: :func:`xgboost.train`)."""
     trainer = _TRAINER.get()
     if trainer is not None:
-        return trainer(params, x, y, num_boost_round, validation, early_stopping_rounds)
-    evals = [] if validation is None else [(xgb.DMatrix(*validation), "validation")]
+        return trainer(params, train, num_boost_round, validation, early_stopping_rounds)
+    evals = [] if validation is None else [(validation.dmatrix(), "validation")]
     return xgb.train(
         params,
-        xgb.DMatrix(x, label=y),
+        train.dmatrix(),
         num_boost_round=num_boost_round,
         evals=evals,
         early_stopping_rounds=early_stopping_rounds,
@@ -83,76 +128,38 @@ def boost(
     )
 
 
-def inner_split(
-    target: np.ndarray,
-    validation_fraction: float,
-    seed: int,
-    stratify: bool,
-    groups: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of the fitting and the validation samples of one inner split.
-
-    Parameters
-    ----------
-    target : ndarray, shape (n_samples,)
-    validation_fraction : float
-        Share of samples (without groups) or of groups (with groups) held out.
-    seed : int
-    stratify : bool
-        Keep the class balance (classification).
-    groups : ndarray, shape (n_samples,), optional
-        Group of each sample. No group is split: for classification
-        ``StratifiedGroupKFold`` with ``round(1 / validation_fraction)`` folds (its first
-        fold validates), otherwise ``GroupShuffleSplit``. Without groups the split is
-        ``train_test_split`` (stratified for classification), as before groups existed.
-
-    Returns
-    -------
-    fit, validation : ndarray of int
-    """
-    positions = np.arange(target.shape[0])
-    if groups is None:
-        fit, validation = train_test_split(
-            positions,
-            test_size=validation_fraction,
-            random_state=seed,
-            stratify=target if stratify else None,
-        )
-        return np.asarray(fit), np.asarray(validation)
-    labels = np.asarray(groups, dtype=object)
-    n_groups = np.unique(labels).size
-    if n_groups < 2:
-        raise InputError("an inner split by groups needs at least two groups")
-    n_splits = min(n_groups, max(2, round(1.0 / validation_fraction)))
-    splitter: Any
-    if stratify and np.unique(target).size > 1:
-        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    else:
-        splitter = GroupShuffleSplit(n_splits=1, test_size=1.0 / n_splits, random_state=seed)
-    fit, validation = next(splitter.split(positions, target, labels))
-    return np.asarray(fit), np.asarray(validation)
-
-
 class BoostedTrees(BaseEstimator):
-    """An XGBoost booster tuned by early stopping, with a scikit-learn interface.
+    """XGBoost trees boosted from the biological prior, with a scikit-learn interface.
 
-    ``fit`` holds out ``validation_fraction`` of the training samples (stratified for
-    classification; whole groups when ``fit`` gets ``groups``, see :func:`inner_split`), boosts
-    until the validation loss stops improving for
-    ``early_stopping_rounds`` rounds, then refits on all samples with the number of rounds
-    found. The fitted booster is plain XGBoost (saved as UBJ/JSON, no pickles).
+    ``fit`` (1) fits the :class:`~nkpredict.model.prior.KnowledgePrior` and takes its
+    cross-fitted margins as each sample's ``base_margin`` (``prior=True``); (2) chooses the
+    number of rounds by grouped inner cross-validation (:func:`inner_folds`): in each fold the
+    trees boost until the validation loss stops improving for ``early_stopping_rounds``
+    rounds; the median of the folds' best rounds is used, and zero rounds (the prior alone)
+    when the trees do not lower the folds' mean validation loss below the prior's; (3) boosts
+    that many rounds on all samples. The fitted booster is plain XGBoost (saved as UBJ, no
+    pickles) and the prior a handful of floats.
+
+    The model's output is ``prior.margin(X) + trees(X)``: the booster's ``base_score`` is
+    neutral (margin 0), so the trees carry only what they add to the prior.
 
     Parameters
     ----------
     task : {"classification", "regression"}
+    prior : bool
+        Start from the knowledge prior (default). ``False``: plain boosting from
+        ``base_score``, as models of format 1 were fitted.
     n_estimators : int
-        Maximum number of boosting rounds.
+        Most boosting rounds.
     max_depth, learning_rate, subsample, colsample_bytree, min_child_weight, reg_lambda
-        XGBoost tree parameters.
+        XGBoost tree parameters (``min_child_weight`` is in hessian units: at p = 0.5 a
+        sample weighs 0.25).
     early_stopping_rounds : int or None
-        ``None`` or 0 switches early stopping off (all ``n_estimators`` rounds are used).
+        ``None`` or 0 switches the inner search off (all ``n_estimators`` rounds are used).
+    inner_folds : int
+        Inner cross-validation folds for the rounds and for the prior.
     validation_fraction : float
-        Share of samples held out for early stopping.
+        Share of samples held out by the tuning search's inner split.
     n_jobs : int or None
         Threads for XGBoost (``None``: all cores). One by default: the feature matrices are
         narrow, and multi-threaded boosting of shallow trees is slower than one thread on
@@ -173,14 +180,16 @@ class BoostedTrees(BaseEstimator):
     def __init__(
         self,
         task: Task = "classification",
+        prior: bool = True,
         n_estimators: int = 800,
         max_depth: int = 2,
-        learning_rate: float = 0.03,
+        learning_rate: float = 0.05,
         subsample: float = 0.8,
-        colsample_bytree: float = 0.5,
-        min_child_weight: float = 3.0,
+        colsample_bytree: float = 0.8,
+        min_child_weight: float = 1.0,
         reg_lambda: float = 1.0,
-        early_stopping_rounds: int | None = 40,
+        early_stopping_rounds: int | None = 50,
+        inner_folds: int = 5,
         validation_fraction: float = 0.2,
         n_jobs: int | None = 1,
         device: str = "cpu",
@@ -189,6 +198,7 @@ class BoostedTrees(BaseEstimator):
         tuning_trials: int = 0,
     ) -> None:
         self.task = task
+        self.prior = prior
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -197,6 +207,7 @@ class BoostedTrees(BaseEstimator):
         self.min_child_weight = min_child_weight
         self.reg_lambda = reg_lambda
         self.early_stopping_rounds = early_stopping_rounds
+        self.inner_folds = inner_folds
         self.validation_fraction = validation_fraction
         self.n_jobs = n_jobs
         self.device = device
@@ -206,9 +217,10 @@ class BoostedTrees(BaseEstimator):
 
     def xgb_params(self) -> dict[str, Any]:
         """The XGBoost training parameters these settings stand for."""
+        classification = self.task == "classification"
         params: dict[str, Any] = {
-            "objective": "binary:logistic" if self.task == "classification" else "reg:squarederror",
-            "eval_metric": "logloss" if self.task == "classification" else "rmse",
+            "objective": "binary:logistic" if classification else "reg:squarederror",
+            "eval_metric": "logloss" if classification else "rmse",
             "tree_method": "hist",
             "max_depth": self.max_depth,
             "eta": self.learning_rate,
@@ -219,6 +231,9 @@ class BoostedTrees(BaseEstimator):
             "device": self.device,
             "seed": self.random_state,
         }
+        if self.prior:
+            # margin 0: the trees add to the prior's margin and nothing else
+            params["base_score"] = 0.5 if classification else 0.0
         if self.n_jobs is not None:
             params["nthread"] = self.n_jobs
         return params
@@ -226,8 +241,8 @@ class BoostedTrees(BaseEstimator):
     def fit(self, X: pd.DataFrame | np.ndarray, y: Any, groups: Any = None) -> BoostedTrees:
         """Fit on features ``X`` (n_samples, n_features) and target ``y`` (n_samples,).
 
-        ``groups`` (n_samples,), optional: group of each sample; the inner split of early
-        stopping and tuning then keeps every group on one side (:func:`inner_split`).
+        ``groups`` (n_samples,), optional: group of each sample; every inner split (prior,
+        rounds, tuning) then keeps each group on one side.
         """
         values = np.asarray(X, dtype=np.float32)
         target = np.asarray(y, dtype=np.float32)
@@ -239,29 +254,32 @@ class BoostedTrees(BaseEstimator):
         self.feature_names_in_ = (
             np.asarray(X.columns, dtype=object) if isinstance(X, pd.DataFrame) else None
         )
+        self.prior_: KnowledgePrior | None = None
+        data = BoostingData(values, target)
+        if self.prior:
+            self.prior_ = KnowledgePrior(
+                task=self.task, n_folds=self.inner_folds, random_state=self.random_state
+            ).fit(values, target, labels)
+            data = BoostingData(values, target, self.prior_.oof_margin_)
         tuned = self.tuning_budget > 0 or self.tuning_trials > 0
-        trees = self._tuned(values, target, labels) if tuned else self
-        self.n_rounds_ = trees._rounds_by_early_stopping(values, target, labels)
-        self.booster_ = boost(trees.xgb_params(), values, target, self.n_rounds_)
+        trees = self._tuned(data, labels) if tuned else self
+        self.n_rounds_ = trees._inner_rounds(data, labels)
+        self.booster_ = boost(trees.xgb_params(), data, self.n_rounds_)
         return self
 
-    def _tuned(
-        self, values: np.ndarray, target: np.ndarray, groups: np.ndarray | None
-    ) -> BoostedTrees:
+    def _tuned(self, data: BoostingData, groups: np.ndarray | None) -> BoostedTrees:
         """A copy with the parameters found by the search (kept in tuned_params_)."""
         from nkpredict.model.tuning import search_parameters
 
         def untuned(**params: Any) -> BoostedTrees:
             return clone(self).set_params(tuning_budget=0.0, tuning_trials=0, **params)
 
-        fit, validation = self.inner_positions(target, groups)
+        fit, validation = self.inner_positions(data.y, groups)
         self.tuned_params_ = search_parameters(
             untuned,
-            values,
-            target,
+            data.rows(fit),
+            data.rows(validation),
             self.tuning_budget,
-            fit=fit,
-            validation=validation,
             seed=self.random_state,
             n_trials=self.tuning_trials,
         )
@@ -270,7 +288,7 @@ class BoostedTrees(BaseEstimator):
     def inner_positions(
         self, target: np.ndarray, groups: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Fitting and validation positions of early stopping and tuning (:func:`inner_split`).
+        """Fitting and validation positions of the tuning search (:func:`inner_split`).
 
         With fewer than two groups the split falls back to samples (with a warning).
         """
@@ -285,46 +303,98 @@ class BoostedTrees(BaseEstimator):
             groups=groups,
         )
 
-    def _early_stopped(
-        self, x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray, y_val: np.ndarray
-    ) -> xgb.Booster:
+    def inner_cv_folds(
+        self, target: np.ndarray, groups: np.ndarray | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The inner cross-validation folds that choose the number of rounds."""
+        if groups is not None and np.unique(groups).size < 2:
+            logger.warning("one group only: the inner folds split samples, not groups")
+            groups = None
+        return inner_folds(
+            target,
+            self.inner_folds,
+            self.random_state,
+            stratify=self.task == "classification",
+            groups=groups,
+        )
+
+    def _early_stopped(self, fit: BoostingData, validation: BoostingData) -> xgb.Booster:
         return boost(
             self.xgb_params(),
-            x_fit,
-            y_fit,
+            fit,
             self.n_estimators,
-            (x_val, y_val),
+            validation,
             self.early_stopping_rounds or self.n_estimators,
         )
 
-    def validation_loss(
-        self, x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray, y_val: np.ndarray
-    ) -> float:
-        """Best validation loss (log loss or RMSE) of an early-stopped fit on ``x_fit``."""
-        return float(self._early_stopped(x_fit, y_fit, x_val, y_val).best_score)
+    def validation_loss(self, fit: BoostingData, validation: BoostingData) -> float:
+        """Best validation loss (log loss or RMSE) of an early-stopped fit on ``fit``."""
+        return float(self._early_stopped(fit, validation).best_score)
 
-    def _rounds_by_early_stopping(
-        self, values: np.ndarray, target: np.ndarray, groups: np.ndarray | None = None
-    ) -> int:
-        if not self.early_stopping_rounds or values.shape[0] < _MIN_SAMPLES_FOR_EARLY_STOPPING:
+    def _inner_rounds(self, data: BoostingData, groups: np.ndarray | None = None) -> int:
+        """Rounds from the inner folds; 0 when the trees do not improve on the prior."""
+        self.inner_gain_: float | None = None
+        if not self.early_stopping_rounds:
             return self.n_estimators
-        fit, validation = self.inner_positions(target, groups)
-        booster = self._early_stopped(
-            values[fit], target[fit], values[validation], target[validation]
+        folds = self.inner_cv_folds(data.y, groups)
+        if not folds:
+            if self.prior:
+                logger.warning("too few samples for inner folds: the prior alone is the model")
+                return 0
+            logger.warning(
+                "too few samples for inner folds: %d unchecked rounds", self.n_estimators
+            )
+            return self.n_estimators
+        rounds, gains = [], []
+        for fit, held_out in folds:
+            validation = data.rows(held_out)
+            booster = self._early_stopped(data.rows(fit), validation)
+            rounds.append(int(booster.best_iteration) + 1)
+            gains.append(validation.base_loss(self.task) - float(booster.best_score))
+        self.inner_gain_ = float(np.mean(gains))
+        chosen = int(np.median(rounds))
+        if self.prior and self.inner_gain_ <= 0.0:
+            chosen = 0
+        logger.debug(
+            "inner folds chose %d boosting rounds (folds: %s; loss gain over the prior %.4f)",
+            chosen,
+            rounds,
+            self.inner_gain_,
         )
-        rounds = int(booster.best_iteration) + 1
-        logger.debug("early stopping chose %d boosting rounds", rounds)
-        return rounds
+        return chosen
 
     def _booster(self) -> xgb.Booster:
         if not hasattr(self, "booster_"):
             raise NotFittedError("BoostedTrees is not fitted")
         return self.booster_
 
+    def trees_margin(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """What the trees add to the prior, shape (n_samples,) (float32, XGBoost's)."""
+        values = np.asarray(X, dtype=np.float32)
+        booster = self._booster()
+        if self.has_no_trees:
+            return np.zeros(values.shape[0], dtype=np.float32)
+        return np.asarray(booster.inplace_predict(values, predict_type="margin"))
+
+    @property
+    def has_no_trees(self) -> bool:
+        """True for a prior-only model: zero rounds, so the trees add exactly nothing."""
+        return getattr(self, "prior_", None) is not None and self.n_rounds_ == 0
+
+    def with_prior(self, trees_margin: np.ndarray, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """The model output from the trees' part: ``prior.margin(X) + trees_margin``, float32.
+
+        Every prediction path (XGBoost or compiled trees) finishes here, so they agree.
+        """
+        prior = getattr(self, "prior_", None)
+        if prior is None:
+            return trees_margin
+        total = prior.margin(np.asarray(X, dtype=np.float32)) + trees_margin
+        return total.astype(np.float32)
+
     def predict_margin(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Raw model output (log-odds for classification), shape (n_samples,)."""
-        values = np.asarray(X, dtype=np.float32)
-        return np.asarray(self._booster().inplace_predict(values, predict_type="margin"))
+        return self.with_prior(self.trees_margin(X), X)
 
     def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Class probabilities, shape (n_samples, 2); column 1 is "resistant"."""
@@ -340,18 +410,26 @@ class BoostedTrees(BaseEstimator):
         return self.predict_margin(X)
 
     def save(self, path: str) -> None:
-        """Write the booster in XGBoost's own format (``.ubj`` or ``.json``)."""
+        """Write the booster in XGBoost's own format (``.ubj`` or ``.json``); the prior is
+        saved by the caller as JSON (:meth:`KnowledgePrior.to_dict`)."""
         self._booster().save_model(path)
 
     @classmethod
-    def load(cls, path: str, params: dict[str, Any], n_rounds: int) -> BoostedTrees:
-        """Rebuild a fitted instance from a saved booster and its constructor parameters."""
-        model = cls(**params)
+    def load(
+        cls,
+        path: str,
+        params: dict[str, Any],
+        n_rounds: int,
+        prior: KnowledgePrior | None = None,
+    ) -> BoostedTrees:
+        """Rebuild a fitted instance from a saved booster, its parameters and its prior."""
+        model = cls(**{**params, "prior": prior is not None})
         model.booster_ = xgb.Booster()
         try:
             model.booster_.load_model(path)
         except xgb.core.XGBoostError as exc:
             raise ModelLoadError(f"corrupted or unreadable booster at {path}: {exc}") from exc
         model.n_rounds_ = n_rounds
+        model.prior_ = prior
         model.feature_names_in_ = None
         return model

@@ -36,6 +36,7 @@ from nkpredict.fast.scoring import ArrayScorer, Predictions, scorer_for
 from nkpredict.features.builder import COVERAGE_FEATURE, NKFeatureBuilder
 from nkpredict.io import follow_umask
 from nkpredict.model.boosting import BoostedTrees
+from nkpredict.model.prior import KnowledgePrior
 from nkpredict.model.saved import validate_saved_model
 from nkpredict.vocabulary import ScaleChoice, Task
 
@@ -43,6 +44,7 @@ __all__ = [
     "BOOSTER_FILE",
     "FORMAT_VERSION",
     "MODEL_FILE",
+    "READABLE_FORMATS",
     "NKResistanceModel",
 ]
 
@@ -50,7 +52,10 @@ logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.json"
 BOOSTER_FILE = "booster.ubj"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""The format :meth:`NKResistanceModel.save` writes (2: with the biological prior)."""
+READABLE_FORMATS = (1, 2)
+"""Formats :meth:`NKResistanceModel.load` reads (1: boosted trees without a prior)."""
 
 
 class NKResistanceModel(BaseEstimator):
@@ -237,6 +242,7 @@ class NKResistanceModel(BaseEstimator):
                 "decision_threshold": self.decision_threshold,
             },
             "n_rounds": trees.n_rounds_,
+            "prior": None if trees.prior_ is None else trees.prior_.to_dict(),
             "tuned_params": getattr(trees, "tuned_params_", None),
             "features": self.feature_builder.to_dict(),
             "feature_names": [str(n) for n in self.feature_builder.get_feature_names_out()],
@@ -299,10 +305,10 @@ class NKResistanceModel(BaseEstimator):
                 version = json.loads(text).get("format_version")
             except (ValueError, RecursionError, AttributeError):
                 version = FORMAT_VERSION  # let the schema say what is wrong
-            if version != FORMAT_VERSION:
+            if version not in READABLE_FORMATS:
                 raise ModelLoadError(
-                    f"{directory} has model format {version!r}; "
-                    f"this nkpredict reads format {FORMAT_VERSION}"
+                    f"{directory} has model format {version!r}; this nkpredict reads "
+                    f"formats {', '.join(map(str, READABLE_FORMATS))}"
                 )
         saved = validate_saved_model(text, str(model_file))
         booster_path = directory / BOOSTER_FILE
@@ -313,9 +319,18 @@ class NKResistanceModel(BaseEstimator):
         model = cls(**params)
         features = NKFeatureBuilder.from_dict(data["features"])
         model.gene_sets = tuple(features.gene_sets) if features.gene_sets else None
+        prior = None if data["prior"] is None else KnowledgePrior.from_dict(data["prior"])
         trees = BoostedTrees.load(
-            str(booster_path), {"task": params["task"], **params["booster"]}, data["n_rounds"]
+            str(booster_path),
+            {"task": params["task"], **params["booster"]},
+            data["n_rounds"],
+            prior,
         )
+        if prior is not None and prior.coef_.shape[0] != len(saved.feature_names):
+            raise ModelLoadError(
+                f"the prior in {MODEL_FILE} has {prior.coef_.shape[0]} coefficients for "
+                f"{len(saved.feature_names)} features"
+            )
         expected = len(saved.feature_names)
         if trees.booster_.num_features() != expected:
             raise ModelLoadError(

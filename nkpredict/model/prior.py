@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
 from nkpredict.exceptions import InputError, NotFittedError
+from nkpredict.model.splits import inner_folds
 from nkpredict.vocabulary import Task
 
 __all__ = ["PENALTIES", "KnowledgePrior"]
@@ -37,43 +37,12 @@ logger = logging.getLogger(__name__)
 PENALTIES: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 """Inverse L2 penalties (logistic ``C``; ridge uses ``alpha = 1 / C``) tried by inner CV."""
 _SCALE_FLOOR = 1e-8
-_MIN_PER_CLASS = 2
 
 
 def _standardized(X: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """``(X - mean) / scale`` with missing values at 0 (the training mean)."""
     z = (np.asarray(X, dtype=np.float64) - mean) / scale
     return np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
-
-
-def _splits(
-    y: np.ndarray, groups: np.ndarray | None, n_folds: int, task: Task, seed: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Folds for cross-fitting and for the penalty search; no group on both sides."""
-    positions = np.arange(y.shape[0])
-    if groups is not None:
-        n_groups = np.unique(groups).size
-        k = min(n_folds, n_groups)
-        if k < 2:
-            raise InputError("the prior's inner folds need at least two groups")
-        splitter: Any
-        if task == "classification":
-            splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-        else:
-            splitter = GroupKFold(n_splits=k)
-        return list(splitter.split(positions, y, groups))
-    if task == "classification":
-        smallest = int(np.bincount(y.astype(int)).min())
-        k = min(n_folds, smallest)
-        if k < 2:
-            raise InputError(
-                f"the prior needs at least {_MIN_PER_CLASS} samples of each class to fit"
-            )
-        return list(
-            StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(positions, y)
-        )
-    k = min(n_folds, y.shape[0])
-    return list(KFold(n_splits=k, shuffle=True, random_state=seed).split(positions))
 
 
 class KnowledgePrior(BaseEstimator):
@@ -166,7 +135,13 @@ class KnowledgePrior(BaseEstimator):
                 f"X must be (n_samples, n_features) with one target per sample; got "
                 f"{values.shape} and {target.shape}"
             )
-        folds = _splits(target, labels, self.n_folds, self.task, self.random_state)
+        folds = inner_folds(
+            target, self.n_folds, self.random_state, self.task == "classification", labels
+        )
+        if not folds:
+            raise InputError(
+                "the prior needs at least two groups, and two samples of each class, to fit"
+            )
         losses = {}
         margins = {}
         for penalty in self.penalties:

@@ -92,13 +92,25 @@ class SavedLabelDefinition(_Strict):
     direction_given: bool = False
 
 
-class SavedModel(_Strict):
-    """The whole ``model.json`` (format 1)."""
+class SavedPrior(_Strict):
+    """The biological prior (format 2): standardization and linear coefficients."""
 
-    format_version: Literal[1]
+    task: Task
+    penalty: float = Field(gt=0)
+    mean: list[float]
+    scale: list[float]
+    coef: list[float]
+    intercept: float
+
+
+class SavedModel(_Strict):
+    """The whole ``model.json`` (format 2; format 1 has no ``prior``)."""
+
+    format_version: Literal[1, 2]
     nkpredict_version: str
     params: SavedParams
     n_rounds: int = Field(ge=0)
+    prior: SavedPrior | None = None
     tuned_params: dict[str, Any] | None = None
     features: SavedFeatures
     feature_names: list[str]

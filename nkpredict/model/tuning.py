@@ -2,10 +2,11 @@
 
 The search runs inside :meth:`BoostedTrees.fit`, on the training samples it is given only, so
 when cross-validation fits the model per fold the tuning is nested: no outer test sample ever
-influences the parameters chosen for it. Each trial fits on the inner split that early stopping
-uses (:func:`nkpredict.model.boosting.inner_split`, whole groups on one side when the fit has
-groups) and is scored by the validation loss; the best trial's parameters (and its number of
-rounds) are then used for the final fit on all of the fold's training samples.
+influences the parameters chosen for it. Each trial fits on one inner split
+(:func:`nkpredict.model.splits.inner_split`, whole groups on one side when the fit has groups),
+starting from the prior's margins like the final fit, and is scored by the early-stopped
+validation loss; the best trial's parameters are then used for the rounds search and the final
+fit on all of the fold's training samples.
 
 The budget is a number of trials (reproducible whatever the machine load), optionally capped in
 time; a time budget alone (the older ``--tuning-budget``) runs trials until it is spent.
@@ -16,9 +17,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy as np
-
 from nkpredict.exceptions import InputError
+from nkpredict.model.boosting import BoostingData
 
 __all__ = ["MAX_TIMED_TRIALS", "SEARCH_SPACE", "search_parameters"]
 
@@ -50,11 +50,9 @@ def _suggest(trial: Any) -> dict[str, Any]:
 
 def search_parameters(
     make_estimator: Any,
-    values: np.ndarray,
-    target: np.ndarray,
+    fit: BoostingData,
+    validation: BoostingData,
     budget_seconds: float,
-    fit: np.ndarray,
-    validation: np.ndarray,
     seed: int,
     n_trials: int = 0,
 ) -> dict[str, Any]:
@@ -63,15 +61,13 @@ def search_parameters(
     Parameters
     ----------
     make_estimator : callable
-        ``make_estimator(**params)`` returns an object with ``validation_loss(x_fit, y_fit,
-        x_val, y_val) -> float`` (the boosted trees with those parameters).
-    values : ndarray, shape (n_samples, n_features)
-    target : ndarray, shape (n_samples,)
+        ``make_estimator(**params)`` returns an object with ``validation_loss(fit,
+        validation) -> float`` (the boosted trees with those parameters).
+    fit, validation : BoostingData
+        The two sides of the inner split scoring each trial.
     budget_seconds : float
         Wall-clock cap (0 = none when ``n_trials`` is given). Without ``n_trials`` the search
         runs until this budget is spent (at most :data:`MAX_TIMED_TRIALS` trials).
-    fit, validation : ndarray of int
-        Positions of the inner split scoring each trial (the early-stopping split).
     seed : int
     n_trials : int
         Number of trials (0 = bounded by ``budget_seconds`` only). At least one trial runs.
@@ -85,11 +81,9 @@ def search_parameters(
     if n_trials <= 0 and budget_seconds <= 0:
         raise InputError("a parameter search needs a number of trials or a time budget")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    x_fit, y_fit = values[fit], target[fit]
-    x_val, y_val = values[validation], target[validation]
 
     def objective(trial: Any) -> float:
-        return float(make_estimator(**_suggest(trial)).validation_loss(x_fit, y_fit, x_val, y_val))
+        return float(make_estimator(**_suggest(trial)).validation_loss(fit, validation))
 
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=1)

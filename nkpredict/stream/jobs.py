@@ -95,6 +95,11 @@ def concat_explanations(parts: list[Explanation]) -> Explanation:
         units=first.units,
         expression=pd.concat(expressions) if len(expressions) == len(parts) else None,
         resistant_sign=first.resistant_sign,
+        prior_part=(
+            pd.concat([p.prior_part for p in parts if p.prior_part is not None])
+            if all(p.prior_part is not None for p in parts)
+            else None
+        ),
     )
 
 

@@ -518,16 +518,17 @@ def test_grouped_fit_hands_groups_to_the_inner_split(monkeypatch):
     X, y, _ = binary_cohort(n_samples=80, n_noise=0, seed=2)
     lines = np.repeat(np.arange(20), 4).astype(object)
     seen = []
-    original = BoostedTrees.inner_positions
+    original = BoostedTrees.inner_cv_folds
 
     def spy(self, target, groups=None):
-        fit, validation = original(self, target, groups)
-        seen.append((groups, fit, validation))
-        return fit, validation
+        folds = original(self, target, groups)
+        seen.append((groups, folds))
+        return folds
 
-    monkeypatch.setattr(BoostedTrees, "inner_positions", spy)
+    monkeypatch.setattr(BoostedTrees, "inner_cv_folds", spy)
     model = nk_core()
     fit_with_groups(model, X, y.to_numpy(), lines)
-    groups, fit, validation = seen[-1]
-    assert groups is not None
-    assert not set(lines[fit]) & set(lines[validation])
+    groups, folds = seen[-1]
+    assert groups is not None and folds
+    for fit, validation in folds:
+        assert not set(lines[fit]) & set(lines[validation])

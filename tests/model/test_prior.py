@@ -40,14 +40,14 @@ def test_inner_folds_never_split_a_group(monkeypatch: pytest.MonkeyPatch) -> Non
     X, y = _data()
     groups = np.repeat(np.arange(30), 4)
     seen: list[list[tuple[np.ndarray, np.ndarray]]] = []
-    real = prior_module._splits
+    real = prior_module.inner_folds
 
     def spy(*args: object, **kwargs: object) -> list[tuple[np.ndarray, np.ndarray]]:
         folds = real(*args, **kwargs)  # type: ignore[arg-type]
         seen.append(folds)
         return folds
 
-    monkeypatch.setattr(prior_module, "_splits", spy)
+    monkeypatch.setattr(prior_module, "inner_folds", spy)
     KnowledgePrior().fit(X, y, groups=groups)
     assert seen
     for fit, held_out in seen[0]:
@@ -80,5 +80,5 @@ def test_clear_errors() -> None:
     with pytest.raises(NotFittedError):
         KnowledgePrior().margin(np.zeros((1, 2)))
     X, _ = _data(n=20)
-    with pytest.raises(InputError, match="each class"):
+    with pytest.raises(InputError, match="of each class"):
         KnowledgePrior().fit(X, np.r_[np.ones(19), 0])

@@ -220,7 +220,10 @@ def test_parquet_with_too_many_columns_is_refused(client: TestClient) -> None:
     table = pa.table({f"G{j}": [1.0] for j in range(600)})
     sink = io.BytesIO()
     pq.write_table(table, sink)
-    _error(_upload(client, "wide.parquet", sink.getvalue()), 413, "upload_too_large")
+    # samples as rows: 600 gene columns exceed the column limit (auto orientation would also
+    # accept the file as 600 samples of one gene)
+    upload = _upload(client, "wide.parquet", sink.getvalue(), orientation="samples")
+    _error(upload, 413, "upload_too_large")
 
 
 @pytest.mark.parametrize("suffix", ["csv", "csv.gz"])

@@ -1,0 +1,115 @@
+"""The default learner: boosted trees that start from the biological prior.
+
+Old (format 1) models still load and score as before; prior-only models (zero rounds) score,
+explain and save; the compiled path adds the prior like XGBoost's; explanations add up.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nkpredict.explain.attributions import attributions, explain
+from nkpredict.model.fitted import FORMAT_VERSION, MODEL_FILE, NKResistanceModel
+from nkpredict.simulate.cohort import Cohort, simulate_cohort
+from nkpredict.simulate.config import SimulationConfig
+
+
+@pytest.fixture(scope="module")
+def cohort() -> Cohort:
+    return simulate_cohort(SimulationConfig(n_samples=120, n_genes=300, seed=5))
+
+
+def test_format_1_models_load_and_score_as_before(cohort: Cohort, tmp_path: Path) -> None:
+    plain = NKResistanceModel(booster={"prior": False, "n_estimators": 30}).fit(
+        cohort.counts, cohort.labels["resistant"]
+    )
+    assert plain.boosted_trees.prior_ is None
+    directory = plain.save(tmp_path / "old")
+    saved = json.loads((directory / MODEL_FILE).read_text())
+    del saved["prior"]  # written exactly as format 1 was
+    saved["format_version"] = 1
+    (directory / MODEL_FILE).write_text(json.dumps(saved))
+    loaded = NKResistanceModel.load(directory)
+    assert loaded.boosted_trees.prior_ is None and not loaded.boosted_trees.prior
+    np.testing.assert_array_equal(
+        loaded.predict_margin(cohort.counts), plain.predict_margin(cohort.counts)
+    )
+
+
+def test_prior_and_trees_round_trip(cohort: Cohort, tmp_path: Path) -> None:
+    model = NKResistanceModel(booster={"n_estimators": 30, "early_stopping_rounds": None}).fit(
+        cohort.counts, cohort.labels["resistant"]
+    )
+    trees = model.boosted_trees
+    assert trees.prior_ is not None and trees.n_rounds_ == 30
+    directory = model.save(tmp_path / "new")
+    assert json.loads((directory / MODEL_FILE).read_text())["format_version"] == FORMAT_VERSION
+    loaded = NKResistanceModel.load(directory)
+    np.testing.assert_array_equal(
+        loaded.predict_margin(cohort.counts), model.predict_margin(cohort.counts)
+    )
+    # the output is the prior's margin plus what the trees add
+    features = model.scorer.features(model.scorer.gene_values(model.prepare(cohort.counts)))
+    np.testing.assert_allclose(
+        model.scorer.margins(features),
+        trees.prior_.margin(features) + trees.trees_margin(features),
+        atol=1e-5,
+    )
+
+
+def test_compiled_and_xgboost_paths_agree_with_a_prior(cohort: Cohort) -> None:
+    model = NKResistanceModel(booster={"n_estimators": 30, "early_stopping_rounds": None}).fit(
+        cohort.counts, cohort.labels["resistant"]
+    )
+    scorer = model.scorer
+    features = scorer.features(scorer.gene_values(model.prepare(cohort.counts)))
+    one_by_one = np.concatenate([scorer.margins(features[i : i + 1]) for i in range(10)])
+    np.testing.assert_array_equal(one_by_one, model.boosted_trees.predict_margin(features[:10]))
+
+
+def test_prior_only_model_scores_explains_and_saves(cohort: Cohort, tmp_path: Path) -> None:
+    model = NKResistanceModel(booster={"n_estimators": 0, "early_stopping_rounds": None}).fit(
+        cohort.counts, cohort.labels["resistant"]
+    )
+    trees = model.boosted_trees
+    assert trees.has_no_trees
+    prepared = model.prepare(cohort.counts)
+    features = model.scorer.features(model.scorer.gene_values(prepared))
+    np.testing.assert_allclose(
+        model.scorer.margins(features), trees.prior_.margin(features), atol=1e-5
+    )
+    explanation = explain(model, prepared)
+    parts = explanation.parts()
+    np.testing.assert_allclose(parts["trees_part"], 0.0, atol=1e-5)
+    result = attributions(model, features)
+    np.testing.assert_allclose(
+        result.base_value + result.contributions.sum(axis=1), result.model_output, atol=1e-4
+    )
+    loaded = NKResistanceModel.load(model.save(tmp_path / "prior-only"))
+    np.testing.assert_array_equal(
+        loaded.predict_margin(cohort.counts), model.predict_margin(cohort.counts)
+    )
+
+
+def test_explanations_say_how_much_comes_from_each_part(cohort: Cohort) -> None:
+    model = NKResistanceModel(booster={"n_estimators": 30, "early_stopping_rounds": None}).fit(
+        cohort.counts, cohort.labels["resistant"]
+    )
+    explanation = explain(model, model.prepare(cohort.counts))
+    parts = explanation.parts()
+    beyond = explanation.model_output - explanation.base_value
+    np.testing.assert_allclose(parts.sum(axis=1), beyond, atol=1e-6)
+    assert (parts["prior_part"].abs() > 0).all() and (parts["trees_part"].abs() > 0).any()
+
+
+def test_small_cohorts_get_checked_rounds() -> None:
+    small = simulate_cohort(SimulationConfig(n_samples=36, n_genes=300, seed=2))
+    model = NKResistanceModel().fit(small.counts, small.labels["resistant"])
+    trees = model.boosted_trees
+    # chosen by inner folds, never the 800 unchecked rounds of the old small-n rule
+    assert trees.n_rounds_ < trees.n_estimators
+    assert trees.inner_gain_ is not None
