@@ -13,8 +13,9 @@ run scores itself (:func:`nkpredict.evaluate.summary.evaluation_summary`):
   true contribution is at least 0.5 log-odds);
 - for ``platform-shift``, ``transfer_roc_auc``: the whole-cohort model on the external cohort.
 
-Each cell is cached as JSON (``--cache``), so an interrupted run resumes and a subset can be run
-now and the rest later (``--scenarios``, ``--sizes``, ``--seeds``). ``--markdown`` prints the
+Each cell is cached as JSON under ``--cache``/<hash of the library's code>, so an interrupted
+run resumes, a subset can be run now and the rest later (``--scenarios``, ``--sizes``,
+``--seeds``), and cells of other code (another learner) never mix into the table. ``--markdown`` prints the
 table for BENCHMARKS.md (mean over the seeds that were run; the cells are listed).
 
 Example::
@@ -26,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import sys
@@ -37,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import nkpredict
 from nkpredict import __version__
 from nkpredict.catalog import load_catalog
 from nkpredict.data.expression import prepare_expression
@@ -57,6 +60,18 @@ MIN_TRUE_CONTRIBUTION = 0.5
 """Samples whose largest true contribution is smaller are left out of per-sample agreement."""
 
 logger = logging.getLogger("accuracy_panel")
+
+
+def code_digest() -> str:
+    """Hash of the library's source and catalogue files: cells computed by other code are
+    kept in another cache folder, never mixed into this code's table."""
+    root = Path(nkpredict.__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.suffix in {".py", ".tsv", ".json"} or path.name == "VERSION":
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _cell_key(scenario: str, n: int, seed: int, args: argparse.Namespace) -> str:
@@ -232,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("accuracy_panel").setLevel(logging.INFO)
+    args.cache = args.cache / code_digest()
     args.cache.mkdir(parents=True, exist_ok=True)
+    logger.info("cells cached in %s", args.cache)
     if not args.markdown:
         for scenario in args.scenarios:
             for n in args.sizes:
