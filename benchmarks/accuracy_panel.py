@@ -15,8 +15,9 @@ run scores itself (:func:`nkpredict.evaluate.summary.evaluation_summary`):
 
 Each cell is cached as JSON under ``--cache``/<hash of the library's code>, so an interrupted
 run resumes, a subset can be run now and the rest later (``--scenarios``, ``--sizes``,
-``--seeds``), and cells of other code (another learner) never mix into the table. ``--markdown`` prints the
-table for BENCHMARKS.md (mean over the seeds that were run; the cells are listed).
+``--seeds``), and cells of other code (another learner) never mix into the table.
+``--markdown`` prints the table for BENCHMARKS.md (mean over the seeds that were run; the
+cells are listed).
 
 Example::
 
