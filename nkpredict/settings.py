@@ -5,11 +5,20 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_MIN_COVERAGE", "DEFAULT_MODEL_NAME", "DEFAULT_TRACKING_URI", "Settings"]
+__all__ = [
+    "DEFAULT_MIN_COVERAGE",
+    "DEFAULT_MODEL_NAME",
+    "DEFAULT_TRACKING_URI",
+    "LOW_COVERAGE_WARNING",
+    "Settings",
+]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 DEFAULT_MODEL_NAME = "nk-resistance"
 DEFAULT_MIN_COVERAGE = 0.5
+LOW_COVERAGE_WARNING = 0.9
+"""Below this coverage a scored sample's prediction carries the ``low_coverage`` warning: it is
+scored, but a tenth or more of the model's catalogue genes were imputed with training medians."""
 """Least fraction of a model's genes a sample must carry to be scored: one default for the
 command line, streaming and the service (below it, a prediction leans on imputed medians)."""
 

@@ -176,7 +176,9 @@ def predict_payload(
     prepared, model = inputs.prepared, loaded.model
     scorer = model.scorer
     margin = scorer.margins(inputs.features)
-    predictions = scorer.predictions(prepared.sample_ids, inputs.features, margin).to_records()
+    predictions = scorer.predictions(
+        prepared.sample_ids, inputs.features, margin, inputs.genes
+    ).to_records()
     return {
         "model": loaded.model_ref(),
         "task": loaded.task,
@@ -210,6 +212,7 @@ def _compact(values: np.ndarray, units: list[str], top_n: int) -> dict[str, floa
 def _explain_chunk(
     loaded: LoadedModel,
     sample_ids: list[str],
+    genes: np.ndarray,
     features: np.ndarray,
     levels: tuple[Level, ...],
     drivers_level: Level,
@@ -221,7 +224,7 @@ def _explain_chunk(
     result = attributions(model, features)
     margin = result.model_output
     # the float32 margin the model predicts with (exact), so probabilities equal /v1/predict's
-    predictions = model.scorer.predictions(sample_ids, features, margin.astype(np.float32))
+    predictions = model.scorer.predictions(sample_ids, features, margin.astype(np.float32), genes)
     allocations = level_allocations(model.feature_builder)
     summed = {level: result.contributions @ allocations[level].matrix for level in levels}
     if drivers_level not in summed:
@@ -229,7 +232,6 @@ def _explain_chunk(
     sign, units = resistant_sign(model), output_units(model)
     out = []
     for i, prediction in enumerate(predictions.to_records()):
-        del prediction["coverage"]
         drivers = drivers_of(
             summed[drivers_level][i],
             allocations[drivers_level].units,
@@ -237,6 +239,7 @@ def _explain_chunk(
             options.n_drivers,
             sign,
             units,
+            prediction["imputed_genes"],
         )
         prediction.update(
             {
@@ -283,6 +286,7 @@ def explain_json(loaded: LoadedModel, raw: bytes, settings: ServiceSettings) -> 
         explanations += _explain_chunk(
             loaded,
             prepared.sample_ids[rows],
+            inputs.genes[rows],
             inputs.features[rows],
             levels,
             drivers_level,

@@ -226,6 +226,14 @@ class Prediction(BaseModel):
     score: float | None = Field(default=None, description="Predicted readout (regression).")
     call: str = Field(description="'resistant', 'sensitive', or 'n/a' (regression, no cut-off).")
     coverage: float = Field(description="Fraction of the model's catalogue genes measured.")
+    warnings: list[str] = Field(
+        description="'low_coverage' (coverage below 0.9: a tenth or more of the catalogue genes "
+        "were imputed with training medians) and 'imputed_genes' (some model genes were not "
+        "measured); empty for a clean call."
+    )
+    imputed_genes: list[str] = Field(
+        description="Model genes not measured in this sample, filled with training medians."
+    )
 
 
 class Harmonization(BaseModel):
@@ -279,6 +287,12 @@ class SampleExplanation(BaseModel):
     call: str
     base_value: float
     model_output: float = Field(description="Raw model output (log-odds or readout).")
+    coverage: float = Field(description="Fraction of the model's catalogue genes measured.")
+    warnings: list[str] = Field(description="As in /v1/predict.")
+    imputed_genes: list[str] = Field(
+        description="Model genes not measured in this sample: their attributions come from the "
+        "training medians and they never appear in top_drivers."
+    )
     prior_part: float = Field(
         description="What the biological prior (a penalized linear model on the NK features) "
         "adds to base_value; trees_part is what the boosted trees add on top."

@@ -195,7 +195,7 @@ def test_predict_cli_starts_and_closes_its_own_local_cluster(
     assert workers() <= before  # the cluster it started is gone
     model = NKResistanceModel.load(model_dir)
     expected = model.predict_table(model.prepare(counts))
-    written = pd.read_csv(out, dtype={"sample_id": str})
+    written = pd.read_csv(out, dtype={"sample_id": str}, keep_default_na=False)
     pd.testing.assert_frame_equal(written, expected, check_dtype=False, atol=SCORE_TOLERANCE)
 
 

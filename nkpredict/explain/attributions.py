@@ -24,7 +24,7 @@ cannot be compiled) and :class:`shap.TreeExplainer`; see ``benchmarks/explain_sp
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -192,8 +192,13 @@ def drivers_of(
     n: int,
     resistant_sign: int = 1,
     output_units: str = "log-odds",
+    imputed: Collection[str] = (),
 ) -> list[Driver]:
     """The ``n`` units with the largest |contribution| in one sample's ``values``.
+
+    Attributions of genes the sample did not measure (``imputed``: they were filled with the
+    training medians) are left out at gene and feature level: a driver in words is always a
+    measured value.
 
     Parameters
     ----------
@@ -204,13 +209,19 @@ def drivers_of(
     n : int
     resistant_sign, output_units
         See :class:`Explanation`.
+    imputed : collection of str
+        The sample's unmeasured model genes.
 
     Returns
     -------
     list of Driver
         Largest |contribution| first; ties keep the order of ``units``.
     """
-    order = np.argsort(-np.abs(values), kind="stable")[:n]
+    order = np.argsort(-np.abs(values), kind="stable")
+    if imputed and level in ("gene", "feature"):
+        skipped = set(imputed) if level == "gene" else {f"gene:{g}" for g in imputed}
+        order = np.array([k for k in order if units[k] not in skipped], dtype=np.intp)
+    order = order[:n]
     return [
         Driver(
             unit=units[k],
@@ -393,7 +404,24 @@ class Explanation:
         self._check_sample(sample_id)
         row = self.level(level).loc[sample_id]
         units = [str(u) for u in row.index]
-        return drivers_of(row.to_numpy(), units, level, n, self.resistant_sign, self.units)
+        return drivers_of(
+            row.to_numpy(),
+            units,
+            level,
+            n,
+            self.resistant_sign,
+            self.units,
+            self.imputed_genes(sample_id),
+        )
+
+    def imputed_genes(self, sample_id: str) -> list[str]:
+        """The model genes this sample did not measure (their attributions come from the
+        training medians the model filled in); empty when the expression is not known."""
+        self._check_sample(sample_id)
+        if self.expression is None:
+            return []
+        row = self.expression.loc[sample_id]
+        return [str(g) for g in row.index[row.isna().to_numpy()]]
 
     def direction(self, contribution: float) -> str:
         """Words for a contribution of this sign (``"toward resistant"`` ...)."""

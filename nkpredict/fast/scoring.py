@@ -24,6 +24,7 @@ import pandas as pd
 from nkpredict.data.expression import PreparedExpression, prepare_values
 from nkpredict.fast.cache import PerObject
 from nkpredict.fast.trees import compiled_trees_for
+from nkpredict.settings import LOW_COVERAGE_WARNING
 from nkpredict.vocabulary import ScaleChoice
 
 if TYPE_CHECKING:
@@ -51,6 +52,11 @@ class Predictions:
         Fraction of the model's catalogue genes measured.
     value_name : str
         ``probability`` or ``score``.
+    imputed_genes : list of list of str, length n_samples
+        The model genes not measured in each sample (imputed with training medians).
+    warnings : list of list of str, length n_samples
+        ``low_coverage`` (coverage below :data:`~nkpredict.settings.LOW_COVERAGE_WARNING`)
+        and ``imputed_genes`` (some model genes were imputed); empty for a clean call.
     """
 
     sample_id: list[str]
@@ -58,29 +64,42 @@ class Predictions:
     call: np.ndarray
     coverage: np.ndarray
     value_name: str
+    imputed_genes: list[list[str]]
+    warnings: list[list[str]]
 
     def to_frame(self) -> pd.DataFrame:
-        """``sample_id``, ``probability`` or ``score``, ``call``, ``coverage``."""
+        """``sample_id``, ``probability`` or ``score``, ``call``, ``coverage``, ``warnings``
+        and ``imputed_genes`` (the lists joined by ``;``)."""
         return pd.DataFrame(
             {
                 "sample_id": pd.Index(self.sample_id, dtype=object),
                 self.value_name: self.value,
                 "call": self.call,
                 "coverage": self.coverage,
+                "warnings": [";".join(w) for w in self.warnings],
+                "imputed_genes": [";".join(g) for g in self.imputed_genes],
             }
         )
 
     def to_records(self) -> list[dict[str, Any]]:
-        """One plain dict per sample (Python floats and strings), as ``to_frame().to_dict(
-        orient="records")`` gives, without building the frame."""
+        """One plain dict per sample (Python floats, strings and lists of strings)."""
         name = self.value_name
         return [
-            {"sample_id": sid, name: value, "call": call, "coverage": coverage}
-            for sid, value, call, coverage in zip(
+            {
+                "sample_id": sid,
+                name: value,
+                "call": call,
+                "coverage": coverage,
+                "warnings": warnings,
+                "imputed_genes": imputed,
+            }
+            for sid, value, call, coverage, warnings, imputed in zip(
                 self.sample_id,
                 self.value.tolist(),
                 self.call.tolist(),
                 self.coverage.tolist(),
+                self.warnings,
+                self.imputed_genes,
                 strict=True,
             )
         ]
@@ -127,6 +146,14 @@ class ArrayScorer:
         """Fraction of the model's catalogue genes measured per sample, shape (n_samples,)."""
         return np.ascontiguousarray(features[:, self.coverage_column])
 
+    def imputed(self, gene_values: np.ndarray) -> list[list[str]]:
+        """The model genes not measured in each sample of :meth:`gene_values` output."""
+        absent = np.isnan(gene_values)
+        if not absent.any():
+            return [[] for _ in range(gene_values.shape[0])]
+        genes = self.builder.genes_in_
+        return [[genes[j] for j in np.flatnonzero(row)] for row in absent]
+
     def missing(self, gene_values: np.ndarray) -> list[str]:
         """The model's genes measured in none of the samples of :meth:`gene_values` output."""
         return self.builder.missing_of(gene_values)
@@ -151,9 +178,13 @@ class ArrayScorer:
         return self.trees.with_prior(trees_margin, values)
 
     def predictions(
-        self, sample_id: list[str], features: np.ndarray, margin: np.ndarray
+        self,
+        sample_id: list[str],
+        features: np.ndarray,
+        margin: np.ndarray,
+        gene_values: np.ndarray,
     ) -> Predictions:
-        """Per-sample values and calls from computed features and margins.
+        """Per-sample values, calls and warnings from computed genes, features and margins.
 
         Classification calls are ``resistant``/``sensitive`` at the model's
         ``decision_threshold``; regression calls use the label definition's threshold when it
@@ -174,12 +205,26 @@ class ArrayScorer:
             call = np.array(
                 ["resistant" if r else "sensitive" for r in resistant.tolist()], dtype=object
             )
-        return Predictions(sample_id, value, call, self.coverage(features), name)
+        coverage = self.coverage(features)
+        imputed = self.imputed(gene_values)
+        warnings = [
+            [
+                code
+                for code, raised in (
+                    ("low_coverage", c < LOW_COVERAGE_WARNING),
+                    ("imputed_genes", g),
+                )
+                if raised
+            ]
+            for c, g in zip(coverage.tolist(), imputed, strict=True)
+        ]
+        return Predictions(sample_id, value, call, coverage, name, imputed, warnings)
 
     def predict(self, prepared: PreparedExpression) -> Predictions:
         """:meth:`predictions` of a prepared input, every step on arrays."""
-        features = self.features(self.gene_values(prepared))
-        return self.predictions(prepared.sample_ids, features, self.margins(features))
+        genes = self.gene_values(prepared)
+        features = self.features(genes)
+        return self.predictions(prepared.sample_ids, features, self.margins(features), genes)
 
     def _regression_calls(self, score: np.ndarray) -> np.ndarray | None:
         definition = self.model.label_definition_

@@ -180,7 +180,7 @@ def test_parquet_dataset_scores_like_in_memory(
     out = tmp_path / "scores.csv"
     predict_file(model, dataset, out, chunk_size=10)
     expected = model.predict_table(model.prepare(frame))
-    written = pd.read_csv(out, dtype={"sample_id": str})
+    written = pd.read_csv(out, dtype={"sample_id": str}, keep_default_na=False)
     pd.testing.assert_frame_equal(written, expected, check_dtype=False, atol=1e-6)
 
 
@@ -265,6 +265,6 @@ def test_csc_h5ad_is_read_whole_with_a_warning(
     assert isinstance(source, FrameSource) and "CSC" in caplog.text
     out = tmp_path / "scores.tsv"
     predict_file(model, path, out, chunk_size=70)
-    written = pd.read_csv(out, sep="\t", dtype={"sample_id": str})
+    written = pd.read_csv(out, sep="\t", dtype={"sample_id": str}, keep_default_na=False)
     expected = model.predict_table(model.prepare(counts))
     pd.testing.assert_frame_equal(written, expected, check_dtype=False, atol=1e-6)
