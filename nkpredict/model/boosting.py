@@ -188,7 +188,7 @@ class BoostedTrees(BaseEstimator):
         colsample_bytree: float = 0.8,
         min_child_weight: float = 1.0,
         reg_lambda: float = 1.0,
-        early_stopping_rounds: int | None = 50,
+        early_stopping_rounds: int | None = 25,
         inner_folds: int = 5,
         validation_fraction: float = 0.2,
         n_jobs: int | None = 1,
