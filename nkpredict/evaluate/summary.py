@@ -13,8 +13,16 @@ from dataclasses import dataclass
 import pandas as pd
 
 from nkpredict.evaluate.cv import CVResult
+from nkpredict.evaluate.metrics import HIGHER_IS_BETTER, PRIMARY_METRIC
+from nkpredict.vocabulary import Task
 
-__all__ = ["HEADLINE_METRICS", "EvaluationSummary", "evaluation_summary", "headline"]
+__all__ = [
+    "HEADLINE_METRICS",
+    "EvaluationSummary",
+    "comparison_sentence",
+    "evaluation_summary",
+    "headline",
+]
 
 HEADLINE_METRICS: dict[str, tuple[str, ...]] = {
     "classification": (
@@ -107,3 +115,36 @@ def headline(metrics: dict[str, float], task: str) -> list[tuple[str, float, flo
                 )
             )
     return rows
+
+
+def comparison_sentence(metrics: dict[str, float], best_baseline: str | None, task: Task) -> str:
+    """How the model compares with its best baseline, in one plain sentence.
+
+    The verdict follows the 95% interval of the paired difference on the same folds: better or
+    worse only when the interval excludes zero, "no clear difference" otherwise.
+
+    Returns
+    -------
+    str
+        Empty when the evaluation had no baselines.
+    """
+    metric = PRIMARY_METRIC[task]
+    difference = metrics.get(f"cv_{metric}_minus_best_baseline")
+    if best_baseline is None or difference is None:
+        return ""
+    low = metrics.get(f"cv_{metric}_minus_best_baseline_ci_low", float("nan"))
+    high = metrics.get(f"cv_{metric}_minus_best_baseline_ci_high", float("nan"))
+    higher = HIGHER_IS_BETTER[metric]
+    if low > 0:
+        verdict = "better than" if higher else "worse than"
+    elif high < 0:
+        verdict = "worse than" if higher else "better than"
+    else:
+        verdict = "not clearly different from"
+    model = metrics.get(f"cv_{metric}", float("nan"))
+    baseline = metrics.get(f"baseline_{best_baseline}_cv_{metric}", float("nan"))
+    return (
+        f"nkpredict is {verdict} its best baseline ({best_baseline}): {metric} {model:.3f} "
+        f"against {baseline:.3f}, a difference of {difference:+.3f} "
+        f"(95% interval {low:+.3f} to {high:+.3f}, same folds)."
+    )

@@ -49,7 +49,7 @@ from nkpredict.evaluate.metrics import (
     classification_metrics,
     regression_metrics,
 )
-from nkpredict.evaluate.summary import headline
+from nkpredict.evaluate.summary import comparison_sentence, headline
 from nkpredict.exceptions import InputError, LabelError
 from nkpredict.explain.attributions import (
     HIGHER_MORE_RESISTANT,
@@ -369,6 +369,7 @@ def model_card(model: NKResistanceModel) -> dict[str, Any]:
         "metric_rows": rows,
         "gaps": oracle_gaps(metrics),
         "best_baseline": metadata.get("best_baseline"),
+        "comparison": comparison_sentence(metrics, metadata.get("best_baseline"), model.task),
         "headline": [
             {
                 "metric": name,

@@ -185,7 +185,7 @@ def train(
     """Cross-validate, fit, log to MLflow, register and promote a model."""
     from nkpredict.evaluate.baselines import BASELINE_NAMES
     from nkpredict.evaluate.folds import CVConfig
-    from nkpredict.evaluate.summary import headline
+    from nkpredict.evaluate.summary import comparison_sentence, headline
     from nkpredict.settings import Settings
     from training.pipeline import TrainConfig
     from training.pipeline import train as run_training
@@ -256,6 +256,9 @@ def train(
     if result.report_path is not None:
         rows.append(("report", result.report_path))
     print_table("Training run", rows)
+    verdict = comparison_sentence(result.metrics, best, result.model.task)
+    if verdict:
+        console.print(verdict, highlight=False, soft_wrap=True)
     command = mlflow_ui_command(result.tracking_uri)
     if command is not None:
         console.print(f"MLflow UI: {command}", highlight=False, soft_wrap=True)
