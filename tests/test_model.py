@@ -34,7 +34,14 @@ def fitted(data: tuple[pd.DataFrame, pd.Series]) -> NKResistanceModel:
 def test_predict_table(fitted: NKResistanceModel, data: tuple[pd.DataFrame, pd.Series]) -> None:
     frame, _ = data
     table = fitted.predict_table(fitted.prepare(frame))
-    assert list(table.columns) == ["sample_id", "probability", "call", "coverage"]
+    assert list(table.columns) == [
+        "sample_id",
+        "probability",
+        "call",
+        "coverage",
+        "warnings",
+        "imputed_genes",
+    ]
     assert table["sample_id"].tolist() == frame.index.tolist()
     assert set(table["call"]) <= {"resistant", "sensitive"}
     np.testing.assert_allclose(table["probability"], fitted.predict_proba(frame)[:, 1])
