@@ -98,8 +98,9 @@ FILE_STEMS: dict[Level, str] = {
 GLOBAL_FILE = "global.json"
 PARALLEL_DMATRIX_ROWS = 100_000
 """Inputs with fewer rows are converted to a DMatrix on one thread (thread start-up dominates)."""
-TOTAL_COLUMNS = ("base_value", "model_output", "prior_part", "trees_part")
-"""The columns of :meth:`Explanation.table` after the units (not attributions themselves)."""
+TOTAL_COLUMNS = ("base_value", "model_output", "prior_part", "trees_part", "imputed_genes")
+"""The columns of :meth:`Explanation.table` after the units (not attributions themselves);
+``imputed_genes`` names, per sample, the genes whose attributions come from training medians."""
 ADDITIVITY_TOLERANCE = 1e-3
 """Largest tolerated |base_value + sum(shap) - model_output| before a warning is logged."""
 
@@ -380,12 +381,13 @@ class Explanation:
         return self._levels[level].copy()
 
     def table(self, level: Level) -> pd.DataFrame:
-        """:meth:`level` plus ``base_value``, ``model_output`` and the :meth:`parts` columns;
-        index ``sample_id``.
+        """:meth:`level` plus ``base_value``, ``model_output``, the :meth:`parts` columns and
+        ``imputed_genes`` (``;``-joined: their attributions come from the training medians the
+        model filled in); index ``sample_id``.
 
         Returns
         -------
-        DataFrame, shape (n_samples, n_units + 4)
+        DataFrame, shape (n_samples, n_units + 5)
         """
         table = self.level(level)
         table["base_value"] = self.base_value
@@ -393,6 +395,12 @@ class Explanation:
         parts = self.parts()
         table["prior_part"] = parts["prior_part"].to_numpy()
         table["trees_part"] = parts["trees_part"].to_numpy()
+        if self.expression is None:
+            table["imputed_genes"] = ""
+        else:
+            missing = self.expression.isna().to_numpy()
+            genes = self.expression.columns.to_numpy(dtype=object)
+            table["imputed_genes"] = [";".join(genes[row]) for row in missing]
         return table
 
     def _check_sample(self, sample_id: str) -> None:

@@ -57,3 +57,13 @@ def test_drivers_never_name_an_imputed_gene(
         named = [d.unit for d in partial.top_drivers(sample, level=level, n=20)]
         assert top_gene not in named and f"gene:{top_gene}" not in named
     assert np.isfinite(partial.level("gene").loc[sample, top_gene])  # still attributed
+
+
+def test_explanation_tables_mark_imputed_genes(
+    model: NKResistanceModel, service_cohort: Cohort
+) -> None:
+    explanation = explain(model, model.prepare(_partial(service_cohort, ["NCR3LG1", "HLA-E"])))
+    table = explanation.table("gene")
+    assert set(table["imputed_genes"]) == {"HLA-E;NCR3LG1"} or set(table["imputed_genes"]) == {
+        "NCR3LG1;HLA-E"
+    }
