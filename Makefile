@@ -48,7 +48,7 @@ test: lint typecheck
 
 # The tests that start no outside process: a quick check while working (under a minute).
 test-fast: $(BIN)/nkpredict
-	$(BIN)/pytest -q -m "not integration"
+	$(BIN)/pytest -q -m "not integration" -n 2
 
 format: $(BIN)/nkpredict
 	$(BIN)/ruff format .

@@ -23,6 +23,8 @@ from nkpredict.report.html import build_report, write_report
 from nkpredict.simulate.cohort import Cohort, simulate_cohort
 from nkpredict.simulate.config import SimulationConfig
 
+pytestmark = pytest.mark.integration  # whole reports (explanations, figures, Chromium)
+
 SECTION_IDS = (
     "model-card",
     "global-importance",
@@ -347,7 +349,6 @@ def console_errors(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return errors
 
 
-@pytest.mark.integration
 def test_report_renders_in_headless_chromium(report_file: Path, html: str, tmp_path: Path) -> None:
     binary = chromium_binary()
     if binary is None:

@@ -235,6 +235,7 @@ def test_oracle_metrics_score_the_generator_probabilities():
 # ---------------------------------------------------------------------------- CV
 
 
+@pytest.mark.integration  # a whole cross-validation with every baseline
 def test_summary_has_exactly_the_contract_names(classification_run):
     *_, result, _ = classification_run
     summary = result.summary(n_bootstrap=200)
@@ -337,6 +338,7 @@ def test_cross_validate_checks_alignment():
     assert isinstance(straight, CVResult)
 
 
+@pytest.mark.integration  # a whole cross-validation with every baseline
 def test_regression_path():
     X = expression(100, 50, seed=6)
     readout = true_logit(X) + np.random.default_rng(7).normal(0, 0.5, len(X))
@@ -378,6 +380,7 @@ def test_leave_one_group_out_reports_each_group_and_all():
 # ---------------------------------------------------------------------------- leakage
 
 
+@pytest.mark.integration  # a whole cross-validation with every baseline
 def test_genome_wide_selection_inside_folds_does_not_leak():
     """Pure-noise labels: in-fold selection stays at chance, selection on all data does not.
 
@@ -449,6 +452,7 @@ def grouped_run():
     return _grouped_result()
 
 
+@pytest.mark.integration  # a whole cross-validation with every baseline
 def test_point_and_interval_are_one_estimator_with_groups(grouped_run):
     result, lines, lineage = grouped_run
     summary = evaluation_summary(result, lines, lineage, n_bootstrap=300, seed=2).metrics

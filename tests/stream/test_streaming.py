@@ -154,6 +154,7 @@ def write_dataset(frame: pd.DataFrame, directory: Path, n_files: int, row_group:
     return directory
 
 
+@pytest.mark.integration  # a 10,000-row Parquet dataset scored twice
 @pytest.mark.parametrize("scale", ["counts", "log"])
 def test_parquet_dataset_scores_like_in_memory(
     model: NKResistanceModel,
