@@ -15,25 +15,33 @@ from nkpredict.exceptions import InputError
 __all__ = [
     "AGGREGATE_LEVELS",
     "AUC_METHODS",
+    "CALIBRATION_METHODS",
     "DIRECTIONS",
+    "DOMAIN_REASONS",
     "ENGINES",
     "EXPLAIN_METHODS",
+    "INTERVENTIONS",
     "LABEL_FORMATS",
     "LEVELS",
     "ORIENTATIONS",
+    "REFERENCE_POINTS",
     "SCALES",
     "SCALE_CHOICES",
     "SCENARIOS",
     "TASKS",
     "AggregateLevel",
     "AucMethod",
+    "CalibrationMethod",
     "Direction",
+    "DomainReason",
     "Engine",
     "ExplainMethod",
+    "InterventionName",
     "LabelFormat",
     "Level",
     "LevelChoice",
     "Orientation",
+    "ReferencePoint",
     "Scale",
     "ScaleChoice",
     "Scenario",
@@ -92,6 +100,33 @@ sample with an id column; the others are the published files of Dufva et al. 202
 (``NK_PRISM_heme_pctviability.txt``, ``..._auc_norm.txt``, ``..._biologicalreplicates.txt``,
 supplementary tables S5A and S5B)."""
 
+CalibrationMethod = Literal["auto", "platt", "isotonic", "none"]
+"""How out-of-fold log-odds become calibrated probabilities (:mod:`nkpredict.uncertainty`):
+``auto`` keeps whichever of Platt scaling and isotonic regression has the lower
+cross-validated log loss."""
+DomainReason = Literal[
+    "unseen_lineage",
+    "ambiguous_lineage",
+    "feature_range",
+    "distance",
+    "low_coverage",
+    "platform",
+]
+"""Why a sample is out of the training domain (:mod:`nkpredict.domain`)."""
+
+InterventionName = Literal[
+    "nkg2a_blockade",
+    "b7h6_restoration",
+    "ifng_pathway_loss",
+    "tigit_blockade",
+    "shedding_block",
+]
+"""A built-in what-if intervention on the expression profile
+(:mod:`nkpredict.whatif.interventions`): an expression counterfactual, not pharmacology."""
+ReferencePoint = Literal["sensitive", "median"]
+"""A training reference a what-if target may name: the gene's median among the training samples
+labelled sensitive, or its median over the whole training cohort."""
+
 SCALES: Final[tuple[Scale, ...]] = get_args(Scale)
 SCALE_CHOICES: Final[tuple[ScaleChoice, ...]] = get_args(ScaleChoice)
 ORIENTATIONS: Final[tuple[Orientation, ...]] = get_args(Orientation)
@@ -104,6 +139,10 @@ ENGINES: Final[tuple[Engine, ...]] = get_args(Engine)
 SCENARIOS: Final[tuple[Scenario, ...]] = get_args(Scenario)
 AUC_METHODS: Final[tuple[AucMethod, ...]] = get_args(AucMethod)
 LABEL_FORMATS: Final[tuple[LabelFormat, ...]] = get_args(LabelFormat)
+INTERVENTIONS: Final[tuple[InterventionName, ...]] = get_args(InterventionName)
+REFERENCE_POINTS: Final[tuple[ReferencePoint, ...]] = get_args(ReferencePoint)
+CALIBRATION_METHODS: Final[tuple[CalibrationMethod, ...]] = get_args(CalibrationMethod)
+DOMAIN_REASONS: Final[tuple[DomainReason, ...]] = get_args(DomainReason)
 
 OptionT = TypeVar("OptionT", bound=str)
 

@@ -1,0 +1,310 @@
+"""Is a sample like the ones the model was trained on? Per-sample domain checks.
+
+A prediction is only as good as its resemblance to the training cohort. Each check turns a
+sample into one number (larger = less like the training data), and its threshold is fitted on
+the training data itself: the check is fitted on four fifths of the training samples and scored
+on the held-out fifth (grouped by cell line when groups are known), five times, and the
+threshold is the :attr:`DomainModel.quantile` (default 99%) of those *held-out* scores. Fitting
+the threshold on in-sample scores would flag far too many new samples of the same
+distribution: a sample always lies closer to a fit that includes it.
+
+The checks (reason codes of :data:`~nkpredict.vocabulary.DomainReason`):
+
+``distance``
+    Mahalanobis distance from the training mean in the standardized feature space, with a
+    Ledoit-Wolf shrunk covariance (the features are many and correlated).
+``feature_range``
+    How far the sample's most extreme feature lies beyond the training range, in training
+    standard deviations.
+``platform``
+    Whether the expression profile as a whole looks like another scale or platform: the mean,
+    the spread and the share of near-zero values of the model's measured genes, each as a
+    robust z-score against the training samples (largest of the three).
+``unseen_lineage`` / ``ambiguous_lineage``
+    Distance of the lineage-program scores from the nearest training lineage, and one minus the
+    probability of the recognised lineage (:mod:`nkpredict.domain.lineage`); only when the
+    training labels named lineages.
+``low_coverage``
+    Fewer than :data:`~nkpredict.settings.LOW_COVERAGE_WARNING` of the catalogue genes measured
+    (a fixed rule, not fitted: imputed genes are the training medians).
+
+Everything fitted is stored with the model as plain numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.covariance import LedoitWolf
+from sklearn.model_selection import GroupKFold, KFold
+
+from nkpredict.domain.lineage import LineageRecognizer, lineage_feature_names
+from nkpredict.settings import LOW_COVERAGE_WARNING
+from nkpredict.vocabulary import DomainReason
+
+__all__ = ["DEFAULT_QUANTILE", "NEAR_ZERO", "DomainAssessment", "DomainModel"]
+
+DEFAULT_QUANTILE = 0.99
+"""Quantile of the held-out scores that becomes each check's threshold."""
+NEAR_ZERO = 1.0
+"""log2(TPM + 1) below which a measured gene counts as near zero (the platform check)."""
+_FOLDS = 5
+_MIN_SPREAD = np.array([0.05, 0.05, 0.01])  # mean, sd, near-zero share: floors of the spread
+_FITTED_CHECKS: tuple[DomainReason, ...] = (
+    "distance",
+    "feature_range",
+    "platform",
+    "unseen_lineage",
+    "ambiguous_lineage",
+)
+
+
+def _profile(gene_values: np.ndarray) -> np.ndarray:
+    """Mean, standard deviation and near-zero share of each sample's measured genes, (n, 3)."""
+    measured = ~np.isnan(gene_values)
+    if measured.all():
+        count = np.full(gene_values.shape[0], float(gene_values.shape[1]))
+        filled = gene_values
+        near_zero = np.count_nonzero(gene_values < NEAR_ZERO, axis=1)
+    else:
+        count = np.maximum(np.count_nonzero(measured, axis=1), 1).astype(np.float64)
+        filled = np.where(measured, gene_values, 0.0)
+        near_zero = np.count_nonzero(measured & (filled < NEAR_ZERO), axis=1)
+    mean = filled.sum(axis=1) / count
+    variance = np.maximum((filled * filled).sum(axis=1) / count - mean * mean, 0.0)
+    return np.column_stack([mean, np.sqrt(variance), near_zero / count])
+
+
+@dataclass
+class _Reference:
+    """What the checks compare with: statistics of a set of training samples."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    precision: np.ndarray
+    profile_center: np.ndarray
+    profile_spread: np.ndarray
+    lineage: LineageRecognizer | None
+
+    @classmethod
+    def fit(
+        cls,
+        features: np.ndarray,
+        gene_values: np.ndarray,
+        programs: np.ndarray | None,
+        program_names: list[str],
+        lineages: Sequence[str] | None,
+    ) -> _Reference:
+        mean = features.mean(axis=0)
+        scale = features.std(axis=0)
+        scale[scale == 0] = 1.0
+        z = (features - mean) / scale
+        precision = LedoitWolf().fit(z).precision_
+        profile = _profile(gene_values)
+        center = np.median(profile, axis=0)
+        spread = np.maximum(1.4826 * np.median(np.abs(profile - center), axis=0), _MIN_SPREAD)
+        lineage = None
+        if programs is not None and lineages is not None:
+            lineage = LineageRecognizer.fit(programs, program_names, lineages)
+        return cls(mean, scale, z.min(axis=0), z.max(axis=0), precision, center, spread, lineage)
+
+    def scores(
+        self, features: np.ndarray, gene_values: np.ndarray, programs: np.ndarray | None
+    ) -> tuple[np.ndarray, list[str] | None, np.ndarray | None]:
+        """Each check's score per sample, shape (n, n_checks) in :data:`_FITTED_CHECKS` order
+        (the lineage columns only when there is a lineage recognizer), the recognised lineages
+        and their probability."""
+        z = (features - self.mean) / self.scale
+        beyond = np.maximum(np.maximum(z - self.high, self.low - z), 0.0).max(axis=1)
+        distance = np.sqrt(np.maximum(((z @ self.precision) * z).sum(axis=1), 0.0))
+        profile = np.abs(_profile(gene_values) - self.profile_center) / self.profile_spread
+        columns = [distance, beyond, profile.max(axis=1)]
+        if self.lineage is None or programs is None:
+            return np.column_stack(columns), None, None
+        names, probability, nearest = self.lineage.recognise(programs)
+        return np.column_stack([*columns, nearest, 1.0 - probability]), names, probability
+
+
+@dataclass
+class DomainAssessment:
+    """The domain check of each sample.
+
+    Attributes
+    ----------
+    out_of_domain : ndarray of bool, shape (n_samples,)
+    reasons : list of list of str
+        The checks each sample failed (empty when in domain).
+    lineage : list of str or None
+        The recognised lineage of each sample (None when the model knows no lineages).
+    lineage_probability : ndarray or None
+        Its probability.
+    """
+
+    out_of_domain: np.ndarray
+    reasons: list[list[str]]
+    lineage: list[str] | None
+    lineage_probability: np.ndarray | None
+
+
+@dataclass
+class DomainModel:
+    """Fitted domain checks of one model (see the module docstring).
+
+    Attributes
+    ----------
+    columns : ndarray of int
+        Positions of the checked features in the model's feature matrix (the coverage feature
+        is left out: it has its own rule).
+    program_columns : ndarray of int
+        Positions of the lineage-program features.
+    thresholds : dict of str to float
+        Each fitted check's threshold.
+    quantile : float
+    """
+
+    columns: np.ndarray
+    program_columns: np.ndarray
+    reference: _Reference
+    thresholds: dict[str, float]
+    quantile: float = DEFAULT_QUANTILE
+    held_out_rate: float = field(default=float("nan"))
+
+    @classmethod
+    def fit(
+        cls,
+        features: np.ndarray,
+        feature_names: Sequence[str],
+        gene_values: np.ndarray,
+        lineages: Sequence[str] | None = None,
+        groups: Sequence[Any] | None = None,
+        quantile: float = DEFAULT_QUANTILE,
+        random_state: int = 0,
+    ) -> DomainModel:
+        """Fit the checks and their thresholds on the training samples.
+
+        Parameters
+        ----------
+        features : ndarray, shape (n_samples, n_features)
+            The model's features of the training samples.
+        feature_names : sequence of str
+            Their names (finds the coverage and lineage-program features).
+        gene_values : ndarray, shape (n_samples, n_genes)
+            The model's input genes (log2(TPM+1), NaN where not measured).
+        lineages : sequence of str, optional
+            Each sample's lineage; enables the lineage checks when two or more occur.
+        groups : sequence, optional
+            Cell line or patient of each sample: held-out folds never split one.
+        """
+        names = list(feature_names)
+        columns = np.array([i for i, n in enumerate(names) if not n.startswith("coverage:")])
+        program_names = lineage_feature_names(names)
+        program_columns = np.array([names.index(n) for n in program_names], dtype=int)
+        if lineages is not None and len(set(map(str, lineages))) < 2:
+            lineages = None
+        if lineages is None:
+            program_columns = np.array([], dtype=int)
+        lineage_array = None if lineages is None else np.asarray(list(map(str, lineages)))
+        values = np.asarray(features, dtype=np.float64)
+        genes = np.asarray(gene_values, dtype=np.float64)
+
+        def reference(rows: np.ndarray) -> _Reference:
+            return _Reference.fit(
+                values[rows][:, columns],
+                genes[rows],
+                values[rows][:, program_columns] if program_columns.size else None,
+                program_names,
+                None if lineage_array is None else lineage_array[rows],
+            )
+
+        n = values.shape[0]
+        splitter: Any = (
+            KFold(_FOLDS, shuffle=True, random_state=random_state)
+            if groups is None
+            else GroupKFold(_FOLDS)
+        )
+        held_out = []
+        for train, test in splitter.split(values, groups=None if groups is None else list(groups)):
+            scores, _, _ = reference(train).scores(
+                values[test][:, columns],
+                genes[test],
+                values[test][:, program_columns] if program_columns.size else None,
+            )
+            held_out.append(scores)
+        pooled = np.vstack(held_out)
+        cut = np.quantile(pooled, quantile, axis=0)
+        thresholds = {c: float(v) for c, v in zip(_FITTED_CHECKS, cut.tolist(), strict=False)}
+        model = cls(columns, program_columns, reference(np.arange(n)), thresholds, quantile)
+        model.held_out_rate = float((pooled > cut).any(axis=1).mean())
+        return model
+
+    def assess(
+        self, features: np.ndarray, gene_values: np.ndarray, coverage: np.ndarray
+    ) -> DomainAssessment:
+        """The domain check of samples: their model features (n, n_features), input genes
+        (n, n_genes) and catalogue-gene coverage (n,)."""
+        values = np.asarray(features, dtype=np.float64)
+        programs = values[:, self.program_columns] if self.program_columns.size else None
+        scores, lineage, probability = self.reference.scores(
+            values[:, self.columns], np.asarray(gene_values, dtype=np.float64), programs
+        )
+        checks = _FITTED_CHECKS[: scores.shape[1]]
+        cut = np.array([self.thresholds[c] for c in checks])
+        failed = np.column_stack([scores > cut, np.asarray(coverage) < LOW_COVERAGE_WARNING])
+        flagged = failed.any(axis=1)
+        if not flagged.any():
+            return DomainAssessment(flagged, [[] for _ in flagged], lineage, probability)
+        names = (*checks, "low_coverage")
+        reasons = [[names[j] for j in np.flatnonzero(row)] for row in failed]
+        return DomainAssessment(flagged, reasons, lineage, probability)
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data."""
+        ref = self.reference
+        return {
+            "quantile": self.quantile,
+            "held_out_rate": self.held_out_rate,
+            "thresholds": self.thresholds,
+            "columns": self.columns.tolist(),
+            "program_columns": self.program_columns.tolist(),
+            "mean": ref.mean.tolist(),
+            "scale": ref.scale.tolist(),
+            "low": ref.low.tolist(),
+            "high": ref.high.tolist(),
+            "precision": ref.precision.round(8).tolist(),
+            "profile_center": ref.profile_center.tolist(),
+            "profile_spread": ref.profile_spread.tolist(),
+            "lineage": None if ref.lineage is None else ref.lineage.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DomainModel:
+        """Rebuild a domain model written by :meth:`to_dict`."""
+        arrays = {
+            k: np.asarray(data[k], dtype=np.float64)
+            for k in (
+                "mean",
+                "scale",
+                "low",
+                "high",
+                "precision",
+                "profile_center",
+                "profile_spread",
+            )
+        }
+        lineage = None if data["lineage"] is None else LineageRecognizer.from_dict(data["lineage"])
+        reference = _Reference(lineage=lineage, **arrays)
+        model = cls(
+            np.asarray(data["columns"], dtype=int),
+            np.asarray(data["program_columns"], dtype=int),
+            reference,
+            {k: float(v) for k, v in data["thresholds"].items()},
+            float(data["quantile"]),
+        )
+        model.held_out_rate = float(data["held_out_rate"])
+        return model
