@@ -11,12 +11,15 @@ tab-separated files next to this module:
     ``reference``, and its evidence: ``evidence`` (``functional screen hit``, ``expression
     correlate`` or ``mechanism study``), ``lineage_context`` (where it was shown),
     ``contested`` (``yes`` where published work disagrees on the direction or it could not be
-    verified; such genes get effect ``?`` or keep a flagged sign) and a ``note``.
+    verified; such genes get effect ``?`` or keep a flagged sign), a ``note`` and a readable
+    ``label`` (the protein's usual name, e.g. ``B7-H6`` for NCR3LG1; empty where the symbol is
+    the usual name).
 ``axes.tsv``
     One row per NK receptor axis or intracellular program the genes belong to.
 ``pathways.tsv``
     Gene sets (mechanism pathways, lineage programs, covariates) with their genes and the
-    ``axis`` they act through (``-`` for none).
+    ``axis`` they act through (``-`` for none) and a readable ``label`` (``IFN-gamma
+    signalling`` for ``IFNG_SIGNALING``).
 ``VERSION``
     The catalogue version, recorded with every fitted model.
 ``archive/<VERSION>/``
@@ -66,7 +69,8 @@ class CatalogGene:
     ``+1`` (protects the tumor, e.g. HLA-E), ``-1`` (sensitises, e.g. NCR3LG1) or ``0``
     (unclear or contested). ``evidence`` is one of :data:`EVIDENCE_LEVELS` (empty in
     catalogues before 2026.12.0), ``lineage_context`` where it was shown, ``contested`` whether
-    the direction is disputed, ``note`` why.
+    the direction is disputed, ``note`` why, ``label`` the protein's usual name where it differs
+    from the symbol (empty otherwise; see :attr:`display_name`).
     """
 
     symbol: str
@@ -80,6 +84,12 @@ class CatalogGene:
     lineage_context: str = ""
     contested: bool = False
     note: str = ""
+    label: str = ""
+
+    @property
+    def display_name(self) -> str:
+        """``"B7-H6 (NCR3LG1)"``, or the symbol alone when it is the usual name."""
+        return f"{self.label} ({self.symbol})" if self.label else self.symbol
 
 
 @dataclass(frozen=True)
@@ -95,7 +105,11 @@ class Axis:
 
 @dataclass(frozen=True)
 class GeneSet:
-    """A named gene set: a mechanism pathway, a lineage program, a covariate or a user set."""
+    """A named gene set: a mechanism pathway, a lineage program, a covariate or a user set.
+
+    ``label`` is its readable name (``IFN-gamma signalling``); empty for user sets, which are
+    shown by ``name`` (see :attr:`display_name`).
+    """
 
     name: str
     genes: tuple[str, ...]
@@ -103,6 +117,12 @@ class GeneSet:
     description: str = ""
     reference: str = ""
     axis: str | None = None
+    label: str = ""
+
+    @property
+    def display_name(self) -> str:
+        """The readable label, else the name."""
+        return self.label or self.name
 
     @property
     def unit(self) -> str:
@@ -144,6 +164,12 @@ class Catalog:
             return self._by_symbol[symbol]
         except KeyError:
             raise CatalogError(f"{symbol!r} is not a catalogue gene") from None
+
+    def gene_name(self, symbol: str) -> str:
+        """Readable name of any gene: ``"B7-H6 (NCR3LG1)"`` for a catalogue gene with a usual
+        protein name, the symbol itself otherwise (non-catalogue genes included)."""
+        gene = self._by_symbol.get(symbol)
+        return symbol if gene is None else gene.display_name
 
     def axis(self, name: str) -> Axis:
         """Return the axis called ``name``."""
@@ -260,6 +286,7 @@ def load_catalog(version: str | None = None) -> Catalog:
                 lineage_context=row.get("lineage_context") or "",
                 contested=row.get("contested") == "yes",
                 note=row.get("note") or "",
+                label=row.get("label") or "",
             )
         )
     axes = tuple(
@@ -280,6 +307,7 @@ def load_catalog(version: str | None = None) -> Catalog:
             description=row["description"],
             reference=row["reference"],
             axis=None if row["axis"] == "-" else row["axis"],
+            label=row.get("label") or "",
         )
         for row in _read_tsv(root, "pathways.tsv")
     )

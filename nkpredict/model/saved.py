@@ -103,8 +103,21 @@ class SavedPrior(_Strict):
     intercept: float
 
 
+class SavedGeneReference(_Strict):
+    """Per-gene training percentiles and the sensitive reference (absent in older models)."""
+
+    genes: list[str]
+    percentiles: list[float]
+    quantiles: list[list[float | None]]
+    sensitive_median: list[float | None]
+    n_samples: int = Field(ge=0)
+    n_sensitive: int = Field(ge=0)
+    sensitive_definition: str
+
+
 class SavedModel(_Strict):
-    """The whole ``model.json`` (format 2; format 1 has no ``prior``)."""
+    """The whole ``model.json`` (format 2; format 1 has no ``prior``; models saved before
+    the gene reference have no ``gene_reference``)."""
 
     format_version: Literal[1, 2]
     nkpredict_version: str
@@ -117,6 +130,9 @@ class SavedModel(_Strict):
     training_scale: Scale
     training_report: dict[str, Any]
     label_definition: SavedLabelDefinition
+    gene_reference: SavedGeneReference | None = None
+    domain: dict[str, Any] | None = None
+    uncertainty: dict[str, Any] | None = None
     metadata: dict[str, Any]
 
 
