@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from nkpredict import __version__
 from nkpredict.exceptions import ModelLoadError
-from service.api import admin, model, probes, scoring
+from service.api import admin, model, probes, scoring, whatif
 from service.config import ServiceSettings
 from service.errors import install_error_handlers
 from service.metrics import MetricsMiddleware, ServiceMetrics
@@ -45,6 +45,9 @@ Predict and explain NK-cell resistance of blood-cancer samples from gene express
   log2(x+1) (auto-detected unless `scale` is given).
 * `POST /v1/predict/file` — the same from an uploaded CSV/TSV/Parquet file.
 * `POST /v1/explain` — TreeSHAP attributions summed to genes, NK ligand axes and pathways.
+* `POST /v1/whatif` — the prediction after interventions on the expression profile
+  (built-ins such as `b7h6_restoration`, or your own genes -> values/percentiles):
+  expression counterfactuals of the model, not pharmacology.
 * `GET /v1/model` — the model being served and how it was evaluated.
 
 Errors always have the body `{"error": {"code", "message", "details"}}`. When the service
@@ -72,6 +75,7 @@ def _add_routes(app: FastAPI) -> None:
     which ``FastAPI()`` would otherwise put in front, are added last.
     """
     app.router.routes.extend(scoring.direct_router.routes)  # matched directly, not as a sub-router
+    app.router.routes.extend(whatif.router.routes)  # a direct route too, after the hot two
     app.include_router(scoring.router)
     app.include_router(model.router)
     app.include_router(probes.router)

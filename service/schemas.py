@@ -303,6 +303,14 @@ class SampleExplanation(BaseModel):
         description=f"Level -> unit -> attribution (top_n units, the rest as '{OTHER_UNIT}')."
     )
     top_drivers: list[DriverOut]
+    driver_sentences: list[str] = Field(
+        default_factory=list,
+        description="The n_drivers measured genes with the largest attributions in words: the "
+        "value, its training percentile, the push in log-odds and the probability with the "
+        "gene at its training median (an expression counterfactual of the model); then what "
+        "any non-biological unit among top_drivers is (lineage programs, proliferation, "
+        "coverage), and the imputed genes named once (never a sentence of their own).",
+    )
 
 
 class ExplainResponse(BaseModel):

@@ -134,12 +134,23 @@ def _axis_labels() -> dict[str, str]:
     return {axis.name: axis.label for axis in load_catalog().axes}
 
 
+@lru_cache(maxsize=1)
+def _pathway_labels() -> dict[str, str]:
+    return {s.name: s.display_name for s in load_catalog().gene_sets}
+
+
 def unit_label(level: Level, unit: str) -> str:
-    """Human-readable name of an explanation unit (e.g. ``NKp30`` -> ``NKp30 / B7-H6``)."""
+    """Human-readable name of an explanation unit (e.g. ``NKp30`` -> ``NKp30 / B7-H6``,
+    ``IFNG_SIGNALING`` -> ``IFN-gamma signalling``, ``NCR3LG1`` -> ``B7-H6 (NCR3LG1)``)."""
     if level == "feature":
         return _feature_label(unit)
-    axis_label = _axis_labels().get(unit) if level == "axis" else None
-    return axis_label or _SPECIAL_UNIT_LABELS.get(unit, unit)
+    if level == "axis" and unit in _axis_labels():
+        return _axis_labels()[unit]
+    if level == "pathway" and unit in _pathway_labels():
+        return _pathway_labels()[unit]
+    if level == "gene" and unit not in _SPECIAL_UNIT_LABELS:
+        return load_catalog().gene_name(unit)
+    return _SPECIAL_UNIT_LABELS.get(unit, unit)
 
 
 def _feature_label(name: str) -> str:
@@ -147,13 +158,13 @@ def _feature_label(name: str) -> str:
     if name in _FEATURE_LABELS:
         return _FEATURE_LABELS[name]
     if kind == "gene":
-        return f"{unit} expression"
+        return f"{load_catalog().gene_name(unit)} expression"
     if kind == "genome":
         return f"{unit} expression (genome-wide)"
     if kind == "axis":
         return f"{unit_label('axis', unit)} score"
     if kind == "pathway":
-        return f"{unit} score"
+        return f"{unit_label('pathway', unit)} score"
     return name
 
 

@@ -16,7 +16,12 @@ Security Policy forbids the page from loading anything else. Sections (stable el
 ``calibration``
     Calibration and metrics on this cohort, when its labels are given.
 ``samples``
-    One waterfall per sample predicted resistant: base value, axis contributions, output.
+    One waterfall per sample predicted resistant: base value, axis contributions, output,
+    and its top measured genes in words (value, training percentile, push, probability with
+    the gene at its training median).
+``whatif``
+    For the same samples, the built-in what-if interventions that most lower the predicted
+    resistance (expression counterfactuals of the model: :mod:`nkpredict.report.whatif`).
 """
 
 from __future__ import annotations
@@ -61,9 +66,11 @@ from nkpredict.explain.attributions import (
     explain,
     unit_label,
 )
+from nkpredict.explain.words import explanation_words
 from nkpredict.io import write_text
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.report.plots import classification_figure, regression_figure
+from nkpredict.report.whatif import whatif_section
 
 __all__ = [
     "DPI",
@@ -527,9 +534,14 @@ def _no_samples_note(predictions: pd.DataFrame) -> str:
 
 
 def sample_sections(
-    explanation: Explanation, sample_ids: list[str], predictions: pd.DataFrame
+    explanation: Explanation,
+    sample_ids: list[str],
+    predictions: pd.DataFrame,
+    words: dict[str, list[str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Waterfall and plain-words drivers of each selected sample."""
+    """Waterfall and plain-words drivers of each selected sample; ``words``: each sample's
+    driver sentences (:func:`nkpredict.explain.words.explanation_words`), when given."""
+    words = words or {}
     return [
         {
             "sample_id": sample_id,
@@ -542,9 +554,22 @@ def sample_sections(
             "genes": [
                 d.sentence() for d in explanation.top_drivers(sample_id, "gene", SAMPLE_DRIVERS)
             ],
+            "words": words.get(sample_id, []),
         }
         for sample_id in sample_ids
     ]
+
+
+def _sample_words(
+    model: NKResistanceModel, explanation: Explanation, sample_ids: list[str]
+) -> dict[str, list[str]]:
+    """The driver sentences of the samples ``sample_ids``."""
+    if not sample_ids:
+        return {}
+    position = {str(s): i for i, s in enumerate(explanation.shap.index)}
+    shown = explanation.rows([position[s] for s in sample_ids])
+    said = explanation_words(model, shown, SAMPLE_DRIVERS)
+    return {s: w.sentences() for s, w in zip(sample_ids, said, strict=True)}
 
 
 # --------------------------------------------------------------------------- assembly
@@ -612,7 +637,10 @@ def build_report(
             figure_data_uri(dependence_figure(explanation, ligand_genes)) if ligand_genes else None
         ),
         "calibration": calibration_section(model, explanation, labels, label_column),
-        "samples": sample_sections(explanation, sample_ids, predictions),
+        "samples": sample_sections(
+            explanation, sample_ids, predictions, _sample_words(model, explanation, sample_ids)
+        ),
+        "whatif": whatif_section(model, prepared, sample_ids),
         "samples_note": _no_samples_note(predictions),
         "max_samples": max_samples,
     }

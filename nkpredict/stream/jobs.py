@@ -15,6 +15,7 @@ import pandas as pd
 
 from nkpredict.data.expression import PreparedExpression
 from nkpredict.explain.attributions import Explanation, explain
+from nkpredict.explain.words import explanation_words, words_table
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.settings import DEFAULT_MIN_COVERAGE
 from nkpredict.stream.blocks import Span
@@ -76,10 +77,12 @@ class ExplainJob(_Job):
 
 @dataclass
 class ExplainedSpan:
-    """Per-level tables of one span and its share of the cohort-summary sample."""
+    """Per-level tables of one span, its drivers in words (:func:`words_table`) and its
+    share of the cohort-summary sample."""
 
     tables: dict[str, pd.DataFrame]
     sample: Explanation
+    sentences: pd.DataFrame
 
 
 def concat_explanations(parts: list[Explanation]) -> Explanation:
@@ -106,11 +109,13 @@ def concat_explanations(parts: list[Explanation]) -> Explanation:
 def explain_span(job: ExplainJob, span: Span) -> ExplainedSpan:
     """Explanation tables (:meth:`Explanation.table` of every level) of one span."""
     tables: dict[str, list[pd.DataFrame]] = {level: [] for level in LEVELS}
-    samples, row = [], span.offset
+    samples, row, sentences = [], span.offset, []
     for prepared in job.prepared(span):
         explanation = explain(job.model, prepared, job.method)
         for level in LEVELS:
             tables[level].append(explanation.table(level).reset_index())
+        words = explanation_words(job.model, explanation)
+        sentences.append(words_table(prepared.sample_ids, words))
         n = prepared.n_samples
         keep = np.flatnonzero((np.arange(row, row + n) % job.stride) == 0)
         samples.append(explanation.rows(keep))
@@ -118,4 +123,5 @@ def explain_span(job: ExplainJob, span: Span) -> ExplainedSpan:
     return ExplainedSpan(
         tables={level: pd.concat(parts, ignore_index=True) for level, parts in tables.items()},
         sample=concat_explanations(samples),
+        sentences=pd.concat(sentences, ignore_index=True),
     )

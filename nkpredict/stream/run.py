@@ -48,6 +48,7 @@ from typing import Any, TypeVar
 
 from nkpredict.data.identifiers import HarmonizationReport
 from nkpredict.explain.attributions import FILE_STEMS, GLOBAL_FILE, global_summary
+from nkpredict.explain.words import SENTENCES_FILE
 from nkpredict.io import write_json
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.settings import DEFAULT_MIN_COVERAGE
@@ -202,7 +203,8 @@ def explain_file(
     in input order, appended chunk by chunk (each file complete or absent); ``global.json``
     ranks the units over the cohort, exactly for up to :data:`GLOBAL_SAMPLE` samples and from
     every k-th sample above (``n_samples`` counts all samples, ``n_samples_summarised`` the
-    ones summarised).
+    ones summarised); ``sentences.csv`` holds each sample's drivers in words
+    (:func:`nkpredict.explain.words.words_table`).
 
     Parameters
     ----------
@@ -221,15 +223,18 @@ def explain_file(
     job = ExplainJob(model, source, plan, method, max(1, math.ceil(plan.n_rows / GLOBAL_SAMPLE)))
     out = Path(out_dir)
     paths = {stem: out / f"{stem}.csv" for stem in FILE_STEMS.values()}
+    paths["sentences"] = out / SENTENCES_FILE
     samples, done = [], 0
     with ExitStack() as stack:
         writers = {
             level: stack.enter_context(TableWriter(paths[stem]))
             for level, stem in FILE_STEMS.items()
         }
+        sentences = stack.enter_context(TableWriter(paths["sentences"]))
         for part in mapper(explain_span, job, list(plan.spans)):
             for level, writer in writers.items():
                 writer.write(part.tables[level])
+            sentences.write(part.sentences)
             samples.append(part.sample)
             done += len(part.tables["feature"])
             if progress is not None:

@@ -11,6 +11,8 @@
 ``POST /v1/predict/file``   key     CSV/TSV/Parquet upload (samples as rows) -> the same
 ``POST /v1/explain``        key     JSON samples -> attributions at gene/axis/pathway level
                                     (a direct route)
+``POST /v1/whatif``         key     JSON samples + interventions -> probability/log-odds as
+                                    measured and after each (:mod:`.whatif`, a direct route)
 ``POST /v1/admin/reload``   admin   load the model again (or another URI) and swap it in
                                     (:mod:`.admin`)
 ==========================  ======  ===========================================================

@@ -7,6 +7,7 @@ runs it too. The commands live by group:
 * :mod:`training.cli.labels`: ``labels`` (the per-line label table ``train`` would use);
 * :mod:`training.cli.train`: ``train``, ``evaluate``, ``models`` (and the label policy);
 * :mod:`training.cli.score`: ``predict``, ``explain``, ``report``;
+* :mod:`training.cli.whatif`: ``whatif`` (expression counterfactuals of a model);
 * :mod:`training.cli.serve`: ``serve`` (the only place that imports :mod:`service`).
 
 Shared option types are in :mod:`training.cli.options`, printing, errors and progress in
@@ -21,7 +22,7 @@ from typing import Annotated
 import typer
 
 from nkpredict import __version__
-from training.cli import data, labels, score, serve, train
+from training.cli import data, labels, score, serve, train, whatif
 from training.cli.output import console
 
 __all__ = ["app", "main"]
@@ -66,6 +67,7 @@ for command in (
     train.models,
     score.explain,
     score.report,
+    whatif.whatif,
     serve.serve,
 ):
     app.command()(command)
