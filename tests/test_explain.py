@@ -232,7 +232,9 @@ def test_top_drivers_are_ranked_and_readable(explanation: Explanation) -> None:
                 assert driver.label == axis_labels[driver.unit]
                 assert f"{driver.label} axis " in driver.sentence()
     gene = explanation.top_drivers(explanation.shap.index[0], "gene", n=1)[0]
-    assert gene.sentence().startswith(f"{gene.unit} expression ")
+    assert gene.label == load_catalog().gene_name(gene.unit)  # "B7-H6 (NCR3LG1)", "HLA-E"
+    assert gene.unit in gene.label
+    assert gene.sentence().startswith(f"{gene.label} expression ")
 
 
 def test_write_explanations(explanation: Explanation, tmp_path) -> None:
