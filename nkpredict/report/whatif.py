@@ -51,7 +51,8 @@ def whatif_section(
     dict
         ``available``; ``note`` (the counterfactual caveat, or why the section is empty);
         ``spread_note`` (empty when the model has spread models); ``interventions`` (name and
-        what it sets, for the model's genes); ``value`` (``probability`` or ``score``); ``margin_units`` (``log-odds`` or the readout);
+        what it sets, for the model's genes); ``value`` (``probability`` or ``score``);
+        ``margin_units`` (``log-odds`` or the readout);
         ``samples``: per sample ``sample_id`` and ``items`` from
         :func:`~nkpredict.whatif.counterfactual.lowering_interventions`.
     """

@@ -98,7 +98,7 @@ class WhatIfOptions(PredictOptions):
     """Options of a what-if request (every body field but ``samples``)."""
 
     interventions: list[InterventionName | InterventionIn] = Field(
-        default_factory=lambda: list(INTERVENTIONS),
+        default_factory=lambda: list[InterventionName | InterventionIn](INTERVENTIONS),
         min_length=1,
         max_length=MAX_INTERVENTIONS,
         description=f"Built-in names ({', '.join(INTERVENTIONS)}) or intervention objects; "
@@ -217,7 +217,7 @@ def whatif_json(loaded: LoadedModel, raw: bytes, settings: ServiceSettings) -> t
     interventions = [_intervention(item) for item in options.interventions]
     inputs = _model_inputs(loaded, samples, options, settings)
     result = whatif(loaded.model, inputs.prepared, interventions)
-    payload = {
+    payload: dict[str, Any] = {
         "model": loaded.model_ref(),
         "task": loaded.task,
         "scale": inputs.prepared.scale,
@@ -235,7 +235,7 @@ def whatif_json(loaded: LoadedModel, raw: bytes, settings: ServiceSettings) -> t
         "results": result.to_records(),
         "harmonization": _harmonization(loaded.model, inputs, settings.report_max_items),
     }
-    return dumps(payload), payload["n_samples"]
+    return dumps(payload), len(result.sample_id)
 
 
 @router.post(

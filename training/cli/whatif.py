@@ -39,7 +39,7 @@ def parse_interventions(values: list[str] | None) -> list[str]:
     the problem); every built-in when none is given."""
     from nkpredict.whatif.interventions import parse_intervention
 
-    chosen = list(values) if values else list(INTERVENTIONS)
+    chosen: list[str] = list(values) if values else list(INTERVENTIONS)
     for value in chosen:
         try:
             parse_intervention(value)
