@@ -41,6 +41,8 @@ def test_predict_table(fitted: NKResistanceModel, data: tuple[pd.DataFrame, pd.S
         "coverage",
         "warnings",
         "imputed_genes",
+        "out_of_domain",
+        "domain_reasons",
     ]
     assert table["sample_id"].tolist() == frame.index.tolist()
     assert set(table["call"]) <= {"resistant", "sensitive"}

@@ -4,7 +4,7 @@ A prediction is only as good as its resemblance to the training cohort. Each che
 sample into one number (larger = less like the training data), and its threshold is fitted on
 the training data itself: the check is fitted on four fifths of the training samples and scored
 on the held-out fifth (grouped by cell line when groups are known), five times, and the
-threshold is the :attr:`DomainModel.quantile` (default 99%) of those *held-out* scores. Fitting
+threshold is the :attr:`DomainModel.quantile` (default 99.5%) of those *held-out* scores. Fitting
 the threshold on in-sample scores would flag far too many new samples of the same
 distribution: a sample always lies closer to a fit that includes it.
 
@@ -47,7 +47,7 @@ from nkpredict.vocabulary import DomainReason
 
 __all__ = ["DEFAULT_QUANTILE", "NEAR_ZERO", "DomainAssessment", "DomainModel"]
 
-DEFAULT_QUANTILE = 0.99
+DEFAULT_QUANTILE = 0.995
 """Quantile of the held-out scores that becomes each check's threshold."""
 NEAR_ZERO = 1.0
 """log2(TPM + 1) below which a measured gene counts as near zero (the platform check)."""

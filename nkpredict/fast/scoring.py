@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from nkpredict.data.expression import PreparedExpression, prepare_values
+from nkpredict.exceptions import CoverageError
 from nkpredict.fast.cache import PerObject
 from nkpredict.fast.trees import compiled_trees_for
 from nkpredict.settings import LOW_COVERAGE_WARNING
@@ -57,6 +58,19 @@ class Predictions:
     warnings : list of list of str, length n_samples
         ``low_coverage`` (coverage below :data:`~nkpredict.settings.LOW_COVERAGE_WARNING`)
         and ``imputed_genes`` (some model genes were imputed); empty for a clean call.
+    calibrated : ndarray of float64 or None
+        Calibrated P(resistant) (classification models with uncertainty; else None).
+    prediction_set : list of list of str or None
+        The conformal set of each sample (``["resistant"]``, ``["resistant", "sensitive"]``
+        ...) at the model's level; a set of both labels makes the call ``uncertain``.
+    interval : tuple of two ndarrays or None
+        Lower and upper ends of the conformal interval of each readout (regression).
+    out_of_domain : ndarray of bool or None
+        Whether the sample fails a domain check (models with domain checks; else None).
+    domain_reasons : list of list of str or None
+        The checks it failed (:data:`~nkpredict.vocabulary.DomainReason`).
+    lineage : list of str or None
+        The lineage recognised from its lineage programs.
     """
 
     sample_id: list[str]
@@ -66,11 +80,40 @@ class Predictions:
     value_name: str
     imputed_genes: list[list[str]]
     warnings: list[list[str]]
+    calibrated: np.ndarray | None = None
+    prediction_set: list[list[str]] | None = None
+    interval: tuple[np.ndarray, np.ndarray] | None = None
+    out_of_domain: np.ndarray | None = None
+    domain_reasons: list[list[str]] | None = None
+    lineage: list[str] | None = None
+
+    def _columns(self, present_only: bool) -> dict[str, list[Any]]:
+        """The uncertainty and domain columns; a part the model lacks is left out
+        (``present_only``) or given as None for every sample."""
+        n = len(self.sample_id)
+        parts: dict[str, list[Any] | None] = {}
+        if self.value_name == "probability":
+            parts["calibrated_probability"] = (
+                None if self.calibrated is None else self.calibrated.tolist()
+            )
+            parts["prediction_set"] = self.prediction_set
+        else:
+            parts["interval_low"] = None if self.interval is None else self.interval[0].tolist()
+            parts["interval_high"] = None if self.interval is None else self.interval[1].tolist()
+        parts["out_of_domain"] = None if self.out_of_domain is None else self.out_of_domain.tolist()
+        parts["domain_reasons"] = self.domain_reasons
+        parts["lineage"] = self.lineage
+        if present_only:
+            return {k: v for k, v in parts.items() if v is not None}
+        return {k: [None] * n if v is None else v for k, v in parts.items()}
 
     def to_frame(self) -> pd.DataFrame:
         """``sample_id``, ``probability`` or ``score``, ``call``, ``coverage``, ``warnings``
-        and ``imputed_genes`` (the lists joined by ``;``)."""
-        return pd.DataFrame(
+        and ``imputed_genes``, then the uncertainty and domain columns the model has
+        (``calibrated_probability`` and ``prediction_set``, or ``interval_low`` and
+        ``interval_high``; ``out_of_domain``, ``domain_reasons``, ``lineage``); lists are
+        joined by ``;``."""
+        frame = pd.DataFrame(
             {
                 "sample_id": pd.Index(self.sample_id, dtype=object),
                 self.value_name: self.value,
@@ -80,11 +123,14 @@ class Predictions:
                 "imputed_genes": [";".join(g) for g in self.imputed_genes],
             }
         )
+        for name, values in self._columns(present_only=True).items():
+            frame[name] = [";".join(v) if isinstance(v, list) else v for v in values]
+        return frame
 
     def to_records(self) -> list[dict[str, Any]]:
         """One plain dict per sample (Python floats, strings and lists of strings)."""
         name = self.value_name
-        return [
+        records = [
             {
                 "sample_id": sid,
                 name: value,
@@ -103,6 +149,10 @@ class Predictions:
                 strict=True,
             )
         ]
+        for key, values in self._columns(present_only=False).items():
+            for record, value in zip(records, values, strict=True):
+                record[key] = value
+        return records
 
 
 class ArrayScorer:
@@ -145,6 +195,55 @@ class ArrayScorer:
     def coverage(self, features: np.ndarray) -> np.ndarray:
         """Fraction of the model's catalogue genes measured per sample, shape (n_samples,)."""
         return np.ascontiguousarray(features[:, self.coverage_column])
+
+    def prepared_coverage(self, prepared: PreparedExpression) -> np.ndarray:
+        """:meth:`coverage` read straight from a prepared input, shape (n_samples,).
+
+        The same values, bit for bit, without building the samples x model-genes arrays: only
+        the prepared columns that are catalogue genes of the model are read, so the cost
+        follows the input, not ``n_samples x n_genes_in`` (a batch of nearly empty samples is
+        refused without allocating per-sample model arrays).
+        """
+        model_genes = self.builder.model_genes_
+        positions = prepared.genes.get_indexer(model_genes)
+        present = positions[positions >= 0]
+        measured = np.count_nonzero(~np.isnan(prepared.values[:, present]), axis=1)
+        return measured / len(model_genes)
+
+    def check_coverage(self, prepared: PreparedExpression, minimum: float) -> np.ndarray:
+        """:meth:`prepared_coverage`, refusing samples that cover less than ``minimum``.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_samples,)
+
+        Raises
+        ------
+        CoverageError
+            Carrying the coverage of the samples below ``minimum`` and the model genes
+            (``genes_in_``) that none of them measured.
+        """
+        coverage = self.prepared_coverage(prepared)
+        below = np.flatnonzero(coverage < minimum)
+        if not below.size:
+            return coverage
+        low = {prepared.sample_ids[i]: float(coverage[i]) for i in below.tolist()}
+        genes_in = list(self.builder.genes_in_)
+        positions = prepared.genes.get_indexer(genes_in)
+        rows = prepared.values[below]
+        measured = np.zeros(len(genes_in), dtype=bool)
+        present = positions >= 0
+        measured[present] = ~np.isnan(rows[:, positions[present]]).all(axis=0)
+        missing = [gene for gene, seen in zip(genes_in, measured.tolist(), strict=True) if not seen]
+        lowest = min(low, key=low.__getitem__)
+        shown = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
+        raise CoverageError(
+            f"{len(low)} sample(s) cover less than {minimum:.0%} of the model's genes "
+            f"(lowest: {lowest} at {low[lowest]:.0%}); missing: {shown}",
+            coverage=low,
+            missing_genes=missing,
+            minimum=minimum,
+        )
 
     def imputed(self, gene_values: np.ndarray) -> list[list[str]]:
         """The model genes not measured in each sample of :meth:`gene_values` output."""
@@ -199,13 +298,26 @@ class ArrayScorer:
             value = margin
             resistant = self._regression_calls(margin)
             name = "score"
+        coverage = self.coverage(features)
+        domain = (
+            None if model.domain is None else model.domain.assess(features, gene_values, coverage)
+        )
+        bins = None if domain is None else domain.lineage
+        uncertainty = model.uncertainty
+        calibrated, sets, interval = None, None, None
+        if uncertainty is not None and model.task == "classification":
+            calibrated = uncertainty.calibrate(margin)
+            sets = uncertainty.conformal.sets(value, bins, model.decision_threshold)
+        elif uncertainty is not None:
+            interval = uncertainty.conformal.intervals(value, bins)
         if resistant is None:
             call = np.full(len(sample_id), "n/a", dtype=object)
+        elif sets is not None:
+            call = np.array([s[0] if len(s) == 1 else "uncertain" for s in sets], dtype=object)
         else:
             call = np.array(
                 ["resistant" if r else "sensitive" for r in resistant.tolist()], dtype=object
             )
-        coverage = self.coverage(features)
         imputed = self.imputed(gene_values)
         warnings = [
             [
@@ -218,7 +330,21 @@ class ArrayScorer:
             ]
             for c, g in zip(coverage.tolist(), imputed, strict=True)
         ]
-        return Predictions(sample_id, value, call, coverage, name, imputed, warnings)
+        return Predictions(
+            sample_id,
+            value,
+            call,
+            coverage,
+            name,
+            imputed,
+            warnings,
+            calibrated,
+            sets,
+            interval,
+            None if domain is None else domain.out_of_domain,
+            None if domain is None else domain.reasons,
+            None if domain is None else domain.lineage,
+        )
 
     def predict(self, prepared: PreparedExpression) -> Predictions:
         """:meth:`predictions` of a prepared input, every step on arrays."""

@@ -31,14 +31,25 @@ from nkpredict import __version__
 from nkpredict.catalog import GeneSet
 from nkpredict.data.expression import PreparedExpression, prepare_expression
 from nkpredict.data.labels import LabelDefinition
-from nkpredict.exceptions import CoverageError, ModelLoadError, NotFittedError
+from nkpredict.domain import DomainModel
+from nkpredict.estimator import (
+    TaskRoleMixin,
+    binary_target,
+    check_fitted,
+    classification_only,
+    describe_input,
+)
+from nkpredict.exceptions import InputError, LabelError, ModelLoadError
 from nkpredict.fast.scoring import ArrayScorer, Predictions, scorer_for
 from nkpredict.features.builder import COVERAGE_FEATURE, NKFeatureBuilder
 from nkpredict.io import follow_umask
 from nkpredict.model.boosting import BoostedTrees
 from nkpredict.model.prior import KnowledgePrior
+from nkpredict.model.reference import GeneReference, sensitive_mask
 from nkpredict.model.saved import validate_saved_model
-from nkpredict.vocabulary import ScaleChoice, Task
+from nkpredict.uncertainty.conformal import DEFAULT_LEVEL
+from nkpredict.uncertainty.model import UncertaintyModel
+from nkpredict.vocabulary import CalibrationMethod, ScaleChoice, Task
 
 __all__ = [
     "BOOSTER_FILE",
@@ -58,8 +69,11 @@ READABLE_FORMATS = (1, 2)
 """Formats :meth:`NKResistanceModel.load` reads (1: boosted trees without a prior)."""
 
 
-class NKResistanceModel(BaseEstimator):
+class NKResistanceModel(TaskRoleMixin, BaseEstimator):
     """Predict NK resistance (probability or readout) from raw expression.
+
+    A binary classifier or a regressor by ``task`` (declared through ``__sklearn_tags__``)
+    that takes a samples x genes DataFrame; classification labels are 0/1 (1 = resistant).
 
     Parameters
     ----------
@@ -113,15 +127,29 @@ class NKResistanceModel(BaseEstimator):
 
         ``scale`` overrides the model's :attr:`scale` setting for this call.
         """
+        if not isinstance(X, pd.DataFrame):
+            raise InputError(
+                "NKResistanceModel takes a samples x genes DataFrame with gene identifiers as "
+                f"columns; got {describe_input('X', X)}"
+            )
         return prepare_expression(X, scale=scale or self.scale)
 
     # ------------------------------------------------------------------ fit / predict
     def fit(
-        self, X: pd.DataFrame, y: Any, label_definition: LabelDefinition | None = None
+        self,
+        X: pd.DataFrame,
+        y: Any,
+        label_definition: LabelDefinition | None = None,
+        lineages: Any = None,
     ) -> NKResistanceModel:
-        """Fit on raw expression ``X`` (n_samples, n_genes) and target ``y`` (n_samples,)."""
+        """Fit on raw expression ``X`` (n_samples, n_genes) and target ``y`` (n_samples,).
+
+        ``lineages`` (n_samples,), optional: each sample's lineage, which the domain checks
+        learn to recognise (:mod:`nkpredict.domain`).
+        """
+        self._target(y)  # a bad target is named before the expression is read
         prepared = self.prepare(X)
-        return self.fit_prepared(prepared, y, label_definition)
+        return self.fit_prepared(prepared, y, label_definition, lineages=lineages)
 
     def fit_prepared(
         self,
@@ -129,25 +157,99 @@ class NKResistanceModel(BaseEstimator):
         y: Any,
         label_definition: LabelDefinition | None = None,
         groups: Any = None,
+        lineages: Any = None,
     ) -> NKResistanceModel:
         """Fit on an already prepared matrix (avoids preparing the same data twice).
 
         ``groups`` (n_samples,), optional: group of each sample (cell line, patient); the
-        inner split of early stopping and tuning then never splits a group.
+        inner split of early stopping and tuning then never splits a group. ``lineages``
+        (n_samples,), optional: each sample's lineage, for the domain checks. The domain
+        checks (:attr:`domain_`) are fitted here; the uncertainty (:attr:`uncertainty_`)
+        needs out-of-fold predictions and is fitted by :meth:`fit_uncertainty`.
         """
         fit_params = {} if groups is None else {"booster__groups": np.asarray(groups, dtype=object)}
-        self.pipeline_ = self.core().fit(prepared.matrix, np.asarray(y), **fit_params)
+        self.pipeline_ = self.core().fit(prepared.matrix, self._target(y), **fit_params)
         self.training_scale_ = prepared.scale
         self.training_report_ = prepared.report.to_dict()
         self.label_definition_ = label_definition or LabelDefinition(
             column="target", task=self.task
         )
+        builder = self.feature_builder
+        self.gene_reference_: GeneReference | None = GeneReference.fit(
+            builder.genes_in_,
+            builder.gene_values(prepared.matrix),
+            sensitive_mask(y, self.label_definition_),
+        )
         self.metadata_: dict[str, Any] = {}
+        scorer = self.scorer
+        genes = scorer.gene_values(prepared)
+        self.domain_: DomainModel | None = DomainModel.fit(
+            scorer.features(genes),
+            [str(n) for n in builder.get_feature_names_out()],
+            genes,
+            None if lineages is None else [str(v) for v in np.asarray(lineages, dtype=object)],
+            None if groups is None else list(np.asarray(groups, dtype=object)),
+        )
+        self.uncertainty_: UncertaintyModel | None = None
         return self
 
+    def fit_uncertainty(
+        self,
+        predicted: Any,
+        y: Any,
+        lineages: Any = None,
+        level: float = DEFAULT_LEVEL,
+        method: CalibrationMethod = "auto",
+        samples: Any = None,
+    ) -> NKResistanceModel:
+        """Calibrate probabilities and conformal sets on out-of-fold predictions.
+
+        Parameters
+        ----------
+        predicted : array-like, shape (n_predictions,)
+            Out-of-fold P(resistant) or readouts of the training samples from the
+            cross-validation of this model's configuration: one per sample and CV repeat
+            (single fold models, like the final model, not their average).
+        y : array-like, shape (n_predictions,)
+            Their labels.
+        lineages : array-like, optional
+            Their lineages: the Mondrian bins of the conformal sets.
+        level : float
+            Level of the prediction sets (0.9: the true label is in 90% of sets).
+        method : {"auto", "platt", "isotonic", "none"}
+            Calibration method.
+        samples : array-like, optional
+            The sample of each prediction (kept together when the method is chosen).
+        """
+        self._pipeline()
+        self.uncertainty_ = UncertaintyModel.fit(
+            self.task,
+            np.asarray(predicted, dtype=np.float64),
+            np.asarray(y, dtype=np.float64),
+            None if lineages is None else [str(v) for v in np.asarray(lineages, dtype=object)],
+            level,
+            method,
+            groups=None if samples is None else list(np.asarray(samples, dtype=object)),
+        )
+        return self
+
+    def _target(self, y: Any) -> np.ndarray:
+        """``y`` as an array: 0/1 labels (classification; saved models assume them) or a
+        readout."""
+        if y is None:
+            raise LabelError("NKResistanceModel requires y to be passed, but the target y is None")
+        target = np.asarray(y)
+        if self.task == "classification":
+            classes, _ = binary_target(self, target)
+            if not set(classes.tolist()) <= {0, 1}:
+                raise LabelError(
+                    f"NKResistanceModel takes 0/1 labels (1 = resistant); got classes "
+                    f"{classes.tolist()} (nkpredict.data.labels turns readouts into labels)"
+                )
+        return target
+
     def _pipeline(self) -> Pipeline:
-        if not hasattr(self, "pipeline_"):
-            raise NotFittedError("NKResistanceModel is not fitted")
+        check_fitted(self, "pipeline_")
         return self.pipeline_
 
     @property
@@ -182,34 +284,22 @@ class NKResistanceModel(BaseEstimator):
             Some samples cover less than ``minimum``; it carries their coverage and the
             genes they miss.
         """
-        genes = self.scorer.gene_values(prepared)
-        values = self.feature_builder.coverage_of(genes)
-        coverage = pd.Series(values, index=prepared.matrix.index, name=COVERAGE_FEATURE)
-        below = values < minimum
-        if below.any():
-            low = coverage[below]
-            missing = self.feature_builder.missing_of(genes[below])
-            shown = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
-            raise CoverageError(
-                f"{len(low)} sample(s) cover less than {minimum:.0%} of the model's genes "
-                f"(lowest: {low.idxmin()} at {low.min():.0%}); missing: {shown}",
-                coverage={str(k): float(v) for k, v in low.items()},
-                missing_genes=missing,
-                minimum=minimum,
-            )
-        return coverage
+        values = self.scorer.check_coverage(prepared, minimum)
+        return pd.Series(values, index=prepared.matrix.index, name=COVERAGE_FEATURE)
 
     def predict_margin(self, X: pd.DataFrame) -> np.ndarray:
         """Raw model output (log-odds or score), shape (n_samples,)."""
         scorer = self.scorer
         return scorer.margins(scorer.features(scorer.gene_values(self.prepare(X))))
 
+    @classification_only
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Probabilities (n_samples, 2); column 1 is "resistant"."""
         return self.boosted_trees.predict_proba(self.features(self.prepare(X)))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Calls (0/1) for classification, predicted readouts for regression."""
+        self._pipeline()
         table = self.predict_table(self.prepare(X))
         if self.task == "classification":
             return (table["call"] == "resistant").to_numpy(dtype=int)
@@ -249,8 +339,25 @@ class NKResistanceModel(BaseEstimator):
             "training_scale": self.training_scale_,
             "training_report": self.training_report_,
             "label_definition": self.label_definition_.to_dict(),
+            "gene_reference": (
+                None if self.gene_reference_ is None else self.gene_reference_.to_dict()
+            ),
+            "domain": None if self.domain is None else self.domain.to_dict(),
+            "uncertainty": None if self.uncertainty is None else self.uncertainty.to_dict(),
             "metadata": self.metadata_,
         }
+
+    @property
+    def domain(self) -> DomainModel | None:
+        """The fitted domain checks (None for models saved before they existed)."""
+        self._pipeline()
+        return getattr(self, "domain_", None)
+
+    @property
+    def uncertainty(self) -> UncertaintyModel | None:
+        """Calibration and conformal sets (None until :meth:`fit_uncertainty`)."""
+        self._pipeline()
+        return getattr(self, "uncertainty_", None)
 
     def save(self, path: str | Path) -> Path:
         """Write the model directory atomically (a temporary directory renamed into place).
@@ -325,6 +432,7 @@ class NKResistanceModel(BaseEstimator):
             {"task": params["task"], **params["booster"]},
             data["n_rounds"],
             prior,
+            feature_names=saved.feature_names,
         )
         if prior is not None and prior.coef_.shape[0] != len(saved.feature_names):
             raise ModelLoadError(
@@ -341,5 +449,49 @@ class NKResistanceModel(BaseEstimator):
         model.training_scale_ = data["training_scale"]
         model.training_report_ = data["training_report"]
         model.label_definition_ = LabelDefinition.from_dict(data["label_definition"])
+        model.gene_reference_ = _gene_reference(data["gene_reference"], features)
+        model.domain_, model.uncertainty_ = _fitted_parts(data)
         model.metadata_ = data["metadata"]
         return model
+
+
+def _fitted_parts(data: dict[str, Any]) -> tuple[DomainModel | None, UncertaintyModel | None]:
+    """The saved domain checks and uncertainty (None in models saved before them).
+
+    Raises
+    ------
+    ModelLoadError
+        One of them is incomplete or malformed.
+    """
+    try:
+        domain = None if data["domain"] is None else DomainModel.from_dict(data["domain"])
+        uncertainty = (
+            None if data["uncertainty"] is None else UncertaintyModel.from_dict(data["uncertainty"])
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"{MODEL_FILE}: malformed domain or uncertainty ({exc!r})") from None
+    return domain, uncertainty
+
+
+def _gene_reference(
+    data: dict[str, Any] | None, features: NKFeatureBuilder
+) -> GeneReference | None:
+    """The saved gene reference (``None`` in models saved before it existed).
+
+    Raises
+    ------
+    ModelLoadError
+        It does not describe the genes the feature builder reads.
+    """
+    if data is None:
+        return None
+    try:
+        reference = GeneReference.from_dict(data)
+    except InputError as exc:
+        raise ModelLoadError(f"{MODEL_FILE}: {exc}") from None
+    if reference.genes != tuple(features.genes_in_):
+        raise ModelLoadError(
+            f"{MODEL_FILE}: the gene reference describes {len(reference.genes)} genes, not the "
+            f"{len(features.genes_in_)} the features read"
+        )
+    return reference

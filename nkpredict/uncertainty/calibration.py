@@ -23,8 +23,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
-from sklearn.model_selection import StratifiedKFold
-from sklearn.utils.multiclass import type_of_target
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from nkpredict.exceptions import InputError
@@ -80,29 +80,44 @@ class ProbabilityCalibrator(ClassifierMixin, BaseEstimator):
         Cross-validated log loss of each candidate (what ``auto`` compared).
     classes_ : ndarray, shape (2,)
     n_features_in_ : int
-        Always 1: the input is one column of log-odds.
+        Number of log-odds columns: one per model (the mean of the columns is calibrated,
+        e.g. the members of a bagged ensemble); 1 for one model.
     """
 
     def __init__(self, method: CalibrationMethod = "auto", random_state: int = 0) -> None:
         self.method = method
         self.random_state = random_state
 
-    def fit(self, X: Any, y: Any) -> ProbabilityCalibrator:
-        """Fit on log-odds ``X`` (n_samples, 1) and binary labels ``y`` (n_samples,)."""
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # resistant or sensitive
+        return tags
+
+    def fit(self, X: Any, y: Any, groups: Any = None) -> ProbabilityCalibrator:
+        """Fit on log-odds ``X`` (n_samples, n_models) and binary labels ``y`` (n_samples,).
+
+        ``groups`` (n_samples,), optional: rows of one group (the same sample predicted in
+        several CV repeats) stay together in the selection folds of ``auto``.
+
+        Raises
+        ------
+        InputError
+            Not two classes in ``y`` (a continuous target, one class, three classes).
+        """
         method = check_choice(self.method, CALIBRATION_METHODS, "calibration method")
         X, y = validate_data(self, X, y, ensure_min_samples=2)
-        if X.shape[1] != 1:
-            raise InputError(f"calibration takes one column of log-odds; got {X.shape[1]}")
+        check_classification_targets(y)
         if type_of_target(y) != "binary":
             raise InputError(
-                f"calibration needs two classes; got target type {type_of_target(y)!r}"
+                "Only binary classification is supported: calibration needs two classes; "
+                f"got {len(np.unique(y))} (the type of the target is {type_of_target(y)})"
             )
         self.classes_, target = np.unique(y, return_inverse=True)
-        margin = X[:, 0].astype(np.float64)
+        margin = X.mean(axis=1, dtype=np.float64)
         target = target.astype(np.float64)
         self.selection_: dict[str, float] = {}
         if method == "auto":
-            method = self._select(margin, target)
+            method = self._select(margin, target, groups)
         self.method_ = method
         self.params_ = self._fit_map(method, margin, target)
         return self
@@ -117,16 +132,16 @@ class ProbabilityCalibrator(ClassifierMixin, BaseEstimator):
             return {"x": x, "y": y}
         return {}
 
-    def _select(self, margin: np.ndarray, target: np.ndarray) -> str:
+    def _select(self, margin: np.ndarray, target: np.ndarray, groups: Any) -> str:
         """The candidate with the lower cross-validated log loss."""
         n_minority = int(min(target.sum(), len(target) - target.sum()))
         candidates = ["platt", "isotonic"] if len(target) >= 40 and n_minority >= 10 else ["platt"]
-        folds = StratifiedKFold(
-            min(_SELECTION_FOLDS, n_minority), shuffle=True, random_state=self.random_state
-        )
+        n_splits = max(2, min(_SELECTION_FOLDS, n_minority))
+        folds = StratifiedGroupKFold(n_splits, shuffle=True, random_state=self.random_state)
+        group_of = np.arange(len(target)) if groups is None else np.asarray(groups)
         for method in ["none", *candidates]:
             predicted = np.empty_like(margin)
-            for train, test in folds.split(margin[:, None], target):
+            for train, test in folds.split(margin[:, None], target, group_of):
                 params = self._fit_map(method, margin[train], target[train])
                 predicted[test] = _apply(method, margin[test], params)
             self.selection_[method] = float(
@@ -141,10 +156,10 @@ class ProbabilityCalibrator(ClassifierMixin, BaseEstimator):
         return _apply(self.method_, np.asarray(margin, dtype=np.float64), self.params_)
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Calibrated probabilities (n_samples, 2) of log-odds ``X`` (n_samples, 1)."""
+        """Calibrated probabilities (n_samples, 2) of log-odds ``X`` (n_samples, n_models)."""
         check_is_fitted(self, "method_")
         X = validate_data(self, X, reset=False)
-        resistant = self.calibrate(X[:, 0])
+        resistant = self.calibrate(X.mean(axis=1, dtype=np.float64))
         return np.column_stack([1.0 - resistant, resistant])
 
     def predict(self, X: Any) -> np.ndarray:
@@ -160,6 +175,7 @@ class ProbabilityCalibrator(ClassifierMixin, BaseEstimator):
             "method": self.method_,
             "params": {k: np.asarray(v).tolist() for k, v in self.params_.items()},
             "selection": self.selection_,
+            "n_features_in": self.n_features_in_,
         }
 
     @classmethod
@@ -174,5 +190,5 @@ class ProbabilityCalibrator(ClassifierMixin, BaseEstimator):
         }
         calibrator.selection_ = dict(data.get("selection", {}))
         calibrator.classes_ = np.array([0, 1])
-        calibrator.n_features_in_ = 1
+        calibrator.n_features_in_ = int(data.get("n_features_in", 1))
         return calibrator

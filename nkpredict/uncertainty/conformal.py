@@ -135,13 +135,20 @@ class ConformalPredictor:
             return [""] * n
         return [b if b in self.thresholds else "" for b in bins]
 
-    def sets(self, probability: np.ndarray, bins: Sequence[str] | None = None) -> list[list[str]]:
+    def sets(
+        self,
+        probability: np.ndarray,
+        bins: Sequence[str] | None = None,
+        decision_threshold: float = 0.5,
+    ) -> list[list[str]]:
         """Prediction sets of P(resistant) ``probability`` (n_samples,), labels in
-        :data:`CLASS_LABELS` order; the more probable label is always included."""
+        :data:`CLASS_LABELS` order; the label the point call (at ``decision_threshold``)
+        chooses is always included."""
         p = np.asarray(probability, dtype=np.float64)
         q = self.threshold_of(bins, len(p))
-        resistant = (1.0 - p <= q) | (p >= 0.5)
-        sensitive = (p <= q) | (p < 0.5)
+        called = p >= decision_threshold
+        resistant = (1.0 - p <= q) | called
+        sensitive = (p <= q) | ~called
         table = {
             (True, True): list(CLASS_LABELS),
             (True, False): [CLASS_LABELS[0]],
