@@ -64,8 +64,15 @@ def _model(workdir: Path) -> Path:
     return directory
 
 
-def _one_new_gene_each(n: int) -> bytes:
-    return json.dumps({"samples": {f"S{i}": {f"G{i}": 1 + i % 97} for i in range(n)}}).encode()
+def _one_new_gene_each(n: int, **options: Any) -> bytes:
+    samples = {f"S{i}": {f"G{i}": 1 + i % 97} for i in range(n)}
+    return json.dumps({"samples": samples, **options}).encode()
+
+
+def _one_model_gene_each(model: NKResistanceModel, n: int) -> bytes:
+    genes = list(model.feature_builder.genes_in_)
+    samples = {f"S{i}": {genes[i % len(genes)]: 1 + i % 97} for i in range(n)}
+    return json.dumps({"samples": samples, "min_coverage": 0}).encode()
 
 
 def _decoys_and_model_genes(model: NKResistanceModel, n: int) -> bytes:
@@ -80,11 +87,12 @@ def _decoys_and_model_genes(model: NKResistanceModel, n: int) -> bytes:
 
 
 def _answer(loaded: Any, raw: bytes, settings: ServiceSettings) -> tuple[str, float]:
-    """What /v1/predict answers ``raw`` (status and code, or the samples) and how fast."""
+    """What /v1/predict answers ``raw`` (status and code, or the samples and the answer's
+    size) and how fast."""
     started = time.perf_counter()
     try:
-        _, n_samples = predict_json(loaded, raw, settings)
-        outcome = f"200 ({n_samples} samples)"
+        answer, n_samples = predict_json(loaded, raw, settings)
+        outcome = f"200 ({n_samples} samples, answer {len(answer) / 1e6:.1f} MB)"
     except ServiceError as exc:
         outcome = f"{exc.status_code} {exc.code}"
     except NKPredictError as exc:
@@ -102,6 +110,10 @@ def bodies(workdir: Path) -> list[dict[str, Any]]:
     results = []
     cases = {
         "10,000 samples x 1 new gene each": _one_new_gene_each(10_000),
+        "10,000 samples x 1 new gene each, min_coverage 0": _one_new_gene_each(
+            10_000, min_coverage=0
+        ),
+        "10,000 samples x 1 model gene each, min_coverage 0": _one_model_gene_each(model, 10_000),
         "6,500 samples x (model genes + 3 decoys each)": _decoys_and_model_genes(model, 6_500),
     }
     for name, raw in cases.items():

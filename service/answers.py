@@ -39,6 +39,7 @@ from service.uploads import read_upload
 
 __all__ = [
     "EXPLAIN_CHUNK",
+    "SPARSE_INPUT_FACTOR",
     "ModelInputs",
     "dumps",
     "explain_json",
@@ -49,6 +50,10 @@ __all__ = [
 
 EXPLAIN_CHUNK = 256
 """Samples explained per TreeSHAP call (keeps per-sample driver look-ups cheap)."""
+SPARSE_INPUT_FACTOR = 4
+"""When the samples x model-genes arrays would have more than this many times the cells of
+the prepared input (samples that measure few of the model's genes), coverage is checked on
+the prepared input first, so a refused request never allocates them."""
 
 
 def dumps(payload: dict[str, Any]) -> bytes:
@@ -88,14 +93,22 @@ class ModelInputs:
 
 
 def _check_coverage(
-    model: NKResistanceModel, inputs: ModelInputs, minimum: float, limit: int
+    model: NKResistanceModel,
+    prepared: PreparedExpression,
+    minimum: float,
+    limit: int,
+    features: np.ndarray | None = None,
 ) -> None:
     """The model's coverage check; on failure a 422 naming (up to ``limit``) samples and the
-    missing genes."""
-    if (model.scorer.coverage(inputs.features) >= minimum).all():
-        return  # the usual case, without building the check's Series
+    missing genes.
+
+    With ``features`` (the usual case) their coverage column answers first, without building
+    the check's details; without, the check reads the prepared array only.
+    """
+    if features is not None and (model.scorer.coverage(features) >= minimum).all():
+        return
     try:
-        model.check_coverage(inputs.prepared, minimum)
+        model.scorer.check_coverage(prepared, minimum)
     except CoverageError as exc:
         below = list(exc.coverage.items())
         raise ServiceError(
@@ -158,11 +171,17 @@ def _model_inputs(
     prepared = _prepare(model, samples, options.scale)
     if isinstance(samples, SampleMatrix) and samples.report is not None:
         prepared.report = samples.report  # a reduced sparse body: the report of all its genes
-    genes = model.scorer.gene_values(prepared)
-    inputs = ModelInputs(prepared, genes, model.scorer.features(genes))
     minimum = settings.min_coverage if options.min_coverage is None else options.min_coverage
-    _check_coverage(model, inputs, minimum, settings.report_max_items)
-    return inputs
+    limit = settings.report_max_items
+    scorer = model.scorer
+    n_genes_in = len(scorer.builder.genes_in_)
+    if prepared.n_samples * n_genes_in > SPARSE_INPUT_FACTOR * prepared.values.size:
+        # the model's arrays would dwarf the input: refuse low coverage before building them
+        _check_coverage(model, prepared, minimum, limit)
+    genes = scorer.gene_values(prepared)
+    features = scorer.features(genes)
+    _check_coverage(model, prepared, minimum, limit, features)
+    return ModelInputs(prepared, genes, features)
 
 
 def predict_payload(

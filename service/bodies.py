@@ -34,6 +34,7 @@ from nkpredict.data.identifiers import (
     duplicate_genes_message,
     map_identifiers,
 )
+from nkpredict.exceptions import ScaleError
 from nkpredict.vocabulary import ScaleChoice
 from service.errors import ServiceError
 from service.schemas import PredictOptions
@@ -60,6 +61,12 @@ DENSE_FACTOR = 4
 """Samples that list different genes become one samples x union-of-genes array only while
 it has at most ``max(DENSE_MIN_CELLS, DENSE_FACTOR x cells sent)`` cells; sparser bodies
 keep only the model's genes (see :func:`samples_matrix`), so memory follows the body."""
+_SCAN_MIN_BYTES = 1 << 14
+"""Bodies longer than this are scanned with numpy (bytes.count is ~10x slower per byte)."""
+_COLON, _OPEN_BRACE = ord(":"), ord("{")
+_OBJECT_BYTES = 64
+"""Bodies with more than one JSON object per this many bytes (and longer than
+:data:`_SCAN_MIN_BYTES`) are parsed by the standard library: see :func:`load_json`."""
 OTHER_GENES = "<other genes>"
 """Label of the columns standing for the genes a sparse body's reduction left out."""
 
@@ -148,11 +155,18 @@ def load_json(raw: bytes) -> Any:
     """
     if not raw.strip():
         raise ServiceError(400, "invalid_json", "the request body is empty (expected JSON)")
+    text = np.frombuffer(raw, dtype=np.uint8) if len(raw) > _SCAN_MIN_BYTES else None
+    if text is not None and _OBJECT_BYTES * np.count_nonzero(text == _OPEN_BRACE) > len(raw):
+        # many tiny objects: orjson's working memory (about 12x the text on top of the
+        # objects) would outgrow the objects themselves; the standard library builds them
+        # directly (about a third of the peak, at a few times the time)
+        return _load_json_strictly(raw)
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return _load_json_strictly(raw)
-    if _counted_keys(document) == raw.count(b":"):
+    colons = raw.count(b":") if text is None else int(np.count_nonzero(text == _COLON))
+    if _counted_keys(document) == colons:
         return document
     return _load_json_strictly(raw)
 
@@ -388,17 +402,22 @@ def samples_matrix(
         if same_layout:
             values = np.array([list(r.values()) for r in rows], dtype=np.float64)
         else:
-            genes = list(dict.fromkeys(chain.from_iterable(rows)))
-            n_cells = sum(map(len, rows))
-            dense_cells = max(DENSE_MIN_CELLS, DENSE_FACTOR * n_cells)
+            cells = np.array(list(chain.from_iterable(r.values() for r in rows)), dtype=np.float64)
+            names = np.fromiter(chain.from_iterable(rows), dtype=object, count=cells.size)
+            # each cell's column in the union of the genes, in order of first appearance
+            codes, union = pd.factorize(names)
+            del names
+            genes = union.tolist()
+            lengths = np.fromiter(map(len, rows), dtype=np.intp, count=n_samples)
+            row_of = np.repeat(np.arange(n_samples), lengths)
+            dense_cells = max(DENSE_MIN_CELLS, DENSE_FACTOR * cells.size)
             if model_genes is not None and n_samples * len(genes) > dense_cells:
-                values, genes, report = _reduced_matrix(rows, genes, model_genes, scale)
+                values, genes, report = _reduced_matrix(
+                    cells, codes, row_of, n_samples, genes, model_genes, scale
+                )
             else:
-                position = {g: j for j, g in enumerate(genes)}
                 values = np.full((n_samples, len(genes)), np.nan)
-                for i, row in enumerate(rows):
-                    columns = [position[g] for g in row]
-                    values[i, columns] = np.array(list(row.values()), dtype=np.float64)
+                values[row_of, codes] = cells
     except OverflowError:
         raise ServiceError(
             422, "non_finite_value", "an expression value is too large for a float"
@@ -423,14 +442,30 @@ def _free_label(base: str, taken: set[str]) -> str:
     return label
 
 
+def _counts_scale(values: np.ndarray) -> bool:
+    """Whether :func:`~nkpredict.data.expression.detect_scale` takes cells ``values`` (n,)
+    for counts: the same evidence (maximum, minimum, integer-ness) as the reduced columns,
+    which keep the cells holding them. When detection refuses the values, ``False``: the
+    preparation of the reduced matrix refuses them again, naming the sample and gene."""
+    try:
+        return detect_scale(pd.DataFrame(values[None, :])) == "counts"
+    except ScaleError:
+        return False
+
+
 def _reduced_matrix(
-    rows: list[dict[str, Any]],
+    values: np.ndarray,
+    codes: np.ndarray,
+    row_of: np.ndarray,
+    n_samples: int,
     union: list[str],
     model_genes: Collection[str],
     scale: ScaleChoice,
 ) -> tuple[np.ndarray, list[str], HarmonizationReport]:
     """A sparse body as samples x (the genes that matter), with the same preparation result.
 
+    ``values``, ``codes`` and ``row_of`` (n_cells,) are each cell sent: its value, its
+    column in ``union`` (every gene named, in order of first appearance) and its sample.
     Kept columns: every gene identifier that maps to a model gene, plus the genes holding the
     largest, the smallest and the first non-integer value of the whole body (the scale is
     detected, and non-negative or integer values checked, on exactly the same evidence, and
@@ -446,14 +481,6 @@ def _reduced_matrix(
     report : HarmonizationReport
         The identifier report of the whole ``union`` (what the full array would have had).
     """
-    n_samples = len(rows)
-    lengths = np.fromiter(map(len, rows), dtype=np.intp, count=n_samples)
-    values = np.array(list(chain.from_iterable(r.values() for r in rows)), dtype=np.float64)
-    position = {g: j for j, g in enumerate(union)}
-    codes = np.fromiter(
-        (position[g] for g in chain.from_iterable(rows)), dtype=np.intp, count=values.size
-    )
-    row_of = np.repeat(np.arange(n_samples), lengths)
     mapping, report = map_identifiers(union)
     wanted = frozenset(model_genes)
     keep = np.fromiter((mapping.get(g) in wanted for g in union), dtype=bool, count=len(union))
@@ -468,18 +495,20 @@ def _reduced_matrix(
     kept_genes = [g for g, k in zip(union, keep, strict=True) if k]
     kept = keep[codes]
     dropped = ~kept & finite
-    taken = set(union)
+    taken = {g for g in union if g.startswith(OTHER_GENES)}  # the labels a new one could hit
     extra = [_free_label(OTHER_GENES, taken)]
     counts = scale == "counts"
     reduced = np.full((n_samples, len(kept_genes) + 2), np.nan)
     reduced[row_of[kept], column[codes[kept]]] = values[kept]
-    with_rest, first = np.unique(row_of[dropped], return_index=True)
+    rest_rows = row_of[dropped]  # ascending: the cells are in sample order
+    first = np.flatnonzero(np.diff(rest_rows, prepend=-1))  # each sample's first left-out cell
     rest_values = values[dropped]
-    reduced[with_rest, -2] = rest_values[first]
+    reduced[rest_rows[first], -2] = rest_values[first]
+    del first
     if scale == "auto":
-        counts = detect_scale(pd.DataFrame(reduced[:, :-1])) == "counts"
+        counts = _counts_scale(values)
     if counts:
-        totals = np.bincount(row_of[dropped], weights=rest_values, minlength=n_samples)
+        totals = np.bincount(rest_rows, weights=rest_values, minlength=n_samples)
         reduced[:, -1] = totals - np.nan_to_num(reduced[:, -2])
         extra.append(_free_label(OTHER_GENES + " (total)", taken))
     else:

@@ -23,6 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from nkpredict.data.identifiers import map_identifiers
+from nkpredict.exceptions import CoverageError
 from nkpredict.model.fitted import NKResistanceModel
 from service.app import create_app
 from service.bodies import OTHER_GENES, samples_matrix
@@ -112,6 +113,44 @@ def test_sparse_bodies_answer_like_the_full_array(
     assert payload["scale"] == scale
     assert payload["harmonization"]["n_input"] == counts.shape[1] + 300
     assert payload["harmonization"]["n_unmapped"] >= 300
+
+
+def test_coverage_from_the_prepared_input_is_the_features_coverage(
+    model: NKResistanceModel, service_cohort: Any
+) -> None:
+    """``check_coverage`` reads the prepared array only: the same numbers as the coverage
+    feature, and the same refusal (samples, missing genes) as the dense computation."""
+    counts = service_cohort.counts.iloc[:40].copy()
+    model_genes = list(model.feature_builder.model_genes_)
+    counts.loc[counts.index[:10], model_genes[: len(model_genes) * 3 // 4]] = np.nan
+    prepared = model.prepare(counts)
+    scorer = model.scorer
+    genes = scorer.gene_values(prepared)
+    dense = scorer.coverage(scorer.features(genes))
+    np.testing.assert_array_equal(scorer.prepared_coverage(prepared), dense)
+    with pytest.raises(CoverageError) as caught:
+        scorer.check_coverage(prepared, 0.5)
+    below = dense < 0.5
+    assert list(caught.value.coverage) == [prepared.sample_ids[i] for i in np.flatnonzero(below)]
+    assert caught.value.missing_genes == model.feature_builder.missing_of(genes[below])
+
+
+def test_nearly_empty_samples_are_refused_before_the_model_arrays(
+    client: TestClient, model: NKResistanceModel
+) -> None:
+    """2,000 samples naming one unknown gene each: the same 422 as before, naming the first
+    samples and every model gene, computed without samples x model-genes arrays (the
+    benchmark measures the memory)."""
+    samples = {f"S{i}": {f"NOT_A_GENE_{i}": 1 + i % 97} for i in range(2_000)}
+    measured = model.feature_builder.model_genes_[0]
+    samples["S0"][measured] = 5  # one sample measures one model gene
+    error = _error(client.post("/v1/predict", json={"samples": samples}), 422, "coverage_too_low")
+    details = error["details"]
+    assert details["n_samples"] == 2_000
+    expected = [g for g in model.feature_builder.genes_in_ if g != measured]
+    assert details["missing_genes"] == expected
+    assert set(details["samples"].values()) == {0.0, 1 / len(model.feature_builder.model_genes_)}
+    assert "2000 sample(s) cover less than 50%" in error["message"]
 
 
 def test_a_sparse_body_keeps_its_errors(client: TestClient, service_cohort: Any) -> None:
