@@ -112,6 +112,28 @@ def test_train_logs_contract_metrics_and_registers_champion(
     assert run.inputs.dataset_inputs, "training data logged as an MLflow dataset"
 
 
+def test_serial_training_gives_the_parallel_metrics(
+    trained_store: tuple[str, Path], cohort_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """``--n-jobs 1`` (every fit in this process) logs exactly the metrics of the default
+    run, whose fits ran in a pool of worker processes."""
+    parallel_uri, _ = trained_store
+    serial_uri = f"sqlite:///{tmp_path / 'serial.db'}"
+    invoke(*train_args(cohort_files, serial_uri, "--n-jobs", "1", "--no-report"))
+
+    def metrics(uri: str) -> dict[str, float]:
+        mlflow.set_tracking_uri(uri)
+        experiment = mlflow.get_experiment_by_name("nkpredict")
+        assert experiment is not None
+        runs = MlflowClient(uri).search_runs([experiment.experiment_id])
+        training = [run for run in runs if "cv_splits" in run.data.params]
+        return min(training, key=lambda run: run.info.start_time).data.metrics
+
+    parallel, serial = metrics(parallel_uri), metrics(serial_uri)
+    assert "baseline_xgb_allgenes_cv_roc_auc" in serial and "lolo_roc_auc" in serial
+    assert serial == parallel
+
+
 def test_predict_cli_reproduces_in_process_predictions(
     trained_store: tuple[str, Path], cohort_files: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -7,10 +7,14 @@ care which one they hold:
     Yield ``fn(job, item)`` for every item, in item order. Streaming scoring
     (:mod:`nkpredict.stream.run`) passes it the function that scores one span of the input.
 ``cross_validate(estimators, X, y, folds, task, progress)``
-    Same arguments and result as :func:`nkpredict.evaluate.cv.cross_validate`.
+    Same arguments and result as :func:`nkpredict.evaluate.cv.cross_validate`. The local
+    engine runs the independent (estimator, fold) fits in a pool of worker processes (one
+    per core by default, ``cores // workers`` threads per fit, the matrix memory-mapped
+    once); the Dask engine makes each of them a task on the cluster. The pipeline also runs
+    leave-one-lineage-out through it.
 ``boosting()``
     A context inside which every :class:`~nkpredict.model.boosting.BoostedTrees` fit boosts on
-    the engine (used for the final fit and leave-one-lineage-out).
+    the engine (used for the final fit).
 
 The Dask engine
 ---------------
@@ -42,15 +46,15 @@ feature matrix (samples x ~100 features) fits one worker easily. Single-worker
 ``xgboost.dask`` training is the same computation as :func:`xgboost.train`, so
 cross-validation metrics equal those of the local engine.
 
-The final fit and leave-one-lineage-out run on the client, one boosting run at a time, each
-through ``xgboost.dask.train`` on data split over ``ceil(n_samples / partition_rows)``
-workers (at most all of them). Cohorts below ``partition_rows`` samples (50,000 by default)
-therefore give the local engine's model exactly; larger ones are boosted data-parallel,
-where XGBoost's distributed histogram sketch and per-worker row sampling change the trees
-slightly (the tests require Spearman > 0.95 between the predictions of the two models and
-cross-validated ROC AUC within 0.03). The fitted object is always a plain
-:class:`~nkpredict.model.boosting.BoostedTrees` holding a plain :class:`xgboost.Booster`: saving,
-serving and explaining do not depend on Dask.
+Leave-one-lineage-out goes through the same fold tasks (one per held-out lineage). The
+final fit runs on the client through ``xgboost.dask.train`` on data split over
+``ceil(n_samples / partition_rows)`` workers (at most all of them). Cohorts below
+``partition_rows`` samples (50,000 by default) therefore give the local engine's model
+exactly; larger ones are boosted data-parallel, where XGBoost's distributed histogram sketch
+and per-worker row sampling change the trees slightly (the tests require Spearman > 0.95
+between the predictions of the two models and cross-validated ROC AUC within 0.03). The
+fitted object is always a plain :class:`~nkpredict.model.boosting.BoostedTrees` holding a
+plain :class:`xgboost.Booster`: saving, serving and explaining do not depend on Dask.
 
 ``--scheduler ADDRESS`` connects to an existing cluster (``tcp://host:8786``); without it a
 ``LocalCluster`` with one single-threaded worker process per available core is started and
@@ -131,9 +135,20 @@ class Engine(Protocol):
 
 
 class LocalEngine:
-    """Everything in this process (the default)."""
+    """This machine (the default): the cross-validation's fits in a pool of worker processes.
+
+    Parameters
+    ----------
+    n_jobs : int
+        Worker processes of the cross-validation (:func:`nkpredict.evaluate.cv.fit_plan`):
+        ``-1`` (default) one per core, ``1`` every fit in this process, one after the other.
+        Each fit gets ``cores // workers`` threads; results do not depend on ``n_jobs``.
+    """
 
     name = "local"
+
+    def __init__(self, n_jobs: int = -1) -> None:
+        self.n_jobs = n_jobs
 
     def __enter__(self) -> LocalEngine:
         return self
@@ -156,8 +171,8 @@ class LocalEngine:
         progress: CVProgress | None = None,
         groups: pd.Series | None = None,
     ) -> CVResult:
-        """:func:`nkpredict.evaluate.cv.cross_validate` itself."""
-        return cross_validate(estimators, X, y, folds, task, progress, groups)
+        """:func:`nkpredict.evaluate.cv.cross_validate` with this engine's ``n_jobs``."""
+        return cross_validate(estimators, X, y, folds, task, progress, groups, self.n_jobs)
 
     def boosting(self) -> AbstractContextManager[None]:
         """In-process :func:`xgboost.train` (nothing to switch)."""
@@ -481,7 +496,7 @@ class DaskEngine:
 
 @contextmanager
 def open_engine(
-    name: str = "local", scheduler: str | None = None, **options: Any
+    name: str = "local", scheduler: str | None = None, n_jobs: int = -1, **options: Any
 ) -> Iterator[LocalEngine | DaskEngine]:
     """The engine called ``name``, started for the duration of the ``with`` block.
 
@@ -490,6 +505,10 @@ def open_engine(
     name : {"local", "dask"}
     scheduler : str, optional
         Dask scheduler address (``dask`` only; default: a ``LocalCluster``).
+    n_jobs : int
+        Parallel fits: the local engine's worker processes (:class:`LocalEngine`); with
+        ``dask`` and no ``scheduler`` a positive value is the ``LocalCluster``'s number of
+        workers (negative: one per core); a running cluster keeps its own workers.
     **options
         Passed to :class:`DaskEngine`.
 
@@ -502,8 +521,10 @@ def open_engine(
     if check_choice(name, ENGINES, "engine") == "local":
         if scheduler:
             raise InputError("--scheduler needs --engine dask")
-        with LocalEngine() as local:
+        with LocalEngine(n_jobs) as local:
             yield local
         return
+    if n_jobs > 0 and not scheduler:
+        options.setdefault("n_workers", n_jobs)
     with DaskEngine(scheduler, **options) as engine:
         yield engine

@@ -28,17 +28,30 @@ Within-lineage scores (:meth:`CVResult.within_group_summary`) compute the metric
 lineage and average the lineages weighted by their size; the model against its best baseline
 (:meth:`CVResult.best_baseline_difference`) is the paired difference on the same folds and
 resamples.
+
+Parallel fits (``n_jobs``)
+--------------------------
+Every (estimator, fold) fit is independent of the others, so :func:`cross_validate` can run
+them in a pool of worker processes (joblib's ``loky``). The matrix is written once to a
+memory-mapped file that every worker maps read-only (it is neither re-read nor re-sent per
+fit); each fit gets ``cores // workers`` threads (the estimators' ``n_jobs``), so workers
+times threads never exceeds the cores. Every fit sees the same data, seeds and folds as in
+the serial loop and results are assembled in the same order: the numbers are identical (tests
+compare the metrics of both paths).
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 import pandas as pd
 
@@ -64,8 +77,10 @@ __all__ = [
     "MODEL_NAME",
     "WITHIN_GROUP_METRICS",
     "CVResult",
+    "CrossValidator",
     "EstimatorFactory",
     "cross_validate",
+    "fit_plan",
     "fit_with_groups",
     "group_table",
     "leave_one_group_out",
@@ -129,6 +144,23 @@ class CVResult:
     task: Task
     predictions: pd.DataFrame
     fold_metrics: pd.DataFrame
+
+    @classmethod
+    def concat(cls, parts: Sequence[CVResult]) -> CVResult:
+        """One result of the estimators of ``parts`` (same task and folds), in their order.
+
+        Cross-validating estimators in several calls and concatenating the results gives
+        the result of one call with all of them.
+        """
+        if not parts:
+            raise InputError("no cross-validation results to concatenate")
+        if len({part.task for part in parts}) > 1:
+            raise InputError("cannot concatenate results of different tasks")
+        return cls(
+            task=parts[0].task,
+            predictions=pd.concat([p.predictions for p in parts], ignore_index=True),
+            fold_metrics=pd.concat([p.fold_metrics for p in parts], ignore_index=True),
+        )
 
     @property
     def estimators(self) -> list[str]:
@@ -531,6 +563,26 @@ def fit_with_groups(estimator: Any, X: pd.DataFrame, y: Any, groups: Any = None)
     return estimator.fit(X, y, **_fit_params(estimator, labels))
 
 
+def _with_threads(estimator: Any, threads: int | None) -> Any:
+    """``estimator`` with ``threads`` in every thread-count parameter that is set.
+
+    Parameters named ``n_jobs`` (or ``<step>__n_jobs`` in a pipeline) whose value is not
+    ``None`` get ``threads``; ``None`` leaves the estimator as configured. XGBoost's
+    results do not depend on its thread count, so this changes the time of a fit only.
+    """
+    if threads is None:
+        return estimator
+    get_params = getattr(estimator, "get_params", None)
+    if get_params is None:
+        return estimator
+    names = {
+        name: threads
+        for name, value in get_params(deep=True).items()
+        if (name == "n_jobs" or name.endswith("__n_jobs")) and value is not None
+    }
+    return estimator.set_params(**names) if names else estimator
+
+
 def _fold_predictions(
     name: str,
     factory: EstimatorFactory,
@@ -539,8 +591,13 @@ def _fold_predictions(
     fold: Fold,
     task: Task,
     groups: np.ndarray | None = None,
+    threads: int | None = None,
 ) -> np.ndarray:
-    """Fit a fresh estimator on the fold's training samples and predict its test samples."""
+    """Fit a fresh estimator on the fold's training samples and predict its test samples.
+
+    ``threads``: the fit's thread count (:func:`_with_threads`); ``None`` keeps the
+    estimator's own.
+    """
     if task == "classification" and np.unique(y[fold.train]).size < 2:
         logger.warning(
             "%s, repeat %d fold %d: the training samples hold a single class; "
@@ -551,11 +608,118 @@ def _fold_predictions(
             fold.test.size,
         )
         return np.full(fold.test.size, np.nan)
-    estimator = factory()
+    estimator = _with_threads(factory(), threads)
     train_groups = None if groups is None else groups[fold.train]
     fit_with_groups(estimator, X.iloc[fold.train], y[fold.train], train_groups)
     logger.debug("%s fitted on repeat %d fold %d", name, fold.repeat, fold.fold)
     return _predict(estimator, X.iloc[fold.test], task)
+
+
+# ---------------------------------------------------------------------------- parallel fits
+
+
+@dataclass(frozen=True)
+class _MappedMatrix:
+    """The prepared matrix as a file every worker maps read-only (written once).
+
+    Pickling this sends a path and the sample and gene names, not the values.
+    """
+
+    path: str
+    index: pd.Index
+    columns: pd.Index
+
+    @classmethod
+    def write(cls, X: pd.DataFrame, folder: Path) -> _MappedMatrix:
+        path = folder / "matrix.npy"
+        np.save(path, X.to_numpy(), allow_pickle=False)
+        return cls(str(path), X.index, X.columns)
+
+    def frame(self) -> pd.DataFrame:
+        """The matrix as a DataFrame over the mapped file (mapped once per process)."""
+        frame = _MAPPED.get(self.path)
+        if frame is None:
+            values = np.asarray(np.load(self.path, mmap_mode="r", allow_pickle=False))
+            frame = pd.DataFrame(values, index=self.index, columns=self.columns, copy=False)
+            _MAPPED.clear()  # one matrix at a time: the previous job's file is gone
+            _MAPPED[self.path] = frame
+        return frame
+
+
+_MAPPED: dict[str, pd.DataFrame] = {}
+"""The matrix this worker process has mapped, by file path."""
+
+
+def _timed_fold(
+    name: str,
+    factory: EstimatorFactory,
+    X: pd.DataFrame | _MappedMatrix,
+    y: np.ndarray,
+    fold: Fold,
+    task: Task,
+    groups: np.ndarray | None,
+    threads: int | None,
+) -> tuple[np.ndarray, float]:
+    """:func:`_fold_predictions` and its wall time in seconds (runs in a worker)."""
+    started = time.perf_counter()
+    matrix = X.frame() if isinstance(X, _MappedMatrix) else X
+    y_pred = _fold_predictions(name, factory, matrix, y, fold, task, groups, threads)
+    return y_pred, time.perf_counter() - started
+
+
+def fit_plan(n_jobs: int, n_fits: int) -> tuple[int, int | None]:
+    """Worker processes and threads per fit for ``n_fits`` independent fits.
+
+    Parameters
+    ----------
+    n_jobs : int
+        ``1``: in this process, every estimator with its own thread count (``None``
+        threads). More: at most that many workers; negative counts like joblib (``-1``: one
+        per core, ``-2``: all cores but one).
+    n_fits : int
+
+    Returns
+    -------
+    workers : int
+        ``min(n_jobs, n_fits)`` (at least 1).
+    threads : int or None
+        ``cores // workers`` (at least 1) with workers, so workers x threads <= cores.
+    """
+    if n_jobs == 0:
+        raise InputError("n_jobs must not be 0 (1: serial, -1: one worker per core)")
+    if n_jobs == 1:
+        return 1, None
+    cores = joblib.cpu_count()
+    wanted = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
+    workers = max(1, min(wanted, n_fits))
+    return workers, max(1, cores // workers)
+
+
+def _run_fits(
+    units: list[tuple[str, Fold]],
+    estimators: Mapping[str, EstimatorFactory],
+    X: pd.DataFrame,
+    values: np.ndarray,
+    task: Task,
+    groups: np.ndarray | None,
+    n_jobs: int,
+) -> Iterator[tuple[np.ndarray, float]]:
+    """Predictions and seconds of every (estimator, fold) unit, in unit order."""
+    workers, threads = fit_plan(n_jobs, len(units))
+    if threads is None:
+        for name, fold in units:
+            yield _timed_fold(name, estimators[name], X, values, fold, task, groups, None)
+        return
+    logger.info("%d fits on %d workers, %d thread(s) each", len(units), workers, threads)
+    with tempfile.TemporaryDirectory(prefix="nkpredict-cv-") as folder:
+        shared = _MappedMatrix.write(X, Path(folder))
+        pool = joblib.Parallel(n_jobs=workers, backend="loky", return_as="generator")
+        yield from pool(
+            joblib.delayed(_timed_fold)(
+                name, estimators[name], shared, values, fold, task, groups, threads
+            )
+            for name, fold in units
+        )
 
 
 def _prediction_rows(name: str, fold: Fold, y: pd.Series, y_pred: np.ndarray) -> pd.DataFrame:
@@ -581,6 +745,10 @@ def _fold_metric_rows(
     ]
 
 
+CrossValidator = Callable[..., CVResult]
+""":func:`cross_validate` or an engine's ``cross_validate`` (same arguments, same result)."""
+
+
 def cross_validate(
     estimators: Mapping[str, EstimatorFactory],
     X: pd.DataFrame,
@@ -589,6 +757,7 @@ def cross_validate(
     task: Task,
     progress: Callable[[str], None] | None = None,
     groups: pd.Series | None = None,
+    n_jobs: int = 1,
 ) -> CVResult:
     """Fit every estimator on every fold and collect out-of-fold predictions.
 
@@ -612,6 +781,10 @@ def cross_validate(
         Group of each sample (cell line, patient), indexed like ``y``: handed to the inner
         splits (early stopping, tuning) of every estimator that has them, so no group is
         split between an inner fit and its validation samples either.
+    n_jobs : int
+        ``1`` (default): one fit after the other in this process, each estimator with its
+        own thread count. Otherwise the fits run in worker processes (see the module
+        docstring and :func:`fit_plan`; ``-1``: one worker per core); the result is the same.
 
     Returns
     -------
@@ -624,23 +797,23 @@ def cross_validate(
     _check_folds(folds, len(values))
     n_repeats = len({f.repeat for f in folds})
     group_of = None if groups is None else align_groups(groups, y)
-    predictions, metric_rows = [], []
-    for name, factory in estimators.items():
-        started = time.perf_counter()
-        rows = []
-        for fold in folds:
-            y_pred = _fold_predictions(name, factory, X, values, fold, task, group_of)
-            rows.append(_prediction_rows(name, fold, y, y_pred))
-            metric_rows += _fold_metric_rows(name, fold, task, values[fold.test], y_pred)
-            if progress is not None:
-                progress(f"{name}: repeat {fold.repeat + 1}/{n_repeats}, fold {fold.fold + 1}")
-        predictions.append(pd.concat(rows).sort_values(["repeat", "position"], kind="stable"))
-        logger.info(
-            "%s cross-validated on %d folds in %.1f s",
-            name,
-            len(folds),
-            time.perf_counter() - started,
-        )
+    units = [(name, fold) for name in estimators for fold in folds]
+    rows: dict[str, list[pd.DataFrame]] = {name: [] for name in estimators}
+    seconds = dict.fromkeys(estimators, 0.0)
+    metric_rows = []
+    fitted = _run_fits(units, estimators, X, values, task, group_of, n_jobs)
+    for (name, fold), (y_pred, elapsed) in zip(units, fitted, strict=True):
+        rows[name].append(_prediction_rows(name, fold, y, y_pred))
+        metric_rows += _fold_metric_rows(name, fold, task, values[fold.test], y_pred)
+        seconds[name] += elapsed
+        if progress is not None:
+            progress(f"{name}: repeat {fold.repeat + 1}/{n_repeats}, fold {fold.fold + 1}")
+    for name, elapsed in seconds.items():
+        logger.info("%s cross-validated on %d folds in %.1f s of fits", name, len(folds), elapsed)
+    predictions = [
+        pd.concat(parts).sort_values(["repeat", "position"], kind="stable")
+        for parts in rows.values()
+    ]
     return CVResult(
         task=task,
         predictions=pd.concat(predictions, ignore_index=True).drop(columns="position"),
@@ -656,16 +829,18 @@ def leave_one_group_out_result(
     task: Task,
     progress: Callable[[str], None] | None = None,
     inner_groups: pd.Series | None = None,
+    run: CrossValidator = cross_validate,
 ) -> CVResult:
     """Hold out each group (a lineage) in turn: one repeat, one fold per group.
 
     ``inner_groups`` (e.g. cell lines) are handed to the inner splits as in
-    :func:`cross_validate`. Summarise it with ``result.summary(scheme="lolo")`` (the
+    :func:`cross_validate`. ``run`` fits the folds: :func:`cross_validate` or an engine's
+    (parallel or on a cluster). Summarise it with ``result.summary(scheme="lolo")`` (the
     ``lolo_*`` metrics) and :func:`group_table`.
     """
     task = check_choice(task, TASKS, "task")
     group_of = align_groups(groups, y)
-    return cross_validate(
+    return run(
         {MODEL_NAME: factory},
         X,
         y,

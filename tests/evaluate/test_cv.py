@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,6 +23,7 @@ from nkpredict.evaluate.cv import (
     MODEL_NAME,
     CVResult,
     cross_validate,
+    fit_plan,
     fit_with_groups,
     leave_one_group_out,
     paired_difference,
@@ -536,3 +538,53 @@ def test_grouped_fit_hands_groups_to_the_inner_split(monkeypatch):
     assert groups is not None and folds
     for fit, validation in folds:
         assert not set(lines[fit]) & set(lines[validation])
+
+
+def test_fit_plan_never_oversubscribes_the_cores():
+    cores = joblib.cpu_count()
+    assert fit_plan(1, 75) == (1, None)  # serial: every estimator keeps its own threads
+    for n_jobs in (-1, -2, 2, 3, 64):
+        for n_fits in (1, 2, 5, 75):
+            workers, threads = fit_plan(n_jobs, n_fits)
+            assert 1 <= workers <= n_fits and threads is not None
+            assert workers * threads <= max(cores, workers)
+    assert fit_plan(-1, 75)[0] == cores
+    with pytest.raises(InputError):
+        fit_plan(0, 10)
+
+
+def test_results_concatenate_to_those_of_one_call():
+    X, y, _ = binary_cohort(80, 20, seed=4)
+    folds = make_folds(y, None, CVConfig(n_splits=3, n_repeats=2), "classification")
+    factories = baseline_estimators("classification")
+    both = {name: factories[name] for name in ("signature", "lineage")}
+    together = cross_validate(both, X, y, folds, "classification")
+    parts = [cross_validate({name: f}, X, y, folds, "classification") for name, f in both.items()]
+    joined = CVResult.concat(parts)
+    pd.testing.assert_frame_equal(joined.predictions, together.predictions)
+    pd.testing.assert_frame_equal(joined.fold_metrics, together.fold_metrics)
+    with pytest.raises(InputError):
+        CVResult.concat([])
+
+
+@pytest.mark.integration  # starts a pool of worker processes
+def test_parallel_fits_give_the_serial_numbers(classification_run):
+    """Fits in two worker processes (the matrix memory-mapped, one thread each) give the
+    serial loop's predictions, fold metrics and summary exactly, boosting included."""
+    X, y, _, folds, serial, _ = classification_run
+    estimators = {MODEL_NAME: nk_core, **baseline_estimators("classification", n_jobs=1)}
+    messages: list[str] = []
+    parallel = cross_validate(
+        estimators, X, y, folds, "classification", progress=messages.append, n_jobs=2
+    )
+    assert len(messages) == len(estimators) * len(folds)
+    kept = serial.predictions["estimator"].isin(estimators)
+    expected = serial.predictions[kept].reset_index(drop=True)
+    pd.testing.assert_frame_equal(parallel.predictions, expected)
+    metrics = serial.fold_metrics[serial.fold_metrics["estimator"].isin(estimators)]
+    pd.testing.assert_frame_equal(parallel.fold_metrics, metrics.reset_index(drop=True))
+    assert parallel.summary(n_bootstrap=200) == {
+        k: v
+        for k, v in serial.summary(n_bootstrap=200).items()
+        if not k.startswith("baseline_chance_")
+    }

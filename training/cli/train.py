@@ -180,6 +180,13 @@ def train(
     seed: Annotated[int, typer.Option(help="Random seed for folds and trees.")] = 0,
     engine: EngineOption = "local",
     scheduler: SchedulerOption = None,
+    n_jobs: Annotated[
+        int,
+        typer.Option(
+            help="Cross-validation fits at a time: -1 one per core, 1 one after the other "
+            "(same results); with --engine dask and no --scheduler, the local cluster's workers."
+        ),
+    ] = -1,
     quiet: Quiet = False,
 ) -> None:
     """Cross-validate, fit, log to MLflow, register and promote a model."""
@@ -221,6 +228,7 @@ def train(
         report_out=report_out,
         engine=engine,
         scheduler=scheduler,
+        n_jobs=n_jobs,
     )
     fits = cv_splits * cv_repeats * (1 + len(BASELINE_NAMES) if baselines else 1) + 1
     with progress_reporter(quiet, total=fits) as advance:
