@@ -26,6 +26,7 @@ from nkpredict.vocabulary import LevelChoice, ScaleChoice
 
 __all__ = [
     "OTHER_UNIT",
+    "CallDetails",
     "DriverOut",
     "ErrorDetail",
     "ErrorResponse",
@@ -216,7 +217,41 @@ class ModelRef(BaseModel):
     uri: str
 
 
-class Prediction(BaseModel):
+class CallDetails(BaseModel):
+    """How sure a call is and whether the sample is like the training cohort."""
+
+    calibrated_probability: float | None = Field(
+        default=None,
+        description="P(resistant) calibrated on out-of-fold predictions (null when the model "
+        "has no calibration).",
+    )
+    prediction_set: list[str] | None = Field(
+        default=None,
+        description="Conformal prediction set at the model's level (see /v1/model): "
+        "['resistant'], ['sensitive'] or both (then call is 'uncertain'); it contains the true "
+        "label for that share of samples like the training cohort.",
+    )
+    interval_low: float | None = Field(
+        default=None, description="Lower end of the conformal interval (regression)."
+    )
+    interval_high: float | None = Field(
+        default=None, description="Upper end of the conformal interval (regression)."
+    )
+    out_of_domain: bool | None = Field(
+        default=None,
+        description="True when the sample fails a domain check: treat the call with care.",
+    )
+    domain_reasons: list[str] | None = Field(
+        default=None,
+        description="The checks failed: unseen_lineage, ambiguous_lineage, feature_range, "
+        "distance, low_coverage, platform (see the README's 'Out of domain').",
+    )
+    lineage: str | None = Field(
+        default=None, description="Lineage recognised from the lineage-program scores."
+    )
+
+
+class Prediction(CallDetails):
     """One sample's prediction."""
 
     sample_id: str
@@ -224,7 +259,10 @@ class Prediction(BaseModel):
         default=None, description="P(resistant) (classification models)."
     )
     score: float | None = Field(default=None, description="Predicted readout (regression).")
-    call: str = Field(description="'resistant', 'sensitive', or 'n/a' (regression, no cut-off).")
+    call: str = Field(
+        description="'resistant', 'sensitive', 'uncertain' (the prediction set holds both), "
+        "or 'n/a' (regression, no cut-off)."
+    )
     coverage: float = Field(description="Fraction of the model's catalogue genes measured.")
     warnings: list[str] = Field(
         description="'low_coverage' (coverage below 0.9: a tenth or more of the catalogue genes "
@@ -277,7 +315,7 @@ class DriverOut(BaseModel):
     sentence: str
 
 
-class SampleExplanation(BaseModel):
+class SampleExplanation(CallDetails):
     """One sample's attributions: ``base_value + sum(attributions[level].values())`` equals
     ``model_output`` at every level (the '<other>' entry included)."""
 
@@ -344,6 +382,24 @@ class ModelInfo(BaseModel):
     catalog_version: str
     training_scale: str | None = None
     nkpredict_version: str | None = None
+    uncertainty: dict[str, Any] | None = Field(
+        default=None,
+        description="Probability calibration (method chosen on out-of-fold log loss), the "
+        "conformal level, and each lineage's conformal threshold (Mondrian bins); null for "
+        "models trained without cross-validation.",
+    )
+    domain: dict[str, Any] | None = Field(
+        default=None,
+        description="The out-of-domain checks: each check's threshold (fitted on held-out "
+        "training folds), the quantile, the share of held-out training samples flagged, and "
+        "the lineages the model recognises.",
+    )
+    per_lineage: dict[str, Any] | None = Field(
+        default=None,
+        description="Per-lineage performance: 'cross_validated' (out-of-fold scores inside "
+        "each lineage) and 'leave_one_lineage_out' (each lineage predicted by a model that "
+        "never saw it).",
+    )
 
 
 class HealthResponse(BaseModel):

@@ -120,6 +120,12 @@ def _describe(model: NKResistanceModel, reference: ModelReference) -> dict[str, 
         "catalog_version": str(builder.catalog_version_),
         "training_scale": saved.get("training_scale"),
         "nkpredict_version": saved.get("nkpredict_version"),
+        "uncertainty": None if model.uncertainty is None else model.uncertainty.describe(),
+        "domain": None if model.domain is None else model.domain.describe(),
+        "per_lineage": {
+            "cross_validated": metadata.get("within_lineage"),
+            "leave_one_lineage_out": metadata.get("leave_one_lineage_out"),
+        },
     }
 
 

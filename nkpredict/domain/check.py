@@ -237,7 +237,9 @@ class DomainModel:
             held_out.append(scores)
         pooled = np.vstack(held_out)
         cut = np.quantile(pooled, quantile, axis=0)
-        thresholds = {c: float(v) for c, v in zip(_FITTED_CHECKS, cut.tolist(), strict=False)}
+        thresholds: dict[str, float] = {
+            str(c): float(v) for c, v in zip(_FITTED_CHECKS, cut.tolist(), strict=False)
+        }
         model = cls(columns, program_columns, reference(np.arange(n)), thresholds, quantile)
         model.held_out_rate = float((pooled > cut).any(axis=1).mean())
         return model
@@ -255,12 +257,26 @@ class DomainModel:
         checks = _FITTED_CHECKS[: scores.shape[1]]
         cut = np.array([self.thresholds[c] for c in checks])
         failed = np.column_stack([scores > cut, np.asarray(coverage) < LOW_COVERAGE_WARNING])
-        flagged = failed.any(axis=1)
+        flagged: np.ndarray = np.asarray(failed.any(axis=1))
         if not flagged.any():
-            return DomainAssessment(flagged, [[] for _ in flagged], lineage, probability)
-        names = (*checks, "low_coverage")
+            return DomainAssessment(
+                flagged, [[] for _ in range(len(flagged))], lineage, probability
+            )
+        names: tuple[str, ...] = (*checks, "low_coverage")
         reasons = [[names[j] for j in np.flatnonzero(row)] for row in failed]
         return DomainAssessment(flagged, reasons, lineage, probability)
+
+    def describe(self) -> dict[str, Any]:
+        """What ``/v1/model`` and the report show: thresholds, quantile, held-out rate and the
+        lineages recognised."""
+        lineage = self.reference.lineage
+        return {
+            "thresholds": self.thresholds,
+            "quantile": self.quantile,
+            "held_out_rate": self.held_out_rate,
+            "low_coverage_below": LOW_COVERAGE_WARNING,
+            "lineages": None if lineage is None else lineage.lineages,
+        }
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:

@@ -116,10 +116,9 @@ class ProbabilityCalibrator(ClassifierMixin, BaseEstimator):
         margin = X.mean(axis=1, dtype=np.float64)
         target = target.astype(np.float64)
         self.selection_: dict[str, float] = {}
-        if method == "auto":
-            method = self._select(margin, target, groups)
-        self.method_ = method
-        self.params_ = self._fit_map(method, margin, target)
+        chosen: str = self._select(margin, target, groups) if method == "auto" else method
+        self.method_ = chosen
+        self.params_ = self._fit_map(chosen, margin, target)
         return self
 
     @staticmethod

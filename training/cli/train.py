@@ -178,6 +178,16 @@ def train(
         Path | None, typer.Option(help="Also write the HTML report to this file.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed for folds and trees.")] = 0,
+    conformal_level: Annotated[
+        float,
+        typer.Option(
+            min=0.5,
+            max=0.99,
+            help="Level of the conformal prediction sets and intervals every prediction "
+            "carries (0.9: the set holds the true label for 90% of samples like the "
+            "training cohort).",
+        ),
+    ] = 0.9,
     engine: EngineOption = "local",
     scheduler: SchedulerOption = None,
     n_jobs: Annotated[
@@ -229,6 +239,7 @@ def train(
         engine=engine,
         scheduler=scheduler,
         n_jobs=n_jobs,
+        conformal_level=conformal_level,
     )
     fits = cv_splits * cv_repeats * (1 + len(BASELINE_NAMES) if baselines else 1) + 1
     with progress_reporter(quiet, total=fits) as advance:
