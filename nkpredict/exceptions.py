@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+
 __all__ = [
     "CatalogError",
     "CoverageError",
@@ -81,8 +83,13 @@ class CatalogError(NKPredictError):
     """The NK knowledge catalogue or a user gene-set file is invalid."""
 
 
-class NotFittedError(NKPredictError, RuntimeError):
-    """An estimator was used before ``fit``."""
+class NotFittedError(NKPredictError, _SklearnNotFittedError, RuntimeError):
+    """An estimator was used before ``fit``.
+
+    It is also scikit-learn's :class:`sklearn.exceptions.NotFittedError` (itself a
+    ``ValueError`` and an ``AttributeError``), so scikit-learn tools and
+    ``sklearn.utils.estimator_checks`` recognise it, and still a ``RuntimeError`` as before.
+    """
 
 
 class ModelLoadError(NKPredictError):

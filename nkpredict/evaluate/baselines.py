@@ -19,8 +19,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from nkpredict.catalog import load_catalog
+from nkpredict.estimator import TaskRoleMixin, binary_target, check_fitted, classification_only
 from nkpredict.evaluate.cv import EstimatorFactory
-from nkpredict.exceptions import InputError, LabelError, NotFittedError
+from nkpredict.exceptions import InputError, LabelError
 from nkpredict.features.builder import NKFeatureBuilder
 from nkpredict.model.boosting import BoostedTrees
 from nkpredict.vocabulary import TASKS, Task, check_choice
@@ -64,7 +65,20 @@ early stopping on an inner split (grouped when the cross-validation has groups).
 _SD_FLOOR = 1e-8
 
 
-class SignatureScoreEstimator(BaseEstimator):
+def _check_target(estimator: Any, task: Task, y: Any) -> np.ndarray:
+    """``y`` as an array, checked for ``task`` (two labels, or a readout)."""
+    check_choice(task, TASKS, "task")
+    if y is None:
+        raise LabelError(
+            f"{type(estimator).__name__} requires y to be passed, but the target y is None"
+        )
+    target = np.asarray(y)
+    if task == "classification":
+        binary_target(estimator, target)
+    return target
+
+
+class SignatureScoreEstimator(TaskRoleMixin, BaseEstimator):
     """One signature score mapped to a probability (or readout) by a 1-D linear link.
 
     The score is ``sign * feature`` from an :class:`NKFeatureBuilder` fitted on the training
@@ -90,10 +104,7 @@ class SignatureScoreEstimator(BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y: Any) -> SignatureScoreEstimator:
         """Fit on a prepared matrix ``X`` (n_samples, n_genes) and target ``y`` (n_samples,)."""
-        check_choice(self.task, TASKS, "task")
-        target = np.asarray(y)
-        if self.task == "classification" and np.unique(target).size < 2:
-            raise LabelError("the signature baseline needs both classes in its training data")
+        target = _check_target(self, self.task, y)
         self.features_ = NKFeatureBuilder().fit(X)
         if self.feature not in self.features_.get_feature_names_out():
             raise InputError(f"feature {self.feature!r} cannot be built from these genes")
@@ -109,31 +120,31 @@ class SignatureScoreEstimator(BaseEstimator):
     def _raw_score(self, X: pd.DataFrame) -> np.ndarray:
         return self.sign * self.features_.transform(X)[self.feature].to_numpy()
 
-    def score(self, X: pd.DataFrame) -> np.ndarray:
-        """Standardized signature score, shape (n_samples,); higher = more resistant."""
-        if not hasattr(self, "link_"):
-            raise NotFittedError("SignatureScoreEstimator is not fitted")
-        return self._standardized(self._raw_score(X))
-
     def _standardized(self, raw: np.ndarray) -> np.ndarray:
         return (raw - self.mean_) / self.scale_
 
+    def signature(self, X: pd.DataFrame) -> np.ndarray:
+        """Standardized signature score, shape (n_samples,); higher = more resistant."""
+        check_fitted(self, "link_")
+        return self._standardized(self._raw_score(X))
+
+    @classification_only
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Class probabilities, shape (n_samples, 2); column 1 is "resistant"."""
-        if self.task != "classification":
-            raise InputError("predict_proba is only defined for classification")
-        return self.link_.predict_proba(self.score(X)[:, None])
+        scores = self.signature(X)[:, None]
+        return self.link_.predict_proba(scores)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """0/1 calls (classification) or predicted readouts (regression), shape (n_samples,)."""
-        return self.link_.predict(self.score(X)[:, None])
+        scores = self.signature(X)[:, None]
+        return self.link_.predict(scores)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """The single input of the link, shape (1,)."""
         return np.array([f"signature:{self.feature}"], dtype=object)
 
 
-class LineageEstimator(BaseEstimator):
+class LineageEstimator(TaskRoleMixin, BaseEstimator):
     """Lineage alone: the lineage-program scores and, when known, the lineage label.
 
     Features are the ``pathway:<program>`` scores of the catalogue's lineage gene sets
@@ -164,10 +175,7 @@ class LineageEstimator(BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y: Any) -> LineageEstimator:
         """Fit on a prepared matrix ``X`` (n_samples, n_genes) and target ``y`` (n_samples,)."""
-        check_choice(self.task, TASKS, "task")
-        target = np.asarray(y)
-        if self.task == "classification" and np.unique(target).size < 2:
-            raise LabelError("the lineage baseline needs both classes in its training data")
+        target = _check_target(self, self.task, y)
         self.features_ = NKFeatureBuilder().fit(X)
         names = set(self.features_.get_feature_names_out())
         programs = [
@@ -191,22 +199,20 @@ class LineageEstimator(BaseEstimator):
             self.classes_ = self.model_.classes_
         return self
 
+    @classification_only
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Class probabilities, shape (n_samples, 2); column 1 is "resistant"."""
-        if not hasattr(self, "model_"):
-            raise NotFittedError("LineageEstimator is not fitted")
-        if self.task != "classification":
-            raise InputError("predict_proba is only defined for classification")
+        check_fitted(self, "model_")
         return self.model_.predict_proba(self._design(X))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """0/1 calls (classification) or predicted readouts (regression), shape (n_samples,)."""
-        if not hasattr(self, "model_"):
-            raise NotFittedError("LineageEstimator is not fitted")
+        check_fitted(self, "model_")
         return self.model_.predict(self._design(X))
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Lineage-program scores, then ``lineage:<name>`` indicators."""
+        check_fitted(self, "model_")
         return np.array(
             [*self.programs_, *(f"lineage:{level}" for level in self.levels_)], dtype=object
         )

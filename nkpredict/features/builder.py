@@ -44,9 +44,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import Tags
 
 from nkpredict.catalog import Catalog, GeneSet, load_catalog
-from nkpredict.exceptions import InputError, NotFittedError
+from nkpredict.estimator import check_fitted, describe_input
+from nkpredict.exceptions import InputError
 from nkpredict.fast.cache import PerObject
 from nkpredict.vocabulary import AGGREGATE_LEVELS, AggregateLevel, check_choice
 
@@ -180,6 +182,15 @@ def _selector(positions: np.ndarray) -> np.ndarray | slice:
     return positions
 
 
+def _check_frame(X: Any, method: str, allow_empty: bool = False) -> None:
+    """Refuse what is not a samples x genes DataFrame (gene symbols as columns)."""
+    if not isinstance(X, pd.DataFrame) or (X.shape[0] == 0 and not allow_empty):
+        raise InputError(
+            f"NKFeatureBuilder.{method} needs a non-empty samples x genes DataFrame with gene "
+            f"symbols as columns; got {describe_input('X', X)}"
+        )
+
+
 class NKFeatureBuilder(TransformerMixin, BaseEstimator):
     """Turn a harmonized log2(TPM+1) matrix into NK-biology features.
 
@@ -217,8 +228,7 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
         y : array-like, shape (n_samples,), optional
             Target; required only when ``n_genome_genes > 0``.
         """
-        if not isinstance(X, pd.DataFrame) or X.shape[0] == 0:
-            raise InputError("NKFeatureBuilder.fit needs a non-empty samples x genes DataFrame")
+        _check_frame(X, "fit")
         catalog = load_catalog()
         gene_sets = catalog.gene_sets + tuple(self.gene_sets or ())
         present = set(X.columns[X.notna().any(axis=0)])
@@ -405,9 +415,13 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
         )
 
     # ------------------------------------------------------------------ transform
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # an unmeasured gene: filled with its training median
+        return tags
+
     def _check_fitted(self) -> None:
-        if not hasattr(self, "specs_"):
-            raise NotFittedError("NKFeatureBuilder is not fitted")
+        check_fitted(self, "specs_")
 
     def _column_positions(self, columns: pd.Index) -> np.ndarray:
         """Position in ``columns`` of each model gene, -1 where absent, shape (n_genes_in,).
@@ -436,6 +450,7 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
     def gene_values(self, X: pd.DataFrame) -> np.ndarray:
         """Input genes in model order, shape (n_samples, n_genes_in); NaN where unmeasured."""
         self._check_fitted()
+        _check_frame(X, "transform", allow_empty=True)
         if not X.columns.is_unique:
             return X.reindex(columns=list(self.genes_in_)).to_numpy(dtype=np.float64)
         return self.gene_values_of(X.to_numpy(dtype=np.float64), X.columns)

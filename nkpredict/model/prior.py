@@ -26,9 +26,16 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression, Ridge
 
-from nkpredict.exceptions import InputError, NotFittedError
+from nkpredict.estimator import (
+    TaskRoleMixin,
+    binary_target,
+    check_fitted,
+    check_input,
+    classification_only,
+)
+from nkpredict.exceptions import InputError
 from nkpredict.model.splits import inner_folds
-from nkpredict.vocabulary import Task
+from nkpredict.vocabulary import TASKS, Task, check_choice
 
 __all__ = ["PENALTIES", "KnowledgePrior"]
 
@@ -45,8 +52,12 @@ def _standardized(X: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndar
     return np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
 
 
-class KnowledgePrior(BaseEstimator):
+class KnowledgePrior(TaskRoleMixin, BaseEstimator):
     """Penalized linear model on standardized NK features; its margin is the trees' start.
+
+    A binary classifier or a regressor by ``task`` (declared through ``__sklearn_tags__``;
+    it passes scikit-learn's ``check_estimator`` in both roles). NaN is a missing value (the
+    training mean); infinity is refused.
 
     Parameters
     ----------
@@ -56,6 +67,22 @@ class KnowledgePrior(BaseEstimator):
     n_folds : int
         Inner folds for the penalty search and for cross-fitting.
     random_state : int
+
+    Attributes
+    ----------
+    penalty_ : float
+        The inverse penalty chosen.
+    inner_loss_ : dict of float to float
+        Inner cross-validated loss of each penalty.
+    oof_margin_ : ndarray, shape (n_samples,)
+        Cross-fitted margin of each training sample.
+    mean_, scale_, coef_ : ndarray, shape (n_features_in_,)
+    intercept_ : float
+    classes_ : ndarray, shape (2,)
+        The two labels (classification); the second is class 1.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str, shape (n_features_in_,)
+        Only when ``X`` had string column names.
     """
 
     def __init__(
@@ -126,21 +153,42 @@ class KnowledgePrior(BaseEstimator):
             0/1 (classification) or a readout (regression).
         groups : array-like, shape (n_samples,), optional
             Cell line, patient or lineage of each sample; no inner fold splits a group.
+
+        Raises
+        ------
+        InputError
+            ``X`` or ``y`` malformed (shapes and dtypes named), or too few samples or groups
+            for two inner folds.
+        LabelError
+            Classification with a continuous target, a third class or a single class.
         """
-        values = np.asarray(X, dtype=np.float64)
-        target = np.asarray(y, dtype=np.float64)
-        labels = None if groups is None else np.asarray(groups, dtype=object)
-        if values.ndim != 2 or values.shape[0] != target.shape[0]:
-            raise InputError(
-                f"X must be (n_samples, n_features) with one target per sample; got "
-                f"{values.shape} and {target.shape}"
-            )
-        folds = inner_folds(
-            target, self.n_folds, self.random_state, self.task == "classification", labels
+        check_choice(self.task, TASKS, "task")
+        classification = self.task == "classification"
+        values, target = check_input(
+            self, X, y, reset=True, ensure_min_samples=2, y_numeric=not classification
         )
-        if not folds:
+        if classification:
+            self.classes_, target = binary_target(self, target)
+        elif hasattr(self, "classes_"):
+            del self.classes_  # refitted as a regressor
+        target = np.asarray(target, dtype=np.float64)
+        labels = None if groups is None else np.asarray(groups, dtype=object)
+        if labels is not None and labels.shape[0] != values.shape[0]:
             raise InputError(
-                "the prior needs at least two groups, and two samples of each class, to fit"
+                f"groups must have one label per training sample: {labels.shape[0]} labels "
+                f"for {values.shape[0]} samples"
+            )
+        folds = inner_folds(target, self.n_folds, self.random_state, classification, labels)
+        if not folds:
+            got = f"{values.shape[0]} samples"
+            if labels is not None:
+                got += f", {np.unique(labels).size} group(s)"
+            if classification:
+                sizes = np.unique(target, return_counts=True)[1]
+                got += f", class sizes {sorted(int(c) for c in sizes)}"
+            raise InputError(
+                "the prior needs at least two groups, and two samples of each class, to fit "
+                f"its inner folds; got {got}"
             )
         losses = {}
         margins = {}
@@ -153,27 +201,62 @@ class KnowledgePrior(BaseEstimator):
         self.oof_margin_ = margins[best]
         mean, scale, coef, intercept = self._fit_linear(values, target, best)
         self.mean_, self.scale_, self.coef_, self.intercept_ = mean, scale, coef, intercept
-        self.n_features_in_ = values.shape[1]
         logger.debug("prior: C=%g, inner loss %.4f", best, losses[best])
         return self
 
     # ------------------------------------------------------------------ scoring
     def _check_fitted(self) -> None:
-        if not hasattr(self, "coef_"):
-            raise NotFittedError("KnowledgePrior is not fitted")
+        check_fitted(self, "coef_")
+
+    def _array(self, X: np.ndarray) -> np.ndarray:
+        """``X`` as an array of the fitted width (a shape check only: the array-level path)."""
+        self._check_fitted()
+        values = np.asarray(X)
+        if values.ndim != 2 or values.shape[1] != self.coef_.shape[0]:
+            raise InputError(
+                f"the prior expects (n_samples, {self.coef_.shape[0]}) features; got shape "
+                f"{values.shape}"
+            )
+        return values
 
     def margin(self, X: np.ndarray) -> np.ndarray:
-        """Prior margin (log-odds or readout) of each sample, shape (n_samples,)."""
-        self._check_fitted()
-        return self._margin_of(X, (self.mean_, self.scale_, self.coef_, self.intercept_))
+        """Prior margin (log-odds or readout) of each sample, shape (n_samples,).
+
+        Array level (the boosted trees' and the scoring path's): only the width is checked;
+        :meth:`decision_function` and :meth:`predict` validate their input fully.
+        """
+        return self._margin_of(
+            self._array(X), (self.mean_, self.scale_, self.coef_, self.intercept_)
+        )
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Exact per-feature parts of :meth:`margin`, shape (n_samples, n_features).
 
         ``contributions(X).sum(axis=1) + intercept_ == margin(X)``.
         """
+        return _standardized(self._array(X), self.mean_, self.scale_) * self.coef_
+
+    def _validated_margin(self, X: Any) -> np.ndarray:
         self._check_fitted()
-        return _standardized(X, self.mean_, self.scale_) * self.coef_
+        return self.margin(check_input(self, X, reset=False))
+
+    @classification_only
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Log-odds of class 1, shape (n_samples,)."""
+        return self._validated_margin(X)
+
+    @classification_only
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape (n_samples, 2)."""
+        p = 1.0 / (1.0 + np.exp(-self._validated_margin(X)))
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Classes (``classes_[1]`` where the log-odds are positive) or readouts."""
+        margin = self._validated_margin(X)
+        if self.task == "classification":
+            return np.asarray(self.classes_[(margin > 0).astype(int)])
+        return margin
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
@@ -198,6 +281,8 @@ class KnowledgePrior(BaseEstimator):
         prior.coef_ = np.asarray(data["coef"], dtype=np.float64)
         prior.intercept_ = float(data["intercept"])
         prior.n_features_in_ = prior.coef_.shape[0]
+        if prior.task == "classification":
+            prior.classes_ = np.array([0, 1])  # saved priors are fitted on 0/1 labels
         if not (prior.mean_.shape == prior.scale_.shape == prior.coef_.shape):
             raise InputError("a saved prior's mean, scale and coef differ in length")
         return prior
