@@ -1,8 +1,10 @@
-"""The ceiling of the HTTP stack: a bare FastAPI endpoint that reads the body, returns a constant.
+"""The ceilings of the HTTP stack: bare FastAPI endpoints that read (and parse) the body.
 
-Served by the same uvicorn as nkpredict (``uvicorn benchmarks.bare_app:app``), it measures what
-the server, the event loop, h11 and the loopback cost without any model work, so
-``benchmarks/service_load.py`` can report the service's throughput as a fraction of it.
+Served by the same uvicorn as nkpredict (``uvicorn benchmarks.bare_app:app``), ``/predict``
+measures what the server, the event loop, h11 and the loopback cost without any model work
+(it reads the body and answers a constant), and ``/parse`` adds parsing the body with orjson
+(what any JSON endpoint must do), so ``benchmarks/service_load.py`` can report the service's
+throughput as a fraction of each.
 ``python -m benchmarks.bare_app --port P --workers N`` serves it with several workers exactly
 as ``nkpredict serve --workers N`` serves the model (:func:`service.server.run_workers`).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 
+import orjson
 from fastapi import FastAPI, Request, Response
 
 app = FastAPI(title="bare")
@@ -22,6 +25,13 @@ ANSWER = b'{"predictions":[{"sample_id":"S0","probability":0.5,"call":"sensitive
 async def predict(request: Request) -> Response:
     """Read the body (like every real endpoint must) and answer a constant."""
     await request.body()
+    return Response(content=ANSWER, media_type="application/json")
+
+
+@app.post("/parse")
+async def parse(request: Request) -> Response:
+    """Read the body, parse it with orjson, answer a constant (the JSON-endpoint ceiling)."""
+    orjson.loads(await request.body())
     return Response(content=ANSWER, media_type="application/json")
 
 

@@ -12,7 +12,15 @@ by ``wrk`` (8 connections by default) for a fixed time each:
 - **bare**: a FastAPI endpoint that reads the body and returns a constant
   (``benchmarks/bare_app.py``) under the same uvicorn: the ceiling of the HTTP stack. With
   ``--workers N`` both nkpredict and the bare endpoint are also measured with N workers, and
-  each is compared with the bare endpoint of the same worker count.
+  each is compared with the bare endpoint of the same worker count;
+- **parse**: the same app's endpoint that reads the body and parses it with orjson (the
+  ceiling of any JSON endpoint).
+
+Whole profiles (issue 17, ``--profiles``, on by default): DepMap-style rows (``SYMBOL
+(ENTREZ)`` names, log2(TPM+1) values, no ``scale``) of held-out simulated samples with 3,000
+and 19,000 genes, one sample and 100 samples per request (100 x 19,000 is a 47 MB body, over
+the service's default 20 MB limit: left out), to ``/v1/predict`` and ``/v1/explain``, each
+next to the read-only and the parse-only endpoint with the same body.
 
 The model is the demo model (``NKResistanceModel()`` on the 600 x 3,000 demo cohort: about
 300 depth-2 trees on the model's ~150 genes), trained, logged with ``training.tracking`` and
@@ -34,6 +42,7 @@ Prints markdown tables for BENCHMARKS.md and the issue's targets, met or not.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -71,6 +80,57 @@ class Case:
     request: str
     baseline: str
     """Label of the bare-endpoint case this one is compared with."""
+
+
+PROFILES = ((3_000, 1), (19_000, 1), (3_000, 100))
+"""(genes, samples) of the whole-profile bodies."""
+
+
+def profile_bodies(model_dir: Path, workdir: Path) -> dict[str, Path]:
+    """Whole-profile request bodies ``profile_<genes>_<samples>``: DepMap-style names."""
+    from nkpredict.data.annotation import load_annotation
+    from nkpredict.model.fitted import NKResistanceModel
+    from nkpredict.simulate.cohort import simulate_cohort
+    from nkpredict.simulate.config import SimulationConfig
+
+    model = NKResistanceModel.load(model_dir)
+    entrez = {symbol: number for number, symbol in load_annotation().entrez.items()}
+    bodies = {}
+    for n_genes in sorted({g for g, _ in PROFILES}):
+        cohort = simulate_cohort(SimulationConfig(n_samples=100, n_genes=n_genes, seed=2025))
+        values = model.prepare(cohort.counts).matrix.round(4)
+        names = [f"{g} ({entrez[g]})" if g in entrez else g for g in values.columns]
+        rows = values.to_numpy().tolist()
+        for genes, n in PROFILES:
+            if genes != n_genes:
+                continue
+            samples = {f"S{i:03d}": dict(zip(names, rows[i], strict=True)) for i in range(n)}
+            name = f"profile_{n_genes}_{n}"
+            bodies[name] = workdir / f"{name}.json"
+            bodies[name].write_text(json.dumps({"samples": samples}))
+    return bodies
+
+
+def profile_cases() -> list[Case]:
+    """Read-only, parse-only, predict and (one sample) explain of each whole profile."""
+    out = []
+    for genes, n in PROFILES:
+        body = f"profile_{genes}_{n}"
+        shape = f"{genes:,} genes, {n} sample{'s' if n > 1 else ''}"
+        read, parse = f"bare, {shape}", f"parse, {shape}"
+        out += [
+            Case(read, "bare", "/predict", body, "read only", read),
+            Case(parse, "bare", "/parse", body, "read + orjson parse", read),
+            Case(f"nkpredict predict, {shape}", "nkpredict", "/v1/predict", body, "predict", parse),
+        ]
+        if n == 1:
+            out.append(
+                Case(
+                    f"nkpredict explain, {shape}", "nkpredict", "/v1/explain", body, "explain",
+                    parse,
+                )
+            )  # fmt: skip
+    return out
 
 
 def start_nkpredict(model: bench_model.BenchModel, logs: Path, workers: int) -> Server:
@@ -297,6 +357,67 @@ def table(results: dict[str, Measured], with_mlflow: bool) -> str:
     return "\n".join(lines)
 
 
+def profile_table(results: dict[str, Measured]) -> str:
+    """The whole-profile rows: req/s and ratios to the read-only and parse-only endpoints."""
+    lines = [
+        "| request | body | req/s | p50 ms | p99 ms | server CPU ms/req | x read-only |"
+        " x parse-only | failed |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for genes, n in PROFILES:
+        shape = f"{genes:,} genes, {n} sample{'s' if n > 1 else ''}"
+        read = results[f"bare, {shape}"].rps
+        parse = results[f"parse, {shape}"].rps
+        for label in (
+            f"bare, {shape}",
+            f"parse, {shape}",
+            f"nkpredict predict, {shape}",
+            f"nkpredict explain, {shape}",
+        ):
+            if label not in results:
+                continue
+            measured = results[label]
+            rps = measured.rps
+            lines.append(
+                f"| {measured.case.request} | {shape} | {rps:,.0f} | "
+                f"{measured.median('p50_ms'):.2f} | {measured.median('p99_ms'):.2f} | "
+                f"{statistics.median(measured.cpu_ms):.2f} | {rps / read:.2f} | "
+                f"{rps / parse:.2f} | {measured.failures} |"
+            )
+    return "\n".join(lines)
+
+
+def profile_targets(results: dict[str, Measured]) -> str:
+    """Issue 17's whole-profile targets, as ratios in this run (per round and median)."""
+
+    def ratios(label: str, baseline: str) -> tuple[float, list[float]]:
+        ours, base = results[label].runs, results[baseline].runs
+        per_round = [a.rps / b.rps for a, b in zip(ours, base, strict=True)]
+        return results[label].rps / results[baseline].rps, per_round
+
+    rows = []
+    for label, baseline, goal in (
+        ("nkpredict predict, 3,000 genes, 1 sample", "parse, 3,000 genes, 1 sample", 0.7),
+        ("nkpredict predict, 19,000 genes, 1 sample", "parse, 19,000 genes, 1 sample", 0.7),
+        ("nkpredict predict, 3,000 genes, 100 samples", "parse, 3,000 genes, 100 samples", 0.7),
+        ("nkpredict explain, 3,000 genes, 1 sample", "parse, 3,000 genes, 1 sample", 0.6),
+        ("nkpredict explain, 19,000 genes, 1 sample", "parse, 19,000 genes, 1 sample", 0.6),
+        ("nkpredict predict, 1 sample", "bare, 1 sample", 0.5),
+        ("nkpredict explain, 1 sample", "bare, 1 sample", 0.5),
+        ("nkpredict predict, 100 samples", "bare, 100 samples", 0.5),
+    ):
+        if label not in results or baseline not in results:
+            continue
+        median, per_round = ratios(label, baseline)
+        rounds = " / ".join(f"{r:.2f}" for r in per_round)
+        rows.append(
+            f"| {label} >= {goal} x {baseline.split(',')[0]} | {median:.2f} x ({rounds}) | "
+            f"{'yes' if median >= goal else 'no'} |"
+        )
+    lines = ["| target | measured (rounds) | met |", "|---|---:|---|", *rows]
+    return "\n".join(lines)
+
+
 def targets(results: dict[str, Measured]) -> str:
     """The issue's targets, as ratios in this run."""
     bare = results["bare, 1 sample"].rps
@@ -343,18 +464,25 @@ def main() -> None:
         "--workers", type=int, default=2, help="also measure nkpredict with this many workers"
     )
     parser.add_argument("--workdir", type=Path, default=None, help="keep files here")
+    parser.add_argument(
+        "--no-profiles", action="store_true", help="leave out the whole-profile cases"
+    )
     args = parser.parse_args()
     require_wrk()
     with tempfile.TemporaryDirectory(prefix="nkp-service-load-") as tmp:
         workdir = args.workdir or Path(tmp)
         started = time.perf_counter()
         model = bench_model.prepare(workdir)
+        todo = cases(not args.skip_mlflow, args.workers)
+        if not args.no_profiles:
+            model.bodies.update(profile_bodies(model.model_dir, workdir))
+            todo += profile_cases()
         print(f"model ready in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         servers = start_all(model, workdir, not args.skip_mlflow, args.workers)
         try:
             check_same_answers(servers, model)
             load_before = os.getloadavg()[0]
-            results = measure(servers, model, cases(not args.skip_mlflow, args.workers), args)
+            results = measure(servers, model, todo, args)
             load_after = os.getloadavg()[0]
         finally:
             for server in servers.values():
@@ -365,9 +493,15 @@ def main() -> None:
         f"wrk -t{args.threads} -c{args.connections}, {args.seconds:g} s x {args.rounds} rounds "
         f"(median); load average {load_before:.1f} before, {load_after:.1f} after\n"
     )
-    print(table(results, not args.skip_mlflow))
+    catalogue = {k: v for k, v in results.items() if not v.case.body.startswith("profile_")}
+    print(table(catalogue, not args.skip_mlflow))
     print()
     print(targets(results))
+    if not args.no_profiles:
+        print()
+        print(profile_table(results))
+        print()
+        print(profile_targets(results))
 
 
 if __name__ == "__main__":

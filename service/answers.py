@@ -11,6 +11,7 @@ swaps the served model meanwhile.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -70,7 +71,9 @@ def _prepare(
     model's array path; uploaded files arrive as DataFrames.
     """
     if isinstance(samples, SampleMatrix):
-        return model.scorer.prepare(samples.values, samples.sample_ids, samples.genes, scale)
+        return model.scorer.prepare(
+            samples.values, samples.sample_ids, samples.genes, scale, str_labels=True
+        )
     return model.prepare(samples, scale=scale)
 
 
@@ -132,7 +135,7 @@ def _cap_list(items: list[Any], limit: int) -> tuple[list[Any], bool]:
 def _cap_dict(items: dict[str, Any], limit: int) -> tuple[dict[str, Any], bool]:
     if len(items) <= limit:
         return items, False
-    return dict(list(items.items())[:limit]), True
+    return dict(islice(items.items(), limit)), True
 
 
 def _harmonization(model: NKResistanceModel, inputs: ModelInputs, limit: int) -> dict[str, Any]:

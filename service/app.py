@@ -28,6 +28,7 @@ from nkpredict import __version__
 from nkpredict.exceptions import ModelLoadError
 from service.api import admin, model, probes, scoring, whatif
 from service.config import ServiceSettings
+from service.docs import add_docs
 from service.errors import install_error_handlers
 from service.metrics import MetricsMiddleware, ServiceMetrics
 from service.security import API_KEY_HEADER, BodySizeLimitMiddleware
@@ -71,8 +72,8 @@ def _add_routes(app: FastAPI) -> None:
     FastAPI's router tries routes in order and each candidate costs a few microseconds even
     when its path does not match, so the prediction routes, which take almost all the
     traffic, come first, as routes of the app itself (an included router is matched in two
-    steps). The OpenAPI document and its pages (``/openapi.json``, ``/docs``, ``/redoc``),
-    which ``FastAPI()`` would otherwise put in front, are added last.
+    steps). The OpenAPI document and its page (``/openapi.json``, ``/docs``: see
+    :mod:`service.docs`), which ``FastAPI()`` would otherwise put in front, are added last.
     """
     app.router.routes.extend(scoring.direct_router.routes)  # matched directly, not as a sub-router
     app.router.routes.extend(whatif.router.routes)  # a direct route too, after the hot two
@@ -82,6 +83,7 @@ def _add_routes(app: FastAPI) -> None:
     app.include_router(admin.router)
     app.openapi_url = "/openapi.json"
     app.setup()
+    add_docs(app)  # /docs with Swagger UI from an installed package, not a CDN
 
 
 def create_app(
@@ -134,6 +136,8 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url=None,  # added after the API routes: see _add_routes
+        docs_url=None,  # FastAPI's pages load Swagger UI and ReDoc from a CDN: service.docs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics

@@ -400,7 +400,13 @@ def samples_matrix(
     report = None
     try:
         if same_layout:
-            values = np.array([list(r.values()) for r in rows], dtype=np.float64)
+            try:  # straight from the dicts, without a list per sample
+                cells = chain.from_iterable(r.values() for r in rows)
+                size = n_samples * len(genes)
+                values = np.fromiter(cells, dtype=np.float64, count=size)
+                values = values.reshape(n_samples, len(genes))
+            except TypeError:  # null values: NaN
+                values = np.array([list(r.values()) for r in rows], dtype=np.float64)
         else:
             cells = np.array(list(chain.from_iterable(r.values() for r in rows)), dtype=np.float64)
             names = np.fromiter(chain.from_iterable(rows), dtype=object, count=cells.size)

@@ -176,10 +176,16 @@ class ArrayScorer:
         samples: Sequence[str] | pd.Index,
         genes: Sequence[str],
         scale: ScaleChoice | None = None,
+        str_labels: bool = False,
     ) -> PreparedExpression:
         """Validate, rescale and harmonize a plain array (n_samples, n_genes) with its sample
-        IDs and gene identifiers; the same result as ``model.prepare`` of the frame."""
-        return prepare_values(values, samples, genes, scale=scale or self.model.scale)
+        IDs and gene identifiers; the same result as ``model.prepare`` of the frame.
+
+        ``str_labels``: the labels are lists of ``str`` already (see
+        :func:`~nkpredict.data.expression.prepare_values`)."""
+        return prepare_values(
+            values, samples, genes, scale=scale or self.model.scale, str_labels=str_labels
+        )
 
     def gene_values(self, prepared: PreparedExpression) -> np.ndarray:
         """The model's input genes of a prepared input, shape (n_samples, n_genes_in).
