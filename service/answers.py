@@ -29,6 +29,7 @@ from nkpredict.explain.attributions import (
     output_units,
     resistant_sign,
 )
+from nkpredict.explain.words import sample_words
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.vocabulary import AGGREGATE_LEVELS, Level, Orientation, ScaleChoice
 from service.bodies import SampleMatrix, parse_samples_body
@@ -252,7 +253,7 @@ def _explain_chunk(
     if drivers_level not in summed:
         summed[drivers_level] = result.contributions @ allocations[drivers_level].matrix
     sign, units = resistant_sign(model), output_units(model)
-    out = []
+    out, shown = [], []
     for i, prediction in enumerate(predictions.to_records()):
         drivers = drivers_of(
             summed[drivers_level][i],
@@ -287,6 +288,10 @@ def _explain_chunk(
             }
         )
         out.append(prediction)
+        shown.append(drivers)
+    said = sample_words(model, genes, result, options.n_drivers, shown)
+    for prediction, words in zip(out, said, strict=True):
+        prediction["driver_sentences"] = words.sentences()
     return out
 
 
