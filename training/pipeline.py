@@ -349,9 +349,6 @@ def _train(
     registered_name = model_name if config.register else None
     with tracking.start_run(experiment) as run_id, tracking.registration(registered_name):
         _log_run(config, data, model, result, metrics, data_info)
-        if config.report:  # before registration: a failing report must not leave a version
-            _say(progress, "writing the explanation report")
-            report_path = _log_report(model, data, config.report_out)
         info = tracking.log_model(
             model,
             data.prepared.matrix.iloc[:2],
@@ -359,6 +356,11 @@ def _train(
         )
         decision = None
         version = getattr(info, "registered_model_version", None)
+        if version is not None:
+            model.metadata_["model_version"] = str(version)
+        if config.report:  # inside registration(): a failing report rolls the version back
+            _say(progress, "writing the explanation report")
+            report_path = _log_report(model, data, config.report_out, result)
         if config.register and version is not None:
             decision = _promotion(model_name, str(version), metrics, data, config, progress, engine)
             tracking.log_dict(decision.to_dict(), "promotion.json")
@@ -442,15 +444,18 @@ def _log_run(
 
 
 def _log_report(
-    model: NKResistanceModel, data: TrainingData, report_out: Path | None
+    model: NKResistanceModel, data: TrainingData, report_out: Path | None, result: CVResult
 ) -> Path | None:
-    """Build the HTML report on the training cohort and log it as ``report/report.html``."""
+    """Build the HTML report on the training cohort (its curves out of fold, from ``result``)
+    and log it as ``report/report.html``."""
     html = build_report(
         model,
         data.prepared,
         labels=data.labels,
         label_column=data.definition.column,
         title="nkpredict training report",
+        cv_result=result,
+        lineages=data.lineages,
     )
     with tempfile.TemporaryDirectory() as tmp:
         path = write_report(html, Path(tmp) / "report.html")

@@ -117,11 +117,19 @@ def headline(metrics: dict[str, float], task: str) -> list[tuple[str, float, flo
     return rows
 
 
-def comparison_sentence(metrics: dict[str, float], best_baseline: str | None, task: Task) -> str:
+def comparison_sentence(
+    metrics: dict[str, float],
+    best_baseline: str | None,
+    task: Task,
+    metric_label: str | None = None,
+    baseline_label: str | None = None,
+) -> str:
     """How the model compares with its best baseline, in one plain sentence.
 
     The verdict follows the 95% interval of the paired difference on the same folds: better or
     worse only when the interval excludes zero, "no clear difference" otherwise.
+    ``metric_label`` and ``baseline_label`` replace the metric's and the baseline's names in
+    the sentence (the report writes them in words).
 
     Returns
     -------
@@ -144,7 +152,8 @@ def comparison_sentence(metrics: dict[str, float], best_baseline: str | None, ta
     model = metrics.get(f"cv_{metric}", float("nan"))
     baseline = metrics.get(f"baseline_{best_baseline}_cv_{metric}", float("nan"))
     return (
-        f"nkpredict is {verdict} its best baseline ({best_baseline}): {metric} {model:.3f} "
+        f"nkpredict is {verdict} its best baseline ({baseline_label or best_baseline}): "
+        f"{metric_label or metric} {model:.3f} "
         f"against {baseline:.3f}, a difference of {difference:+.3f} "
         f"(95% interval {low:+.3f} to {high:+.3f}, same folds)."
     )

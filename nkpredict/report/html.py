@@ -2,35 +2,50 @@
 
 The report is one file that opens offline: figures are PNGs drawn with matplotlib (Agg) and
 embedded as ``data:`` URIs, the style sheet and the small script are inline, and a Content
-Security Policy forbids the page from loading anything else. Sections (stable element ids):
+Security Policy forbids the page from loading anything else. Colours have one meaning each
+(:mod:`nkpredict.report.colours`); metrics are named in words (:mod:`nkpredict.report.names`).
+Sections (stable element ids), in page order:
 
+``how-to-read``
+    What each section answers, what the colours mean, where the numbers come from.
 ``model-card``
-    Model identity, training-data fingerprint, label definition, catalogue version and the
-    cross-validated evaluation with 95% intervals, baselines and the best achievable score.
+    Model identity (registered name and version), training-data fingerprint, label definition
+    and catalogue version.
+``performance``
+    One table of the primary metric: pooled, within-lineage and leave-one-lineage-out, the
+    lineage-only and best baselines, the difference to the best baseline; per-lineage scores;
+    every recorded metric with its 95% interval (:mod:`nkpredict.report.performance`).
+``calibration``
+    ROC, precision-recall and calibration curves: out of fold when the training run's
+    cross-validation result is given, else on this cohort's labels, said as such.
+``uncertainty``
+    Calibration method and why, conformal level, per-lineage thresholds, uncertain calls in
+    this cohort (:mod:`nkpredict.report.uncertainty`).
+``domain``
+    Samples out of the training domain, reasons counted, the checks' thresholds
+    (:mod:`nkpredict.report.domain`).
 ``global-importance``
     Mean |SHAP| rankings at feature, axis and pathway level (tables and bar plots).
 ``beeswarm``
     Per-sample SHAP values of the most important features, coloured by feature value.
 ``dependence``
     Expression of the most important NK ligand genes against their SHAP values.
-``calibration``
-    Calibration and metrics on this cohort, when its labels are given.
 ``samples``
     One waterfall per sample predicted resistant: base value, axis contributions, output,
-    and its top measured genes in words (value, training percentile, push, probability with
-    the gene at its training median).
+    the observed label when labels are given, and its top measured genes in words (value,
+    training percentile, push, probability with the gene at its training median).
 ``whatif``
     For the same samples, the built-in what-if interventions that most lower the predicted
     resistance (expression counterfactuals of the model: :mod:`nkpredict.report.whatif`).
+``methods``
+    How the model was built and evaluated, and the limits of what the report says.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import logging
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,18 +59,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from nkpredict import __version__
 from nkpredict.catalog import load_catalog
 from nkpredict.data.expression import PreparedExpression
-from nkpredict.evaluate.metrics import (
-    HIGHER_IS_BETTER,
-    calibration_table,
-    classification_metrics,
-    regression_metrics,
-)
-from nkpredict.evaluate.summary import comparison_sentence, headline
-from nkpredict.exceptions import InputError, LabelError
+from nkpredict.evaluate.cv import CVResult
+from nkpredict.evaluate.metrics import HIGHER_IS_BETTER, PRIMARY_METRIC
+from nkpredict.evaluate.summary import comparison_sentence
+from nkpredict.exceptions import InputError
 from nkpredict.explain.attributions import (
     HIGHER_MORE_RESISTANT,
     HIGHER_MORE_SENSITIVE,
@@ -69,12 +81,28 @@ from nkpredict.explain.attributions import (
 from nkpredict.explain.words import explanation_words
 from nkpredict.io import write_text
 from nkpredict.model.fitted import NKResistanceModel
-from nkpredict.report.plots import classification_figure, regression_figure
+from nkpredict.report import colours
+from nkpredict.report.domain import domain_section
+from nkpredict.report.figures import DPI, figure_data_uri
+from nkpredict.report.names import (
+    DOMAIN_CHECK_LABELS,
+    baseline_label,
+    metric_label,
+    metric_name,
+)
+from nkpredict.report.performance import (
+    ObservedLabels,
+    curves_section,
+    format_number,
+    lineage_table,
+    observed_labels,
+    performance_table,
+)
+from nkpredict.report.uncertainty import uncertainty_section
 from nkpredict.report.whatif import whatif_section
 
 __all__ = [
     "DPI",
-    "IN_SAMPLE_CAVEAT",
     "NEUTRAL_COLOUR",
     "RESISTANT_COLOUR",
     "SAMPLE_DRIVERS",
@@ -86,7 +114,6 @@ __all__ = [
     "WaterfallStep",
     "beeswarm_figure",
     "build_report",
-    "calibration_section",
     "dependence_figure",
     "evaluation_table",
     "figure_data_uri",
@@ -108,11 +135,9 @@ TOP_FEATURES = 15
 TOP_LIGAND_GENES = 6
 WATERFALL_UNITS = 8
 SAMPLE_DRIVERS = 3
-DPI = 96
-RESISTANT_COLOUR = "#c0392b"
-SENSITIVE_COLOUR = "#2471a3"
-NEUTRAL_COLOUR = "#95a5a6"
-IN_SAMPLE_CAVEAT = "Samples the model was trained on make these numbers optimistic."
+RESISTANT_COLOUR = colours.RESISTANT
+SENSITIVE_COLOUR = colours.SENSITIVE
+NEUTRAL_COLOUR = colours.NEUTRAL
 _METRIC_SUFFIXES = ("_ci_low", "_ci_high", "_fold_sd")
 _LIGAND_ROLES = ("activating", "inhibitory")
 _IMPORTANCE_LEVELS: tuple[tuple[Level, str], ...] = (
@@ -123,14 +148,6 @@ _IMPORTANCE_LEVELS: tuple[tuple[Level, str], ...] = (
 
 
 # --------------------------------------------------------------------------- figures
-
-
-def figure_data_uri(fig: Figure) -> str:
-    """Render ``fig`` as a base64 PNG ``data:`` URI and close it."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _trend_colour(direction: str) -> str:
@@ -152,6 +169,12 @@ def importance_figure(table: pd.DataFrame, title: str, units: str) -> Figure:
     ax.barh(shown["label"], shown["mean_abs_shap"], color=shown["direction"].map(_trend_colour))
     ax.set(xlabel=f"mean |SHAP| ({units})", title=title)
     ax.tick_params(axis="y", labelsize=8)
+    legend = [
+        Patch(color=RESISTANT_COLOUR, label=f"{HIGHER_MORE_RESISTANT}"),
+        Patch(color=SENSITIVE_COLOUR, label=f"{HIGHER_MORE_SENSITIVE}"),
+        Patch(color=NEUTRAL_COLOUR, label="mixed or flat"),
+    ]
+    ax.legend(handles=legend, fontsize=7, loc="lower right", title="direction", title_fontsize=7)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     fig.tight_layout()
@@ -183,17 +206,19 @@ def beeswarm_figure(explanation: Explanation, features: list[str]) -> Figure:
             shap_values,
             row + _swarm_offsets(shap_values),
             c=percentile,
-            cmap="coolwarm",
+            cmap=colours.VALUE_CMAP,
             vmin=0.0,
             vmax=1.0,
             s=7,
             linewidths=0,
             alpha=0.85,
         )
-    ax.axvline(0.0, color="#555555", linewidth=0.8)
+    ax.axvline(0.0, color=colours.REFERENCE, linewidth=0.8, label="no push")
     ax.set_yticks(range(len(features)), [unit_label("feature", f) for f in reversed(features)])
     ax.tick_params(axis="y", labelsize=8)
-    ax.set(xlabel=f"SHAP value ({explanation.units}); right = higher output")
+    toward = "toward resistant" if explanation.resistant_sign == 1 else "higher output"
+    ax.set(xlabel=f"SHAP value ({explanation.units}); right = {toward}")
+    ax.legend(fontsize=7, loc="lower right")
     if scatter is not None:
         bar = fig.colorbar(scatter, ax=ax, fraction=0.04, pad=0.02)
         bar.set_label("feature value (percentile: low -> high)")
@@ -210,9 +235,12 @@ def dependence_figure(explanation: Explanation, genes: list[str]) -> Figure:
     expression = explanation.expression
     for ax, gene in zip(axes.ravel(), genes, strict=False):
         x = expression[gene] if expression is not None else explanation.values[f"gene:{gene}"]
-        ax.scatter(x, gene_shap[gene], s=8, alpha=0.6, color="#34495e", linewidths=0)
-        ax.axhline(0.0, color="#999999", linewidth=0.8, linestyle=":")
+        ax.scatter(
+            x, gene_shap[gene], s=8, alpha=0.6, color=colours.INK, linewidths=0, label="sample"
+        )
+        ax.axhline(0.0, color=colours.REFERENCE, linewidth=0.8, linestyle=":", label="no push")
         ax.set(title=gene, xlabel="log2(TPM+1)", ylabel=f"SHAP ({explanation.units})")
+        ax.legend(fontsize=7, loc="best")
     for ax in axes.ravel()[len(genes) :]:
         ax.set_visible(False)
     fig.tight_layout()
@@ -286,31 +314,35 @@ def _push_class(explanation: Explanation, value: float) -> str:
 
 
 def _split_metric(key: str) -> tuple[str, str, str] | None:
-    """``baseline_linear_cv_roc_auc_ci_low`` -> (``baseline: linear``, ``roc_auc``, ``_ci_low``)."""
+    """``baseline_linear_cv_roc_auc_ci_low`` -> (``baseline: linear ...``, ``roc_auc``,
+    ``_ci_low``): the estimator in words, the metric key and the suffix."""
     suffix = next((s for s in _METRIC_SUFFIXES if key.endswith(s)), "")
     stem = key[: len(key) - len(suffix)]
     if stem.endswith("_minus_best_baseline"):
-        return None  # a comparison, shown in the headline table
+        return None  # a comparison, shown in the performance table
     if stem.startswith("lolo_"):
         return "nkpredict, leave-one-lineage-out", stem.removeprefix("lolo_"), suffix
     if stem.startswith("oracle_"):
-        return "oracle (best achievable)", stem.removeprefix("oracle_"), suffix
+        return "best achievable (true probabilities)", stem.removeprefix("oracle_"), suffix
     if stem.startswith("cv_"):
         return "nkpredict", stem.removeprefix("cv_"), suffix
     match = re.fullmatch(r"baseline_(.+?)_cv_(.+)", stem)
     if match:
-        return f"baseline: {match.group(1)}", match.group(2), suffix
+        return f"baseline: {baseline_label(match.group(1))}", match.group(2), suffix
     return None
 
 
-def _format_number(value: Any) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "n/a"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+def _column_label(metric: str) -> str:
+    """Header of an evaluation-table column: ``within_lineage_roc_auc`` -> ``ROC AUC within
+    lineage``."""
+    if metric.startswith("within_lineage_"):
+        return f"{metric_name(metric.removeprefix('within_lineage_'))} within lineage"
+    return metric_name(metric)
 
 
 def evaluation_table(metrics: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
-    """Metric names and one row per estimator with ``estimate [ci_low, ci_high]`` cells."""
+    """Metric keys and one row per estimator (in words) with ``estimate [ci_low, ci_high]``
+    cells (every metric, cross-validated unless the estimator says otherwise)."""
     cells: dict[str, dict[str, dict[str, Any]]] = {}
     for key, value in metrics.items():
         parsed = _split_metric(key)
@@ -324,9 +356,9 @@ def evaluation_table(metrics: dict[str, Any]) -> tuple[list[str], list[dict[str,
         row: dict[str, Any] = {"estimator": estimator}
         for metric in names:
             parts = by_metric.get(metric, {})
-            text = _format_number(parts.get("value"))
+            text = format_number(parts.get("value"))
             if "_ci_low" in parts:
-                low, high = _format_number(parts["_ci_low"]), _format_number(parts.get("_ci_high"))
+                low, high = format_number(parts["_ci_low"]), format_number(parts.get("_ci_high"))
                 text += f" [{low}, {high}]"
             row[metric] = text if parts else ""
         rows.append(row)
@@ -346,20 +378,30 @@ def oracle_gaps(metrics: dict[str, Any]) -> list[str]:
             continue
         shortfall = best - model if HIGHER_IS_BETTER.get(metric, True) else model - best
         sentences.append(
-            f"Model vs best achievable {metric}: {_format_number(model)} vs "
-            f"{_format_number(best)} (gap {_format_number(shortfall)})"
+            f"Model vs best achievable {metric_name(metric)}: {format_number(model)} vs "
+            f"{format_number(best)} (gap {format_number(shortfall)})"
         )
     return sentences
+
+
+def _version(metadata: dict[str, Any]) -> str:
+    """The registered version, or why there is none."""
+    version = metadata.get("model_version")
+    if version not in (None, ""):
+        return str(version)
+    return "not registered" if metadata.get("model_name") is None else "unknown"
 
 
 def model_card(model: NKResistanceModel) -> dict[str, Any]:
     """What the model is, what it was trained on and how well it did (template context)."""
     metadata = model.metadata_ or {}
     metrics = metadata.get("metrics") or {}
+    best = metadata.get("best_baseline")
     names, rows = evaluation_table(metrics)
+    primary = PRIMARY_METRIC.get(model.task, "roc_auc")
     identity = {
         "model name": metadata.get("model_name", "not registered"),
-        "model version": metadata.get("model_version", "n/a"),
+        "model version": _version(metadata),
         "task": model.task,
         "decision threshold": model.decision_threshold,
         "boosting rounds": model.boosted_trees.n_rounds_,
@@ -373,20 +415,19 @@ def model_card(model: NKResistanceModel) -> dict[str, Any]:
         "data": metadata.get("data") or {},
         "cv": metadata.get("cv") or {},
         "metric_names": names,
+        "metric_headers": {n: _column_label(n) for n in names},
         "metric_rows": rows,
         "gaps": oracle_gaps(metrics),
-        "best_baseline": metadata.get("best_baseline"),
-        "comparison": comparison_sentence(metrics, metadata.get("best_baseline"), model.task),
-        "headline": [
-            {
-                "metric": name,
-                "value": _format_number(value),
-                "interval": ""
-                if np.isnan(low)
-                else f"[{_format_number(low)}, {_format_number(high)}]",
-            }
-            for name, value, low, high in headline(metrics, model.task)
-        ],
+        "best_baseline": None if best is None else baseline_label(best),
+        "comparison": comparison_sentence(
+            metrics,
+            best,
+            model.task,
+            metric_label=metric_name(primary),
+            baseline_label=None if best is None else baseline_label(best),
+        ),
+        "performance": performance_table(metrics, best, model.task),
+        "metric_label": metric_label,
     }
 
 
@@ -427,89 +468,41 @@ def top_ligand_genes(explanation: Explanation, n: int = TOP_LIGAND_GENES) -> lis
     return chosen["unit"].head(n).tolist()
 
 
-@dataclass
-class _Cohort:
-    """Observed target of the cohort's samples, aligned to the explanation."""
-
-    y: pd.Series
-    column: str
-
-
-def _observed_target(
-    model: NKResistanceModel, explanation: Explanation, labels: pd.DataFrame, column: str
-) -> _Cohort:
-    definition = replace(model.label_definition_, column=column)
-    y, _ = definition.resolve(labels)
-    y.index = y.index.astype(str)
-    y = y[y.index.isin(explanation.shap.index)]
-    if y.empty:
-        raise LabelError(f"no label in {column!r} matches an explained sample id")
-    return _Cohort(y=y, column=column)
-
-
-def calibration_section(
-    model: NKResistanceModel,
-    explanation: Explanation,
-    labels: pd.DataFrame | None,
-    label_column: str | None,
-) -> dict[str, Any]:
-    """Calibration figure and metrics on this cohort, or a note saying why there are none."""
-    column = label_column or model.label_definition_.column
-    if labels is None or column not in labels.columns:
-        note = (
-            "No labels given: calibration needs the observed label of each sample."
-            if labels is None
-            else f"The labels have no column {column!r}; calibration needs the model's label."
-        )
-        return {"available": False, "note": note}
-    try:
-        cohort = _observed_target(model, explanation, labels, column)
-    except LabelError as exc:
-        return {"available": False, "note": f"Labels could not be used: {exc}"}
-    output = explanation.model_output[cohort.y.index].to_numpy()
-    if model.task == "classification":
-        return _classification_calibration(cohort, 1.0 / (1.0 + np.exp(-output)))
-    return _regression_calibration(cohort, output)
-
-
-def _metric_rows(metrics: dict[str, float]) -> list[dict[str, str]]:
-    return [{"metric": k, "value": _format_number(v)} for k, v in metrics.items()]
-
-
-def _classification_calibration(cohort: _Cohort, probability: np.ndarray) -> dict[str, Any]:
-    y = cohort.y.to_numpy()
-    table = calibration_table(y, probability, n_bins=max(2, min(10, len(y) // 20)))
-    figure = classification_figure({"nkpredict": (y, probability)}, table)
-    for ax, title in zip(figure.axes, ("ROC", "Precision-recall", "Calibration"), strict=True):
-        ax.set_title(f"{title} (this cohort)")
-    return {
-        "available": True,
-        "note": f"{len(y)} labelled samples ({int(y.sum())} resistant), column "
-        f"{cohort.column!r}. {IN_SAMPLE_CAVEAT}",
-        "image": figure_data_uri(figure),
-        "metrics": _metric_rows(classification_metrics(y, probability)),
-    }
-
-
-def _regression_calibration(cohort: _Cohort, prediction: np.ndarray) -> dict[str, Any]:
-    y = cohort.y.to_numpy(dtype=float)
-    figure = regression_figure(y, prediction, cohort.column)
-    figure.axes[0].set_title("This cohort")
-    return {
-        "available": True,
-        "note": f"{len(y)} labelled samples, column {cohort.column!r}. {IN_SAMPLE_CAVEAT}",
-        "image": figure_data_uri(figure),
-        "metrics": _metric_rows(regression_metrics(y, prediction)),
-    }
-
-
 def _html_id(sample_id: str) -> str:
     return "sample-" + re.sub(r"\s+", "_", sample_id)
 
 
 def _prediction_text(row: pd.Series) -> str:
-    value = f"p = {row['probability']:.2f}" if "probability" in row else f"{row['score']:.2f}"
-    return f"{value}, {row['call']}"
+    """``p = 0.91 (calibrated 0.86), resistant; set: resistant``."""
+    if "probability" in row:
+        value = f"p = {row['probability']:.2f}"
+        calibrated = row.get("calibrated_probability")
+        if calibrated is not None and not pd.isna(calibrated):
+            value += f" (calibrated {calibrated:.2f})"
+    else:
+        value = f"{row['score']:.2f}"
+    text = f"{value}, {row['call']}"
+    if isinstance(row.get("prediction_set"), str) and row["prediction_set"]:
+        text += f"; set: {row['prediction_set'].replace(';', ', ')}"
+    return text
+
+
+def _observed_text(model: NKResistanceModel, observed: ObservedLabels, sample_id: str) -> str:
+    """The observed label of a sample in words (empty when it has none)."""
+    if observed.y is None or sample_id not in observed.y.index:
+        return ""
+    value = observed.y[sample_id]
+    if model.task == "classification":
+        return "resistant" if value == 1 else "sensitive"
+    return f"{observed.column} = {float(value):.2f}"
+
+
+def _domain_text(row: pd.Series) -> str:
+    """Why a sample is out of domain, in words (empty when it is in domain)."""
+    if not bool(row.get("out_of_domain", False)):
+        return ""
+    codes = [c for c in str(row.get("domain_reasons") or "").split(";") if c]
+    return ", ".join(DOMAIN_CHECK_LABELS.get(c, c) for c in codes) or "out of domain"
 
 
 def selected_samples(
@@ -538,15 +531,20 @@ def sample_sections(
     sample_ids: list[str],
     predictions: pd.DataFrame,
     words: dict[str, list[str]] | None = None,
+    observed: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Waterfall and plain-words drivers of each selected sample; ``words``: each sample's
-    driver sentences (:func:`nkpredict.explain.words.explanation_words`), when given."""
+    driver sentences (:func:`nkpredict.explain.words.explanation_words`), when given;
+    ``observed``: each labelled sample's observed label in words."""
     words = words or {}
+    observed = observed or {}
     return [
         {
             "sample_id": sample_id,
             "html_id": _html_id(sample_id),
             "prediction": _prediction_text(predictions.loc[sample_id]),
+            "observed": observed.get(sample_id, ""),
+            "domain": _domain_text(predictions.loc[sample_id]),
             "waterfall": waterfall(explanation, sample_id),
             "drivers": [
                 d.sentence() for d in explanation.top_drivers(sample_id, "axis", SAMPLE_DRIVERS)
@@ -585,6 +583,10 @@ def _environment() -> jinja2.Environment:
     )
 
 
+def _environment_context() -> dict[str, Any]:
+    return {"colours": colours.css_variables()}
+
+
 def build_report(
     model: NKResistanceModel,
     prepared: PreparedExpression,
@@ -592,22 +594,32 @@ def build_report(
     label_column: str | None = None,
     max_samples: int = 40,
     title: str | None = None,
+    cv_result: CVResult | None = None,
+    lineages: pd.Series | None = None,
 ) -> str:
     """Build the HTML report of ``model`` on the samples of ``prepared``.
 
     Parameters
     ----------
     model : NKResistanceModel
-        A fitted model (its ``metadata_`` feeds the model card).
+        A fitted model (its ``metadata_`` feeds the model card and the performance tables).
     prepared : PreparedExpression
         The cohort, shape (n_samples, n_genes), from ``model.prepare(raw)``.
     labels : DataFrame, optional
-        Observed labels indexed by sample id; enables the calibration section.
+        Observed labels indexed by sample id: the observed label on each sample card and,
+        without ``cv_result``, the curves on this cohort.
     label_column : str, optional
         Column of ``labels`` holding the model's label (default: the model's label column).
     max_samples : int
         Most samples predicted resistant that get a waterfall.
     title : str, optional
+    cv_result : CVResult, optional
+        The training run's cross-validation of this model's configuration (and baselines):
+        the curves are drawn on its out-of-fold predictions, and the report is a training
+        report (its samples are the training samples).
+    lineages : Series, optional
+        Lineage of each training sample, indexed by sample id: per-lineage scores of
+        ``cv_result``.
 
     Returns
     -------
@@ -618,16 +630,24 @@ def build_report(
         raise InputError(f"max_samples must be >= 0, got {max_samples}")
     explanation = explain(model, prepared)
     sample_ids, predictions = selected_samples(model, prepared, explanation, max_samples)
+    observed = observed_labels(model, predictions.index, labels, label_column)
     ranking = explanation.global_importance("feature")
     ligand_genes = top_ligand_genes(explanation)
+    training_report = cv_result is not None
+    card = model_card(model)
     context = {
+        **_environment_context(),
         "title": title or "NK resistance model report",
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "units": explanation.units,
         "base_value": explanation.base_value,
         "n_samples": len(predictions),
         "n_resistant": int((predictions["call"] == "resistant").sum()),
-        "card": model_card(model),
+        "n_uncertain": int((predictions["call"] == "uncertain").sum()),
+        "n_labelled": 0 if observed.y is None else len(observed.y),
+        "training_report": training_report,
+        "card": card,
+        "lineages": lineage_table(model, cv_result, lineages),
         "global_sections": global_sections(explanation),
         "beeswarm": figure_data_uri(
             beeswarm_figure(explanation, ranking["unit"].head(TOP_FEATURES).tolist())
@@ -636,9 +656,17 @@ def build_report(
         "dependence": (
             figure_data_uri(dependence_figure(explanation, ligand_genes)) if ligand_genes else None
         ),
-        "calibration": calibration_section(model, explanation, labels, label_column),
+        "calibration": curves_section(model, predictions, observed, cv_result),
+        "uncertainty": uncertainty_section(
+            model, predictions, observed.y, on_new_data=not training_report
+        ),
+        "domain": domain_section(model, predictions),
         "samples": sample_sections(
-            explanation, sample_ids, predictions, _sample_words(model, explanation, sample_ids)
+            explanation,
+            sample_ids,
+            predictions,
+            _sample_words(model, explanation, sample_ids),
+            {s: _observed_text(model, observed, s) for s in sample_ids},
         ),
         "whatif": whatif_section(model, prepared, sample_ids),
         "samples_note": _no_samples_note(predictions),
