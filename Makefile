@@ -7,11 +7,23 @@ PORT ?= 8000
 
 .PHONY: demo demo-train serve test test-fast lint format typecheck clean
 
+# Installed with uv (from PyPI, into the venv): it downloads and unpacks the ~150 wheels in
+# parallel, a fresh install in well under a minute instead of about three with pip. Where uv
+# cannot be installed, pip does it. uv compiles no bytecode at install: each command compiles
+# what it imports the first time and caches it, so the commands must be allowed to write
+# bytecode (a PYTHONDONTWRITEBYTECODE in the environment would make every command of the demo
+# compile its imports again).
+unexport PYTHONDONTWRITEBYTECODE
+
 $(BIN)/nkpredict: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,dask,tune]"
+	if $(BIN)/python -m pip install --quiet "uv>=0.5"; then \
+		$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[dev,dask,tune]"; \
+	else \
+		$(BIN)/python -m pip install --quiet --upgrade pip && \
+		$(BIN)/python -m pip install --quiet -e ".[dev,dask,tune]"; \
+	fi
 	touch $(BIN)/nkpredict
 
 # Simulate the demo cohort, train + evaluate + register + promote, write the report, then serve.
