@@ -40,6 +40,7 @@ from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.model.prior import KnowledgePrior
 from nkpredict.simulate.cohort import Cohort, simulate_cohort
 from nkpredict.simulate.config import SimulationConfig
+from nkpredict.uncertainty.calibration import ProbabilityCalibrator
 
 FAST: dict[str, Any] = {"n_estimators": 10, "inner_folds": 2, "early_stopping_rounds": 5}
 """Few rounds and two inner folds: the whole suite stays fast; the code paths are the same."""
@@ -50,6 +51,7 @@ NUMERIC_ESTIMATORS = [
     KnowledgePrior(n_folds=2),
     KnowledgePrior(task="regression", n_folds=2),
     AllGenesTrees(**{**XGB_ALLGENES_PARAMS, **FAST}),  # no prior, 64 bins
+    ProbabilityCalibrator(method="platt"),  # "auto" also compares isotonic: 5x slower
 ]
 
 
@@ -60,19 +62,13 @@ def test_numeric_estimators_pass_scikit_learns_checks(estimator: Any, check: Any
 
 # ---------------------------------------------------------------- estimators on gene frames
 
-_ARRAYS = (
-    "fits on an unnamed numeric array; the estimator takes a samples x genes DataFrame with "
-    "gene symbols as columns and refuses anything else (InputError naming what it got)"
-)
-_MESSAGE = (
-    "expects scikit-learn's wording for an input it cannot take (sparse, complex, empty, "
-    "one sample or one feature); the estimator refuses every non-DataFrame first, with its "
-    "own message"
-)
-_WIDTH = (
-    "needs n_features_in_: the input is any set of genes (unmeasured ones are imputed, the "
-    "rest ignored), so it has no fixed width"
-)
+# Why a gene-frame estimator cannot pass a check. It takes a samples x genes DataFrame whose
+# columns are gene symbols (the features are built from named genes) and refuses anything else
+# with an InputError that says what it got; scikit-learn's checks pass unnamed arrays. Its input
+# is any set of genes (unmeasured ones imputed, the rest ignored), so it has no fixed width.
+_ARRAYS = "fits on an unnamed array; needs a DataFrame of gene symbols"
+_MESSAGE = "wants scikit-learn's wording; a non-DataFrame is refused first, in our words"
+_WIDTH = "wants n_features_in_; any set of genes is taken, no fixed width"
 _FIT_ON_ARRAYS = (
     "check_dont_overwrite_parameters",
     "check_estimators_dtypes",
