@@ -64,18 +64,31 @@ _FITTED_CHECKS: tuple[DomainReason, ...] = (
 
 def _profile(gene_values: np.ndarray) -> np.ndarray:
     """Mean, standard deviation and near-zero share of each sample's measured genes, (n, 3)."""
+    n, k = gene_values.shape
+    out = np.empty((n, 3))
+    total = gene_values.sum(axis=1)
+    if not np.isnan(total).any():  # the usual case: nothing unmeasured, no masks
+        mean = total / k
+        out[:, 0] = mean
+        squares = np.einsum("ij,ij->i", gene_values, gene_values)
+        out[:, 1] = np.sqrt(np.maximum(squares / k - mean * mean, 0.0))
+        out[:, 2] = (gene_values < NEAR_ZERO).sum(axis=1) / k
+        return out
     measured = ~np.isnan(gene_values)
-    if measured.all():
-        count = np.full(gene_values.shape[0], float(gene_values.shape[1]))
-        filled = gene_values
-        near_zero = np.count_nonzero(gene_values < NEAR_ZERO, axis=1)
-    else:
-        count = np.maximum(np.count_nonzero(measured, axis=1), 1).astype(np.float64)
-        filled = np.where(measured, gene_values, 0.0)
-        near_zero = np.count_nonzero(measured & (filled < NEAR_ZERO), axis=1)
+    count = np.maximum(np.count_nonzero(measured, axis=1), 1).astype(np.float64)
+    filled = np.where(measured, gene_values, 0.0)
     mean = filled.sum(axis=1) / count
-    variance = np.maximum((filled * filled).sum(axis=1) / count - mean * mean, 0.0)
-    return np.column_stack([mean, np.sqrt(variance), near_zero / count])
+    out[:, 0] = mean
+    out[:, 1] = np.sqrt(np.maximum((filled * filled).sum(axis=1) / count - mean**2, 0.0))
+    out[:, 2] = np.count_nonzero(measured & (filled < NEAR_ZERO), axis=1) / count
+    return out
+
+
+def _selector(positions: np.ndarray) -> np.ndarray | slice:
+    """``positions`` as a slice when they form one ascending run (a view, not a copy)."""
+    if positions.size and np.array_equal(positions, positions[0] + np.arange(positions.size)):
+        return slice(int(positions[0]), int(positions[0]) + positions.size)
+    return positions
 
 
 @dataclass
@@ -90,6 +103,14 @@ class _Reference:
     profile_center: np.ndarray
     profile_spread: np.ndarray
     lineage: LineageRecognizer | None
+
+    def __post_init__(self) -> None:
+        # the same checks in the features' own units (fewer array operations per request)
+        self._inverse_scale = 1.0 / self.scale
+        self._raw_precision = self.precision * np.outer(self._inverse_scale, self._inverse_scale)
+        self._raw_low = self.mean + self.low * self.scale
+        self._raw_high = self.mean + self.high * self.scale
+        self._inverse_spread = 1.0 / self.profile_spread
 
     @classmethod
     def fit(
@@ -119,15 +140,19 @@ class _Reference:
         """Each check's score per sample, shape (n, n_checks) in :data:`_FITTED_CHECKS` order
         (the lineage columns only when there is a lineage recognizer), the recognised lineages
         and their probability."""
-        z = (features - self.mean) / self.scale
-        beyond = np.maximum(np.maximum(z - self.high, self.low - z), 0.0).max(axis=1)
-        distance = np.sqrt(np.maximum(((z @ self.precision) * z).sum(axis=1), 0.0))
-        profile = np.abs(_profile(gene_values) - self.profile_center) / self.profile_spread
-        columns = [distance, beyond, profile.max(axis=1)]
+        centred = features - self.mean
+        beyond = np.maximum(features - self._raw_high, self._raw_low - features)
+        beyond = np.maximum((beyond * self._inverse_scale).max(axis=1), 0.0)
+        distance = np.sqrt(np.maximum(((centred @ self._raw_precision) * centred).sum(axis=1), 0))
+        profile = np.abs(_profile(gene_values) - self.profile_center) * self._inverse_spread
+        with_lineage = self.lineage is not None and programs is not None
+        scores = np.empty((features.shape[0], 5 if with_lineage else 3))
+        scores[:, 0], scores[:, 1], scores[:, 2] = distance, beyond, profile.max(axis=1)
         if self.lineage is None or programs is None:
-            return np.column_stack(columns), None, None
+            return scores, None, None
         names, probability, nearest = self.lineage.recognise(programs)
-        return np.column_stack([*columns, nearest, 1.0 - probability]), names, probability
+        scores[:, 3], scores[:, 4] = nearest, 1.0 - probability
+        return scores, names, probability
 
 
 @dataclass
@@ -173,6 +198,11 @@ class DomainModel:
     thresholds: dict[str, float]
     quantile: float = DEFAULT_QUANTILE
     held_out_rate: float = field(default=float("nan"))
+
+    def __post_init__(self) -> None:
+        self._features = _selector(self.columns)
+        self._programs = _selector(self.program_columns)
+        self._cut = np.array([self.thresholds[c] for c in _FITTED_CHECKS if c in self.thresholds])
 
     @classmethod
     def fit(
@@ -250,13 +280,14 @@ class DomainModel:
         """The domain check of samples: their model features (n, n_features), input genes
         (n, n_genes) and catalogue-gene coverage (n,)."""
         values = np.asarray(features, dtype=np.float64)
-        programs = values[:, self.program_columns] if self.program_columns.size else None
+        programs = values[:, self._programs] if self.program_columns.size else None
         scores, lineage, probability = self.reference.scores(
-            values[:, self.columns], np.asarray(gene_values, dtype=np.float64), programs
+            values[:, self._features], np.asarray(gene_values, dtype=np.float64), programs
         )
         checks = _FITTED_CHECKS[: scores.shape[1]]
-        cut = np.array([self.thresholds[c] for c in checks])
-        failed = np.column_stack([scores > cut, np.asarray(coverage) < LOW_COVERAGE_WARNING])
+        failed = np.empty((scores.shape[0], scores.shape[1] + 1), dtype=bool)
+        np.greater(scores, self._cut[: scores.shape[1]], out=failed[:, :-1])
+        np.less(coverage, LOW_COVERAGE_WARNING, out=failed[:, -1])
         flagged: np.ndarray = np.asarray(failed.any(axis=1))
         if not flagged.any():
             return DomainAssessment(

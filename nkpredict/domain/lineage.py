@@ -55,6 +55,14 @@ class LineageRecognizer:
     centroids: np.ndarray
 
     def __post_init__(self) -> None:
+        # logits and centroid products of standardized scores as one affine map of the raw
+        # scores: [logits | z.c] = values @ weights + offset
+        inverse = 1.0 / self.scale
+        weights = np.hstack([self.coef.T, self.centroids.T]) * inverse[:, None]
+        offset = np.concatenate([self.intercept, np.zeros(len(self.lineages))])
+        self._weights = weights
+        self._offset = offset - (self.mean * inverse) @ np.hstack([self.coef.T, self.centroids.T])
+        self._inverse_scale = inverse
         self._norms = (self.centroids * self.centroids).sum(axis=1)
 
     @classmethod
@@ -98,13 +106,14 @@ class LineageRecognizer:
     def recognise(self, values: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
         """Most probable lineage, its probability and the distance to the nearest training
         lineage's centroid (standardized units) of each sample."""
-        z = self.standardize(values)
-        logits = z @ self.coef.T + self.intercept
+        k = len(self.lineages)
+        both = values @ self._weights + self._offset
+        logits, products = both[:, :k], both[:, k:]
         best = logits.argmax(axis=1)
-        top = np.take_along_axis(logits, best[:, None], axis=1)
+        top = logits.max(axis=1, keepdims=True)
         probability = 1.0 / np.exp(logits - top).sum(axis=1)
-        # squared distances to every centroid: |z|^2 - 2 z.c + |c|^2
-        squared = (z * z).sum(axis=1)[:, None] - 2.0 * z @ self.centroids.T + self._norms
+        z = (values - self.mean) * self._inverse_scale
+        squared = (z * z).sum(axis=1)[:, None] - 2.0 * products + self._norms
         nearest = np.sqrt(np.maximum(squared.min(axis=1), 0.0))
         return [self.lineages[k] for k in best.tolist()], probability, nearest
 

@@ -151,7 +151,8 @@ class ProbabilityCalibrator(ClassifierMixin, BaseEstimator):
 
     def calibrate(self, margin: np.ndarray) -> np.ndarray:
         """Calibrated P(resistant) of log-odds ``margin`` (n_samples,), float64."""
-        check_is_fitted(self, "method_")
+        if not hasattr(self, "method_"):  # check_is_fitted costs more than the map itself
+            check_is_fitted(self, "method_")
         return _apply(self.method_, np.asarray(margin, dtype=np.float64), self.params_)
 
     def predict_proba(self, X: Any) -> np.ndarray:
