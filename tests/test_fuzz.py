@@ -73,6 +73,7 @@ LABELS = (
     "POST /v1/predict",
     "POST /v1/predict/file",
     "POST /v1/explain",
+    "POST /v1/whatif",
     "POST /v1/admin/reload",
 )
 
