@@ -39,6 +39,7 @@ from nkpredict.registry import ModelReference, load_model
 from nkpredict.report.html import build_report, write_report
 from nkpredict.report.plots import classification_figure, regression_figure
 from nkpredict.settings import Settings
+from nkpredict.uncertainty.conformal import DEFAULT_LEVEL
 from nkpredict.vocabulary import AucMethod, LabelFormat, ScaleChoice, Task
 from nkpredict.vocabulary import Engine as EngineName
 from training import tracking
@@ -52,6 +53,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingData",
+    "calibrate_from_cv",
     "evaluate_and_log",
     "evaluate_fixed_model",
     "evaluate_model_cv",
@@ -102,6 +104,7 @@ class TrainConfig:
     engine: EngineName = "local"
     scheduler: str | None = None
     n_jobs: int = -1
+    conformal_level: float = DEFAULT_LEVEL
 
 
 @dataclass
@@ -328,7 +331,11 @@ def _train(
         metrics.update(oracle_metrics(data.y, data.labels[TRUTH_COLUMN], task))
     _say(progress, "fitting the final model on all samples")
     with engine.boosting():
-        model.fit_prepared(data.prepared, data.y, data.definition, groups=data.groups)
+        model.fit_prepared(
+            data.prepared, data.y, data.definition, groups=data.groups, lineages=data.lineages
+        )
+    _say(progress, "calibrating probabilities and conformal sets on out-of-fold predictions")
+    calibrate_from_cv(model, data, result, config.conformal_level)
     data_info = fingerprint(data)
     model.metadata_ = {
         "metrics": metrics,
@@ -341,6 +348,9 @@ def _train(
     }
     if lineage_results is not None:
         model.metadata_["leave_one_lineage_out"] = lineage_results.to_dict(orient="records")
+        model.metadata_["within_lineage"] = group_table(result, data.lineages).to_dict(
+            orient="records"
+        )
     if config.model_out is not None:
         model.save(config.model_out)
     report_path = None
@@ -377,6 +387,30 @@ def _train(
         None if version is None else str(version),
         decision,
         report_path,
+    )
+
+
+def calibrate_from_cv(
+    model: NKResistanceModel, data: TrainingData, result: CVResult, level: float
+) -> None:
+    """Calibration and conformal sets from the model's out-of-fold predictions, Mondrian by
+    the training lineages when the labels name them.
+
+    Every repeat's prediction of a sample counts (each comes from one fold model, like the
+    final model's predictions; their average would be smoother than any single model).
+    """
+    rows = result.predictions[result.predictions["estimator"] == MODEL_ESTIMATOR]
+    rows = rows[rows["y_pred"].notna()]
+    lineages = None
+    if data.lineages is not None:
+        by_sample = pd.Series(data.lineages.to_numpy(), index=data.y.index.astype(str))
+        lineages = by_sample.reindex(rows["sample_id"].astype(str)).to_numpy()
+    model.fit_uncertainty(
+        rows["y_pred"].to_numpy(),
+        rows["y_true"].to_numpy(),
+        lineages,
+        level,
+        samples=rows["sample_id"].to_numpy(),
     )
 
 

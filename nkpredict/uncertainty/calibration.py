@@ -3,7 +3,8 @@
 The boosted model's probabilities drift in calibration (early stopping, the prior's shrinkage),
 so the probability a scientist reads is mapped through a calibrator fitted on the training job's
 *out-of-fold* log-odds: what the model says about samples it did not see. Two standard maps are
-fitted and the one with the lower cross-validated log loss is kept and recorded:
+fitted and the one with the lower cross-validated log loss is kept and recorded (or none, when
+neither beats the probabilities as they are):
 
 - ``platt``: a logistic regression on the log-odds (two numbers; smooth, never overfits much);
 - ``isotonic``: a monotone step function (flexible; needs more samples).
@@ -65,8 +66,9 @@ class ProbabilityCalibrator(ClassifierMixin, BaseEstimator):
     ----------
     method : {"auto", "platt", "isotonic", "none"}
         ``auto`` fits both maps and keeps the one with the lower log loss in a stratified
-        5-fold cross-validation over the calibration samples (Platt below 40 samples or
-        10 per class, where isotonic steps are too coarse). ``none`` keeps the probabilities.
+        5-fold cross-validation over the calibration samples, or none when neither beats
+        the probabilities as they are (isotonic needs 40 samples and 10 per class: its
+        steps are too coarse below). ``none`` keeps the probabilities.
     random_state : int
         Seed of the selection folds.
 
@@ -134,11 +136,13 @@ class ProbabilityCalibrator(ClassifierMixin, BaseEstimator):
     def _select(self, margin: np.ndarray, target: np.ndarray, groups: Any) -> str:
         """The candidate with the lower cross-validated log loss."""
         n_minority = int(min(target.sum(), len(target) - target.sum()))
-        candidates = ["platt", "isotonic"] if len(target) >= 40 and n_minority >= 10 else ["platt"]
+        candidates = ["none", "platt"]
+        if len(target) >= 40 and n_minority >= 10:
+            candidates.append("isotonic")
         n_splits = max(2, min(_SELECTION_FOLDS, n_minority))
         folds = StratifiedGroupKFold(n_splits, shuffle=True, random_state=self.random_state)
         group_of = np.arange(len(target)) if groups is None else np.asarray(groups)
-        for method in ["none", *candidates]:
+        for method in candidates:
             predicted = np.empty_like(margin)
             for train, test in folds.split(margin[:, None], target, group_of):
                 params = self._fit_map(method, margin[train], target[train])
@@ -146,8 +150,7 @@ class ProbabilityCalibrator(ClassifierMixin, BaseEstimator):
             self.selection_[method] = float(
                 log_loss(target, np.clip(predicted, _CLIP, 1 - _CLIP), labels=[0.0, 1.0])
             )
-        fitted = {m: self.selection_[m] for m in candidates}
-        return min(fitted, key=fitted.__getitem__)
+        return min(candidates, key=self.selection_.__getitem__)
 
     def calibrate(self, margin: np.ndarray) -> np.ndarray:
         """Calibrated P(resistant) of log-odds ``margin`` (n_samples,), float64."""

@@ -31,9 +31,20 @@ def test_overconfident_log_odds_are_shrunk() -> None:
     assert np.mean((calibrated - test_y) ** 2) < np.mean((raw - test_y) ** 2)
 
 
-def test_small_sets_use_platt() -> None:
+def test_small_sets_never_use_isotonic() -> None:
     margin, y = _overconfident(30, 2)
-    assert ProbabilityCalibrator().fit(margin[:, None], y).method_ == "platt"
+    calibrator = ProbabilityCalibrator().fit(margin[:, None], y)
+    assert calibrator.method_ in ("platt", "none") and "isotonic" not in calibrator.selection_
+
+
+def test_calibrated_log_odds_are_kept_as_they_are() -> None:
+    rng = np.random.default_rng(5)
+    margin = rng.normal(scale=1.5, size=3000)
+    y = (rng.uniform(size=3000) < 1 / (1 + np.exp(-margin))).astype(int)
+    calibrator = ProbabilityCalibrator().fit(margin[:, None], y)
+    chosen = calibrator.selection_[calibrator.method_]
+    assert chosen == min(calibrator.selection_.values())
+    assert chosen <= calibrator.selection_["none"]
 
 
 def test_round_trip_gives_the_same_probabilities() -> None:
