@@ -40,7 +40,6 @@ from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.model.prior import KnowledgePrior
 from nkpredict.simulate.cohort import Cohort, simulate_cohort
 from nkpredict.simulate.config import SimulationConfig
-from nkpredict.uncertainty.calibration import ProbabilityCalibrator
 
 FAST: dict[str, Any] = {"n_estimators": 10, "inner_folds": 2, "early_stopping_rounds": 5}
 """Few rounds and two inner folds: the whole suite stays fast; the code paths are the same."""
@@ -51,8 +50,8 @@ NUMERIC_ESTIMATORS = [
     KnowledgePrior(n_folds=2),
     KnowledgePrior(task="regression", n_folds=2),
     AllGenesTrees(**{**XGB_ALLGENES_PARAMS, **FAST}),  # no prior, 64 bins
-    ProbabilityCalibrator(method="platt"),  # "auto" also compares isotonic: 5x slower
 ]
+"""The calibrator (``nkpredict.uncertainty``) runs the same suite in its own tests."""
 
 
 @parametrize_with_checks(NUMERIC_ESTIMATORS)
