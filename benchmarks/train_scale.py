@@ -11,9 +11,10 @@ processes, one after the other in the same run:
   tree_method="hist", n_jobs=<cores>)`` on all genes, ROC AUC of the pooled predictions.
 
 The machine is shared, so what is comparable is the ratio of the two in one run. Peak memory
-is the largest sum of the resident memory of a child and all its descendants (sampled every
-0.2 s; the job's workers map the same matrix file, whose pages count once per process
-here, so the sum overstates it). Accuracy columns come from the job's logged metrics: the
+is the largest proportional set size (PSS) of a child and all its descendants, summed
+(sampled every 0.2 s): pages the job's workers share (the memory-mapped matrix) count once in
+all, as they take memory once; the summed resident size, which counts them once per process,
+is printed as a comment too. Accuracy columns come from the job's logged metrics: the
 model, the all-genes XGBoost baseline, the simulator's own probabilities (the best
 achievable), and the hand-written CV's ROC AUC.
 
@@ -57,33 +58,37 @@ REFERENCE_TREES = 300
 REFERENCE_FOLDS = 5
 
 
-def _tree_rss(process: psutil.Process) -> int:
-    """Resident bytes of ``process`` and its descendants (0 for those already gone)."""
-    total = 0
+def _tree_memory(process: psutil.Process) -> tuple[int, int]:
+    """Proportional set size (PSS: a page shared by k processes counts 1/k in each) and
+    resident bytes, each summed over ``process`` and its descendants."""
+    pss = rss = 0
     try:
         members = [process, *process.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0
+        return 0, 0
     for member in members:
         try:
-            total += member.memory_info().rss
-        except psutil.NoSuchProcess:
+            info = member.memory_full_info()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-    return total
+        pss += getattr(info, "pss", info.rss)
+        rss += info.rss
+    return pss, rss
 
 
 def timed_child(command: list[str], cwd: Path) -> tuple[float, float, str]:
-    """Run ``command``; return wall seconds, peak tree RSS in GiB and its stdout."""
+    """Run ``command``; return wall seconds, peak tree PSS in GiB and its stdout."""
     start = time.perf_counter()
     child = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, text=True)
-    peak = 0
+    peak = peak_rss = 0
     done = threading.Event()
 
     def watch() -> None:
-        nonlocal peak
+        nonlocal peak, peak_rss
         process = psutil.Process(child.pid)
         while not done.is_set():
-            peak = max(peak, _tree_rss(process))
+            pss, rss = _tree_memory(process)
+            peak, peak_rss = max(peak, pss), max(peak_rss, rss)
             done.wait(0.2)
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -94,6 +99,11 @@ def timed_child(command: list[str], cwd: Path) -> tuple[float, float, str]:
     watcher.join()
     if child.returncode != 0:
         raise SystemExit(f"{command[:4]} failed with exit code {child.returncode}")
+    print(
+        f"<!-- {' '.join(command[1:4])}: peak PSS {peak / 1024**3:.2f} GiB, "
+        f"peak RSS summed over processes {peak_rss / 1024**3:.2f} GiB -->",
+        flush=True,
+    )
     return elapsed, peak / 1024**3, out
 
 
