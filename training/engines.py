@@ -125,6 +125,7 @@ class Engine(Protocol):
         task: Task,
         progress: CVProgress | None = None,
         groups: pd.Series | None = None,
+        keep: str | None = None,
     ) -> CVResult:
         """:func:`nkpredict.evaluate.cv.cross_validate` on this engine."""
         ...
@@ -170,9 +171,12 @@ class LocalEngine:
         task: Task,
         progress: CVProgress | None = None,
         groups: pd.Series | None = None,
+        keep: str | None = None,
     ) -> CVResult:
         """:func:`nkpredict.evaluate.cv.cross_validate` with this engine's ``n_jobs``."""
-        return cross_validate(estimators, X, y, folds, task, progress, groups, self.n_jobs)
+        return cross_validate(
+            estimators, X, y, folds, task, progress, groups, self.n_jobs, keep=keep
+        )
 
     def boosting(self) -> AbstractContextManager[None]:
         """In-process :func:`xgboost.train` (nothing to switch)."""
@@ -282,10 +286,11 @@ def _fold_task(
     fold: Fold,
     task: Task,
     groups: pd.Series | None = None,
+    keep: str | None = None,
 ) -> CVResult:
     """One estimator on one fold, on a worker; its boosting stays on that worker."""
     with use_trainer(DaskTrainer(None)):
-        return cross_validate({name: factory}, X, y, [fold], task, groups=groups)
+        return cross_validate({name: factory}, X, y, [fold], task, groups=groups, keep=keep)
 
 
 def _merge(parts: list[CVResult], y: pd.Series, task: Task) -> CVResult:
@@ -307,6 +312,7 @@ def _merge(parts: list[CVResult], y: pd.Series, task: Task) -> CVResult:
         task=task,
         predictions=pd.concat(predictions, ignore_index=True),
         fold_metrics=pd.concat([p.fold_metrics for p in parts], ignore_index=True),
+        models=[m for p in parts for m in p.models],
     )
 
 
@@ -457,12 +463,13 @@ class DaskEngine:
         task: Task,
         progress: CVProgress | None = None,
         groups: pd.Series | None = None,
+        keep: str | None = None,
     ) -> CVResult:
         """Every (estimator, fold) fit as a task; same result as the local engine."""
         from distributed import as_completed
 
         if not estimators or not folds:
-            return cross_validate(estimators, X, y, folds, task, progress, groups)
+            return cross_validate(estimators, X, y, folds, task, progress, groups, keep=keep)
         client = self.client
         shared_x = client.scatter(X, broadcast=True, hash=False)
         shared_y = client.scatter(y, broadcast=True, hash=False)
@@ -470,7 +477,16 @@ class DaskEngine:
         units = [(name, factory, fold) for name, factory in estimators.items() for fold in folds]
         futures = [
             client.submit(
-                _fold_task, name, factory, shared_x, shared_y, fold, task, groups, pure=False
+                _fold_task,
+                name,
+                factory,
+                shared_x,
+                shared_y,
+                fold,
+                task,
+                groups,
+                keep,
+                pure=False,
             )
             for name, factory, fold in units
         ]

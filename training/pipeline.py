@@ -247,7 +247,9 @@ def evaluate_model_cv(
 ) -> CVResult:
     """Cross-validate the model (and baselines) on the same grouped folds (on ``engine``).
 
-    The groups also reach the inner splits (early stopping, tuning) of every estimator. The
+    The model's fold models of the first repeat are kept (``result.models``: the members
+    that give what-if changes their spread). The groups also reach the inner splits (early
+    stopping, tuning) of every estimator. The
     all-genes XGBoost baseline runs as a step of its own after the others, so the progress
     output and the log show what it costs; the result is that of one call with all of them.
     """
@@ -261,7 +263,7 @@ def evaluate_model_cv(
     run = (engine or LocalEngine()).cross_validate
     matrix = data.prepared.matrix
     first = {name: f for name, f in estimators.items() if name != ALL_GENES_BASELINE}
-    parts = [run(first, matrix, data.y, folds, task, progress, data.groups)]
+    parts = [run(first, matrix, data.y, folds, task, progress, data.groups, keep=MODEL_ESTIMATOR)]
     if ALL_GENES_BASELINE in estimators:
         _say(
             progress,
@@ -336,6 +338,7 @@ def _train(
         )
     _say(progress, "calibrating probabilities and conformal sets on out-of-fold predictions")
     calibrate_from_cv(model, data, result, config.conformal_level)
+    model.keep_members(result.models)
     data_info = fingerprint(data)
     model.metadata_ = {
         "metrics": metrics,

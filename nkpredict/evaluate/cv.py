@@ -47,7 +47,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -139,11 +139,15 @@ class CVResult:
         (probability of class 1 or predicted readout; NaN for samples of unfitted folds).
     fold_metrics : DataFrame
         ``estimator``, ``repeat``, ``fold``, ``metric``, ``value`` (NaN where undefined).
+    models : list
+        The fitted fold estimators :func:`cross_validate` was asked to ``keep``: those of the
+        first repeat, in fold order (empty otherwise).
     """
 
     task: Task
     predictions: pd.DataFrame
     fold_metrics: pd.DataFrame
+    models: list[Any] = field(default_factory=list)
 
     @classmethod
     def concat(cls, parts: Sequence[CVResult]) -> CVResult:
@@ -160,6 +164,7 @@ class CVResult:
             task=parts[0].task,
             predictions=pd.concat([p.predictions for p in parts], ignore_index=True),
             fold_metrics=pd.concat([p.fold_metrics for p in parts], ignore_index=True),
+            models=[m for p in parts for m in p.models],
         )
 
     @property
@@ -592,11 +597,12 @@ def _fold_predictions(
     task: Task,
     groups: np.ndarray | None = None,
     threads: int | None = None,
-) -> np.ndarray:
+) -> tuple[np.ndarray, Any]:
     """Fit a fresh estimator on the fold's training samples and predict its test samples.
 
     ``threads``: the fit's thread count (:func:`_with_threads`); ``None`` keeps the
-    estimator's own.
+    estimator's own. Returns the predictions and the fitted estimator (None when the fold
+    could not be fitted).
     """
     if task == "classification" and np.unique(y[fold.train]).size < 2:
         logger.warning(
@@ -607,12 +613,12 @@ def _fold_predictions(
             fold.fold,
             fold.test.size,
         )
-        return np.full(fold.test.size, np.nan)
+        return np.full(fold.test.size, np.nan), None
     estimator = _with_threads(factory(), threads)
     train_groups = None if groups is None else groups[fold.train]
     fit_with_groups(estimator, X.iloc[fold.train], y[fold.train], train_groups)
     logger.debug("%s fitted on repeat %d fold %d", name, fold.repeat, fold.fold)
-    return _predict(estimator, X.iloc[fold.test], task)
+    return _predict(estimator, X.iloc[fold.test], task), estimator
 
 
 # ---------------------------------------------------------------------------- parallel fits
@@ -659,12 +665,14 @@ def _timed_fold(
     task: Task,
     groups: np.ndarray | None,
     threads: int | None,
-) -> tuple[np.ndarray, float]:
-    """:func:`_fold_predictions` and its wall time in seconds (runs in a worker)."""
+    keep: bool = False,
+) -> tuple[np.ndarray, float, Any]:
+    """:func:`_fold_predictions`, its wall time in seconds and, when ``keep``, the fitted
+    estimator (runs in a worker; an estimator not kept is not sent back)."""
     started = time.perf_counter()
     matrix = X.frame() if isinstance(X, _MappedMatrix) else X
-    y_pred = _fold_predictions(name, factory, matrix, y, fold, task, groups, threads)
-    return y_pred, time.perf_counter() - started
+    y_pred, fitted = _fold_predictions(name, factory, matrix, y, fold, task, groups, threads)
+    return y_pred, time.perf_counter() - started, fitted if keep else None
 
 
 def fit_plan(n_jobs: int, n_fits: int) -> tuple[int, int | None]:
@@ -703,12 +711,15 @@ def _run_fits(
     task: Task,
     groups: np.ndarray | None,
     n_jobs: int,
-) -> Iterator[tuple[np.ndarray, float]]:
-    """Predictions and seconds of every (estimator, fold) unit, in unit order."""
+    keep: str | None = None,
+) -> Iterator[tuple[np.ndarray, float, Any]]:
+    """Predictions, seconds and kept estimator (see :func:`cross_validate`) of every
+    (estimator, fold) unit, in unit order."""
     workers, threads = fit_plan(n_jobs, len(units))
     if threads is None:
         for name, fold in units:
-            yield _timed_fold(name, estimators[name], X, values, fold, task, groups, None)
+            kept = name == keep and fold.repeat == 0
+            yield _timed_fold(name, estimators[name], X, values, fold, task, groups, None, kept)
         return
     logger.info("%d fits on %d workers, %d thread(s) each", len(units), workers, threads)
     with tempfile.TemporaryDirectory(prefix="nkpredict-cv-") as folder:
@@ -716,7 +727,15 @@ def _run_fits(
         pool = joblib.Parallel(n_jobs=workers, backend="loky", return_as="generator")
         yield from pool(
             joblib.delayed(_timed_fold)(
-                name, estimators[name], shared, values, fold, task, groups, threads
+                name,
+                estimators[name],
+                shared,
+                values,
+                fold,
+                task,
+                groups,
+                threads,
+                name == keep and fold.repeat == 0,
             )
             for name, fold in units
         )
@@ -758,6 +777,7 @@ def cross_validate(
     progress: Callable[[str], None] | None = None,
     groups: pd.Series | None = None,
     n_jobs: int = 1,
+    keep: str | None = None,
 ) -> CVResult:
     """Fit every estimator on every fold and collect out-of-fold predictions.
 
@@ -785,6 +805,9 @@ def cross_validate(
         ``1`` (default): one fit after the other in this process, each estimator with its
         own thread count. Otherwise the fits run in worker processes (see the module
         docstring and :func:`fit_plan`; ``-1``: one worker per core); the result is the same.
+    keep : str, optional
+        An estimator whose fitted fold estimators of the first repeat are kept in
+        :attr:`CVResult.models` (the model's cross-validation members).
 
     Returns
     -------
@@ -801,8 +824,11 @@ def cross_validate(
     rows: dict[str, list[pd.DataFrame]] = {name: [] for name in estimators}
     seconds = dict.fromkeys(estimators, 0.0)
     metric_rows = []
-    fitted = _run_fits(units, estimators, X, values, task, group_of, n_jobs)
-    for (name, fold), (y_pred, elapsed) in zip(units, fitted, strict=True):
+    fitted = _run_fits(units, estimators, X, values, task, group_of, n_jobs, keep)
+    models = []
+    for (name, fold), (y_pred, elapsed, estimator) in zip(units, fitted, strict=True):
+        if estimator is not None:
+            models.append(estimator)
         rows[name].append(_prediction_rows(name, fold, y, y_pred))
         metric_rows += _fold_metric_rows(name, fold, task, values[fold.test], y_pred)
         seconds[name] += elapsed
@@ -818,6 +844,7 @@ def cross_validate(
         task=task,
         predictions=pd.concat(predictions, ignore_index=True).drop(columns="position"),
         fold_metrics=pd.DataFrame(metric_rows),
+        models=models,
     )
 
 

@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ from nkpredict.vocabulary import CalibrationMethod, ScaleChoice, Task
 __all__ = [
     "BOOSTER_FILE",
     "FORMAT_VERSION",
+    "MEMBERS_DIR",
     "MODEL_FILE",
     "READABLE_FORMATS",
     "NKResistanceModel",
@@ -63,6 +65,8 @@ logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.json"
 BOOSTER_FILE = "booster.ubj"
+MEMBERS_DIR = "members"
+"""Sub-directory of a saved model holding its cross-validation members (``members/0`` ...)."""
 FORMAT_VERSION = 2
 """The format :meth:`NKResistanceModel.save` writes (2: with the biological prior)."""
 READABLE_FORMATS = (1, 2)
@@ -354,23 +358,57 @@ class NKResistanceModel(TaskRoleMixin, BaseEstimator):
         return getattr(self, "domain_", None)
 
     @property
+    def members(self) -> tuple[NKResistanceModel, ...]:
+        """The cross-validation fold models kept with this model (empty when none): the
+        spread of a what-if change over them says how much it depends on the training
+        samples."""
+        return tuple(getattr(self, "fold_models_", ()))
+
+    def keep_members(self, pipelines: Sequence[Pipeline]) -> NKResistanceModel:
+        """Keep fitted fold pipelines (:meth:`core` fitted on CV training folds, e.g.
+        ``CVResult.models``) as :attr:`members`: models that score like this one."""
+        self._pipeline()
+        self.fold_models_ = tuple(self._member(pipeline) for pipeline in pipelines)
+        return self
+
+    def _member(self, pipeline: Pipeline) -> NKResistanceModel:
+        member = NKResistanceModel(**self.get_params())
+        member.pipeline_ = pipeline
+        member.training_scale_ = self.training_scale_
+        member.training_report_ = {}
+        member.label_definition_ = self.label_definition_
+        member.gene_reference_ = None
+        member.domain_, member.uncertainty_ = None, None
+        member.metadata_ = {"member": True}
+        return member
+
+    @property
     def uncertainty(self) -> UncertaintyModel | None:
         """Calibration and conformal sets (None until :meth:`fit_uncertainty`)."""
         self._pipeline()
         return getattr(self, "uncertainty_", None)
 
+    def _write(self, directory: Path) -> None:
+        """The booster and ``model.json`` into ``directory`` (created)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self.boosted_trees.save(str(directory / BOOSTER_FILE))
+        (directory / MODEL_FILE).write_text(json.dumps(self.to_dict(), indent=1))
+
     def save(self, path: str | Path) -> Path:
         """Write the model directory atomically (a temporary directory renamed into place).
 
-        An existing directory at ``path`` is replaced only once the new one is complete.
+        An existing directory at ``path`` is replaced only once the new one is complete. The
+        cross-validation members (:attr:`members`) go to ``members/<i>/``, each a model
+        directory of its own.
         """
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         follow_umask(staging)  # mkdtemp makes it 0700: colleagues could not read the model
         try:
-            self.boosted_trees.save(str(staging / BOOSTER_FILE))
-            (staging / MODEL_FILE).write_text(json.dumps(self.to_dict(), indent=1))
+            self._write(staging)
+            for i, member in enumerate(self.members):
+                member._write(staging / MEMBERS_DIR / str(i))
             if target.exists():
                 backup = target.with_name(f".{target.name}.old")
                 os.replace(target, backup)
@@ -451,6 +489,12 @@ class NKResistanceModel(TaskRoleMixin, BaseEstimator):
         model.label_definition_ = LabelDefinition.from_dict(data["label_definition"])
         model.gene_reference_ = _gene_reference(data["gene_reference"], features)
         model.domain_, model.uncertainty_ = _fitted_parts(data)
+        members = directory / MEMBERS_DIR
+        if members.is_dir():
+            found = sorted(
+                (p for p in members.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)
+            )
+            model.fold_models_ = tuple(cls.load(p) for p in found)
         model.metadata_ = data["metadata"]
         return model
 

@@ -7,9 +7,9 @@ own value, so setting an unmeasured gene does not also change how complete the s
 :func:`whatif` applies :mod:`interventions <nkpredict.whatif.interventions>` to every sample
 of a prepared input and compares each with the sample as measured.
 
-The spread of a change over the cross-validation or bagged models: when the fitted model
-carries them (a sequence of fitted :class:`NKResistanceModel` in its attribute
-:data:`MEMBERS_ATTRIBUTE`) or the caller passes ``members``, every change is also computed by
+The spread of a change over the cross-validation models: when the fitted model carries them
+(:attr:`NKResistanceModel.members`, the fold models of the training job's first CV repeat) or
+the caller passes ``members``, every change is also computed by
 each of them and ``*_spread`` is its standard deviation across them; otherwise the spread is
 NaN and ``n_models`` is 0.
 
@@ -33,7 +33,6 @@ from nkpredict.whatif.interventions import Intervention, ResolvedIntervention, r
 
 __all__ = [
     "COUNTERFACTUAL_NOTE",
-    "MEMBERS_ATTRIBUTE",
     "NO_SPREAD_NOTE",
     "WHATIF_CHUNK",
     "Changes",
@@ -55,16 +54,13 @@ NO_SPREAD_NOTE = (
     "This model keeps no cross-validation or bagged models, so the spread of each change is "
     "not available (NaN)."
 )
-MEMBERS_ATTRIBUTE = "fold_models_"
-"""Attribute of a fitted model holding its cross-validation or bagged models, when it has
-them (a sequence of fitted :class:`NKResistanceModel`)."""
 WHATIF_CHUNK = 2048
 """Samples whose counterfactual copies are scored at once (bounds memory)."""
 
 
 def members_of(model: NKResistanceModel) -> tuple[NKResistanceModel, ...]:
     """The cross-validation or bagged models stored with ``model`` (empty when none)."""
-    return tuple(getattr(model, MEMBERS_ATTRIBUTE, None) or ())
+    return model.members
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def test_training_report_names_the_registered_version(
     code, output, uri = train(files, tmp_path, "versioned", "--report-out", str(report))
     assert code == 0, output
     versions = MlflowClient(uri, uri).search_model_versions("name = 'versioned'")
-    assert [v.version for v in versions] == ["1"]  # the demo's case: was "n/a"
+    assert [str(v.version) for v in versions] == ["1"]  # the demo's case: was "n/a"
     html = report.read_text(encoding="utf-8")
     assert re.search(r"<th>model version</th><td>1</td>", html)
     assert "for versioned version 1" in html
