@@ -42,12 +42,15 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _isotonic_knots(margin: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    fitted = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(margin, y)
+    # "auto": increasing for log-odds; decreasing for a score that runs the other way
+    fitted = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0, increasing="auto").fit(
+        margin, y
+    )
     return fitted.X_thresholds_.astype(np.float64), fitted.y_thresholds_.astype(np.float64)
 
 
 def _platt(margin: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    fitted = LogisticRegression(C=1e4).fit(margin[:, None], y)
+    fitted = LogisticRegression(C=100.0).fit(margin[:, None], y)
     return float(fitted.coef_[0, 0]), float(fitted.intercept_[0])
 
 
@@ -115,6 +118,10 @@ class ProbabilityCalibrator(ClassifierMixin, BaseEstimator):
                 f"got {len(np.unique(y))} (the type of the target is {type_of_target(y)})"
             )
         self.classes_, target = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise InputError(
+                f"calibration needs two classes; y holds one class ({self.classes_[0]})"
+            )
         margin = X.mean(axis=1, dtype=np.float64)
         target = target.astype(np.float64)
         self.selection_: dict[str, float] = {}
@@ -167,8 +174,7 @@ class ProbabilityCalibrator(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """The more probable class of each row of ``X``."""
-        proba = self.predict_proba(X)
-        return self.classes_[(proba[:, 1] >= 0.5).astype(int)]
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
