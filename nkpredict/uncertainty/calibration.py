@@ -174,7 +174,8 @@ class ProbabilityCalibrator(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """The more probable class of each row of ``X``."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        best = self.predict_proba(X).argmax(axis=1)  # checks it is fitted first
+        return self.classes_[best]
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
