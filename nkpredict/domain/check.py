@@ -42,6 +42,7 @@ from sklearn.covariance import LedoitWolf
 from sklearn.model_selection import GroupKFold, KFold
 
 from nkpredict.domain.lineage import LineageRecognizer, lineage_feature_names
+from nkpredict.positions import as_selector
 from nkpredict.settings import LOW_COVERAGE_WARNING
 from nkpredict.vocabulary import DomainReason
 
@@ -82,13 +83,6 @@ def _profile(gene_values: np.ndarray) -> np.ndarray:
     out[:, 1] = np.sqrt(np.maximum((filled * filled).sum(axis=1) / count - mean**2, 0.0))
     out[:, 2] = np.count_nonzero(measured & (filled < NEAR_ZERO), axis=1) / count
     return out
-
-
-def _selector(positions: np.ndarray) -> np.ndarray | slice:
-    """``positions`` as a slice when they form one ascending run (a view, not a copy)."""
-    if positions.size and np.array_equal(positions, positions[0] + np.arange(positions.size)):
-        return slice(int(positions[0]), int(positions[0]) + positions.size)
-    return positions
 
 
 @dataclass
@@ -200,8 +194,8 @@ class DomainModel:
     held_out_rate: float = field(default=float("nan"))
 
     def __post_init__(self) -> None:
-        self._features = _selector(self.columns)
-        self._programs = _selector(self.program_columns)
+        self._features = as_selector(self.columns)
+        self._programs = as_selector(self.program_columns)
         self._cut = np.array([self.thresholds[c] for c in _FITTED_CHECKS if c in self.thresholds])
 
     @classmethod

@@ -50,6 +50,7 @@ from nkpredict.catalog import Catalog, GeneSet, load_catalog
 from nkpredict.estimator import check_fitted, describe_input
 from nkpredict.exceptions import InputError
 from nkpredict.fast.cache import PerObject
+from nkpredict.positions import as_selector
 from nkpredict.vocabulary import AGGREGATE_LEVELS, AggregateLevel, check_choice
 
 __all__ = [
@@ -173,13 +174,6 @@ def _measured_share(missing: np.ndarray) -> np.ndarray:
     ``(~missing).mean(axis=1)``, at a fraction of the cost for request-sized inputs."""
     n_genes = missing.shape[1]
     return (n_genes - np.count_nonzero(missing, axis=1)) / n_genes
-
-
-def _selector(positions: np.ndarray) -> np.ndarray | slice:
-    """``positions`` as a slice when they form one ascending run (a view, not a gather)."""
-    if positions.size and np.array_equal(positions, positions[0] + np.arange(positions.size)):
-        return slice(int(positions[0]), int(positions[0]) + positions.size)
-    return positions
 
 
 def _check_frame(X: Any, method: str, allow_empty: bool = False) -> None:
@@ -410,7 +404,7 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
         self._coverage_cols = np.array(cov_cols, dtype=np.intp)
         self._n_model = n_model
         self._selectors = tuple(
-            _selector(p)
+            as_selector(p)
             for p in (self._direct_out, self._direct_in, self._score_cols, self._coverage_cols)
         )
 
