@@ -85,6 +85,8 @@ class ScoringPlan:
     spans: tuple[Span, ...]
     n_rows: int
     columns: tuple[str, ...] = ()
+    scale_decision: str = ""
+    """How ``scale`` was decided (given by the user, or detected on the first rows)."""
 
     @property
     def reads_all_columns(self) -> bool:
@@ -171,6 +173,11 @@ def plan_scoring(
         spans=spans,
         n_rows=source.n_rows,
         columns=tuple(source.columns),
+        scale_decision=(
+            f"detected on the first {len(first)} rows"
+            if scale == "auto"
+            else "given by the user (--scale)"
+        ),
     )
 
 

@@ -46,18 +46,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pandas as pd
+
 from nkpredict.data.identifiers import HarmonizationReport
 from nkpredict.explain.attributions import FILE_STEMS, GLOBAL_FILE, global_summary
 from nkpredict.explain.words import SENTENCES_FILE
-from nkpredict.io import write_json
+from nkpredict.io import atomic_path, write_json
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.settings import DEFAULT_MIN_COVERAGE
+from nkpredict.stream.annotate import ObsWriter
 from nkpredict.stream.blocks import DEFAULT_CHUNK_SIZE
+from nkpredict.stream.cells import (
+    CELL_COLUMNS,
+    DETECTED_COVERAGE,
+    OutputKind,
+    cell_columns,
+    output_kind,
+)
+from nkpredict.stream.groups import (
+    GROUPS_FILE,
+    GroupSums,
+    group_table,
+    groups_path,
+    read_grouping,
+)
 from nkpredict.stream.jobs import (
+    CellJob,
     ExplainJob,
     PredictJob,
     concat_explanations,
     explain_span,
+    predict_cells_span,
     predict_span,
 )
 from nkpredict.stream.plan import ScoringPlan, plan_scoring
@@ -122,6 +141,7 @@ class StreamResult:
     paths: dict[str, Path]
     calls: dict[str, int] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    groups: pd.DataFrame | None = None
 
 
 def _plan(
@@ -141,8 +161,12 @@ def predict_file(
     min_coverage: float = DEFAULT_MIN_COVERAGE,
     progress: Progress | None = None,
     mapper: Mapper[Any, Any, Any] = map_in_process,
+    group_by: Sequence[str] = (),
+    groups_out: str | Path | None = None,
+    kind: OutputKind | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> StreamResult:
-    """Score an expression input chunk by chunk into a predictions table.
+    """Score an expression input chunk by chunk into a predictions table or scored cells.
 
     Parameters
     ----------
@@ -151,8 +175,12 @@ def predict_file(
     path : str or Path
         Input (see :func:`~nkpredict.stream.sources.open_source`).
     out : str or Path
-        ``.parquet`` (one row group per chunk), ``.csv`` or ``.tsv``; rows as
-        :meth:`NKResistanceModel.predict_table`, in input order.
+        ``.parquet`` (one row group per chunk), ``.csv`` or ``.tsv``: rows as
+        :meth:`NKResistanceModel.predict_table`, in input order. ``.h5ad`` (for an ``.h5ad``
+        input): a copy of the input with the per-cell columns
+        (:data:`~nkpredict.stream.cells.CELL_COLUMNS`) in ``obs`` and ``uns["nkpredict"]``
+        (:class:`~nkpredict.stream.annotate.ObsWriter`). ``.obs.parquet``: those columns as a
+        table, ``cell_id`` first.
     scale : {"auto", "counts", "tpm", "log"}
         See :func:`~nkpredict.stream.plan.plan_scoring`.
     chunk_size : int, optional
@@ -167,23 +195,101 @@ def predict_file(
     mapper : callable
         Runs :func:`~nkpredict.stream.jobs.predict_span` over the spans
         (:func:`map_in_process` or a cluster's).
+    group_by : sequence of str
+        ``obs`` columns of an ``.h5ad`` input: one row per group
+        (:func:`~nkpredict.stream.groups.group_table`) written to ``groups_out``.
+    groups_out : str or Path, optional
+        Default :func:`~nkpredict.stream.groups.groups_path` of ``out``.
+    kind : {"table", "cells", "h5ad"}, optional
+        What ``out`` is (default :func:`~nkpredict.stream.cells.output_kind` of ``out``;
+        give it when ``out`` is a staging path).
+    provenance : dict, optional
+        Stored in ``uns["nkpredict"]`` of an ``.h5ad`` output, with the scale decision.
 
     Returns
     -------
     StreamResult
     """
+    kind = kind or output_kind(out)
+    grouping = read_grouping(path, group_by) if group_by else None
     source, plan = _plan(model, path, scale, chunk_size)
-    job = PredictJob(model, source, plan, min_coverage)
     calls: Counter[str] = Counter()
-    with TableWriter(out) as writer:
-        for table in mapper(predict_span, job, list(plan.spans)):
-            writer.write(table)
-            calls.update(table["call"].astype(str))
-            if progress is not None:
-                progress(writer.n_rows, plan.n_rows)
-    return StreamResult(
-        writer.n_rows, plan.scale, plan.report, {"predictions": Path(out)}, dict(calls)
+    if kind == "table" and grouping is None:
+        job = PredictJob(model, source, plan, min_coverage)
+        with TableWriter(out) as writer:
+            for table in mapper(predict_span, job, list(plan.spans)):
+                writer.write(table)
+                calls.update(table["call"].astype(str))
+                if progress is not None:
+                    progress(writer.n_rows, plan.n_rows)
+        return StreamResult(
+            writer.n_rows, plan.scale, plan.report, {"predictions": Path(out)}, dict(calls)
+        )
+    cells = CellJob(
+        model,
+        source,
+        plan,
+        min_coverage,
+        None if grouping is None else grouping.codes,
+        0 if grouping is None else grouping.n_groups,
     )
+    sums = GroupSums.zeros(cells.n_groups, plan.positions.size)
+    done = 0
+    with ExitStack() as stack:
+        sink: TableWriter | ObsWriter
+        if kind == "h5ad":
+            sink = stack.enter_context(ObsWriter(path, out, plan.n_rows))
+        else:
+            sink = stack.enter_context(TableWriter(out))
+        for part in mapper(predict_cells_span, cells, list(plan.spans)):
+            if kind == "table":
+                sink.write(part.table.drop(columns=[DETECTED_COVERAGE]))
+            else:
+                columns = cell_columns(part.table)
+                if kind == "h5ad":
+                    sink.write(columns)
+                else:
+                    ids = pd.Series(part.table["sample_id"].to_numpy(), name="cell_id")
+                    sink.write(pd.concat([ids, columns.reset_index(drop=True)], axis=1))
+            if part.sums is not None:
+                sums.add(part.sums)
+            calls.update(part.table["call"].astype(str))
+            done += len(part.table)
+            if progress is not None:
+                progress(done, plan.n_rows)
+        if isinstance(sink, ObsWriter):
+            sink.finish(_provenance(model, plan, provenance, group_by))
+    paths = {"predictions": Path(out)}
+    groups = None
+    if grouping is not None:
+        groups = group_table(model, plan, grouping, sums)
+        paths["groups"] = Path(groups_out) if groups_out is not None else groups_path(out)
+        with atomic_path(paths["groups"]) as staged:
+            groups.to_csv(staged, index=False)
+    return StreamResult(done, plan.scale, plan.report, paths, dict(calls), groups=groups)
+
+
+def _provenance(
+    model: NKResistanceModel,
+    plan: ScoringPlan,
+    given: dict[str, Any] | None,
+    group_by: Sequence[str],
+) -> dict[str, Any]:
+    """``uns["nkpredict"]``: who scored the cells, with what, on which scale."""
+    from importlib.metadata import version
+
+    return {
+        **(given or {}),
+        "nkpredict_version": version("nkpredict"),
+        "catalog_version": model.feature_builder.catalog_version_,
+        "task": model.task,
+        "decision_threshold": float(model.decision_threshold),
+        "scale": plan.scale,
+        "scale_decision": plan.scale_decision,
+        "columns": list(CELL_COLUMNS),
+        "coverage": "fraction of the model's catalogue genes detected (above zero) in the cell",
+        "group_by": list(group_by),
+    }
 
 
 def explain_file(
@@ -196,6 +302,7 @@ def explain_file(
     method: ExplainMethod = "auto",
     progress: Progress | None = None,
     mapper: Mapper[Any, Any, Any] = map_in_process,
+    group_by: Sequence[str] = (),
 ) -> StreamResult:
     """Explain an expression input chunk by chunk; the files of ``write_explanations``.
 
@@ -214,13 +321,27 @@ def explain_file(
         Directory to write into.
     method : {"auto", "native", "shap"}
         TreeSHAP implementation.
+    group_by : sequence of str
+        ``obs`` columns of an ``.h5ad`` input: ``groups.csv`` in ``out_dir`` as ``predict``
+        writes it (:func:`~nkpredict.stream.groups.group_table`, with the pseudobulk's top
+        axes).
 
     Returns
     -------
     StreamResult
     """
+    grouping = read_grouping(path, group_by) if group_by else None
     source, plan = _plan(model, path, scale, chunk_size)
-    job = ExplainJob(model, source, plan, method, max(1, math.ceil(plan.n_rows / GLOBAL_SAMPLE)))
+    job = ExplainJob(
+        model,
+        source,
+        plan,
+        method,
+        max(1, math.ceil(plan.n_rows / GLOBAL_SAMPLE)),
+        None if grouping is None else grouping.codes,
+        0 if grouping is None else grouping.n_groups,
+    )
+    sums = GroupSums.zeros(job.n_groups, plan.positions.size)
     out = Path(out_dir)
     paths = {stem: out / f"{stem}.csv" for stem in FILE_STEMS.values()}
     paths["sentences"] = out / SENTENCES_FILE
@@ -236,6 +357,8 @@ def explain_file(
                 writer.write(part.tables[level])
             sentences.write(part.sentences)
             samples.append(part.sample)
+            if part.sums is not None:
+                sums.add(part.sums)
             done += len(part.tables["feature"])
             if progress is not None:
                 progress(done, plan.n_rows)
@@ -244,4 +367,10 @@ def explain_file(
     summary["n_samples"] = done
     result: dict[str, Path] = dict(paths)
     result["global"] = write_json(out / GLOBAL_FILE, summary)
-    return StreamResult(done, plan.scale, plan.report, result, summary=summary)
+    groups = None
+    if grouping is not None:
+        groups = group_table(model, plan, grouping, sums, method)
+        result["groups"] = out / GROUPS_FILE
+        with atomic_path(result["groups"]) as staged:
+            groups.to_csv(staged, index=False)
+    return StreamResult(done, plan.scale, plan.report, result, summary=summary, groups=groups)

@@ -30,6 +30,17 @@ from training.cli.output import configure_logging, console, reports_errors, row_
 __all__ = ["counts_sentence", "explain", "predict", "report"]
 
 
+GroupByOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--group-by",
+        help="obs column of an .h5ad input to group cells by (repeat for combinations, e.g. "
+        "--group-by sample --group-by cluster): one row per group with the resistant "
+        "fraction, its 95% Wilson interval, the pseudobulk prediction and its top axes.",
+    ),
+]
+
+
 def counts_sentence(n_rows: int, calls: dict[str, int]) -> str:
     """``"12 samples scored: 3 resistant, 9 sensitive."`` (the calls in order of count)."""
     noun = "sample" if n_rows == 1 else "samples"
@@ -41,9 +52,17 @@ def counts_sentence(n_rows: int, calls: dict[str, int]) -> str:
 def predict(
     model: ModelOption,
     expression: Annotated[Path, typer.Option(help="Expression matrix to score.")],
-    out: Annotated[Path, typer.Option(help="Output table (.csv, .tsv or .parquet).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Output: a table (.csv, .tsv or .parquet); for an .h5ad input also a scored "
+            "copy of it (.h5ad: nk_* columns in obs, provenance in uns['nkpredict']) or "
+            "the per-cell obs columns alone (<name>.obs.parquet)."
+        ),
+    ],
     scale: ScaleOption = "auto",
     min_coverage: MinCoverageOption = DEFAULT_MIN_COVERAGE,
+    group_by: GroupByOption = None,
     engine: EngineOption = "local",
     scheduler: SchedulerOption = None,
     chunk_size: ChunkSizeOption = None,
@@ -53,23 +72,37 @@ def predict(
     """Score samples: one row per sample with probability/score and call.
 
     The input is read, scored and written in chunks of --chunk-size samples (Parquet and
-    h5ad inputs are never loaded whole), on this machine or on a Dask cluster.
+    h5ad inputs are never loaded whole), on this machine or on a Dask cluster. With
+    --group-by, the group table goes to <out stem>.groups.csv beside --out.
     """
     from nkpredict.io import atomic_paths, write_json
+    from nkpredict.stream.cells import output_kind
+    from nkpredict.stream.groups import groups_path
     from nkpredict.stream.run import predict_file
     from training.engines import open_engine
 
     configure_logging(quiet)
     check_scheduler(engine, scheduler)
     fitted, reference = open_model(model, tracking_uri)
-    report_path = out.with_name(out.stem + ".harmonization.json")
-    # The predictions and their report are committed together or not at all (a disk that
+    kind = output_kind(out)
+    stem = groups_path(out).name.removesuffix(".groups.csv")
+    report_path = out.with_name(stem + ".harmonization.json")
+    targets = [out, report_path, *([groups_path(out)] if group_by else [])]
+    provenance = {
+        "model_name": reference.name,
+        "model_version": reference.version,
+        "model_alias": reference.alias,
+        "run_id": reference.run_id,
+        "model_uri": reference.uri,
+    }
+    # The predictions and their reports are committed together or not at all (a disk that
     # fills up while the report is written leaves neither).
     with (
-        atomic_paths(out, report_path) as (staged_out, staged_report),
+        atomic_paths(*targets) as staged,
         open_engine(engine, scheduler) as runner,
         row_progress(quiet) as progress,
     ):
+        staged_out, staged_report = staged[0], staged[1]
         result = predict_file(
             fitted,
             expression,
@@ -79,6 +112,10 @@ def predict(
             min_coverage=min_coverage,
             progress=progress,
             mapper=runner.map_ordered,
+            group_by=group_by or (),
+            groups_out=staged[2] if group_by else None,
+            kind=kind,
+            provenance=provenance,
         )
         write_json(
             staged_report,
@@ -92,6 +129,8 @@ def predict(
             soft_wrap=True,
         )
     console.print(f"predictions: {out}\nharmonization report: {report_path}")
+    if group_by:
+        console.print(f"groups: {groups_path(out)}")
 
 
 @reports_errors
@@ -101,13 +140,17 @@ def explain(
     out: Annotated[Path, typer.Option(help="Directory for genes/features/axes/pathways.csv.")],
     scale: ScaleOption = "auto",
     method: MethodOption = "auto",
+    group_by: GroupByOption = None,
     engine: EngineOption = "local",
     scheduler: SchedulerOption = None,
     chunk_size: ChunkSizeOption = None,
     tracking_uri: Tracking = None,
     quiet: Quiet = False,
 ) -> None:
-    """SHAP attributions per sample at feature, gene, axis and pathway level (in chunks)."""
+    """SHAP attributions per sample at feature, gene, axis and pathway level (in chunks).
+
+    With --group-by, also groups.csv: the group table of predict, whose top axes explain
+    each group's pseudobulk profile."""
     from nkpredict.stream.run import explain_file
     from training.engines import open_engine
 
@@ -124,6 +167,7 @@ def explain(
             method=method,
             progress=progress,
             mapper=runner.map_ordered,
+            group_by=group_by or (),
         )
     if not quiet:
         console.print("[bold]Top NK axes over the cohort[/] (mean |SHAP|):")
