@@ -1,6 +1,7 @@
 """Fit time of the model against another checkout of nkpredict, side by side in one run.
 
-Times ``NKResistanceModel().fit`` (what cross-validation runs once per fold) on simulated
+Times the fit of ``NKResistanceModel().core()`` on a prepared matrix (what cross-validation runs
+once per fold: features and boosted trees; not the final model's domain checks) on simulated
 cohorts of several sizes, alternating between this checkout and the one given with
 ``--other`` (a directory holding another version's ``nkpredict`` package, e.g. made with
 ``git worktree add /tmp/before <commit>``), each in its own process, and prints the median
@@ -30,8 +31,10 @@ from nkpredict.simulate.config import SimulationConfig
 from nkpredict.model.fitted import NKResistanceModel
 n, genes, seed = (int(v) for v in sys.argv[1:4])
 cohort = simulate_cohort(SimulationConfig(n_samples=n, n_genes=genes, seed=seed))
+model = NKResistanceModel()
+matrix = model.prepare(cohort.counts).matrix
 start = time.perf_counter()
-NKResistanceModel().fit(cohort.counts, cohort.labels["resistant"])
+model.core().fit(matrix, cohort.labels["resistant"].to_numpy())
 print(json.dumps({"seconds": time.perf_counter() - start}))
 """
 
