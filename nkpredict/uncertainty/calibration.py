@@ -24,7 +24,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -42,15 +42,16 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _isotonic_knots(margin: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    # "auto": increasing for log-odds; decreasing for a score that runs the other way
-    fitted = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0, increasing="auto").fit(
-        margin, y
-    )
+    # increasing for log-odds; decreasing only for a score that runs the other way
+    increasing = bool(np.nan_to_num(np.corrcoef(margin, y)[0, 1], nan=1.0) >= 0)
+    fitted = IsotonicRegression(
+        out_of_bounds="clip", y_min=0.0, y_max=1.0, increasing=increasing
+    ).fit(margin, y)
     return fitted.X_thresholds_.astype(np.float64), fitted.y_thresholds_.astype(np.float64)
 
 
 def _platt(margin: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    fitted = LogisticRegression(C=100.0).fit(margin[:, None], y)
+    fitted = LogisticRegression(C=100.0, solver="newton-cholesky").fit(margin[:, None], y)
     return float(fitted.coef_[0, 0]), float(fitted.intercept_[0])
 
 
@@ -147,11 +148,15 @@ class ProbabilityCalibrator(ClassifierMixin, BaseEstimator):
         if len(target) >= 40 and n_minority >= 10:
             candidates.append("isotonic")
         n_splits = max(2, min(_SELECTION_FOLDS, n_minority))
-        folds = StratifiedGroupKFold(n_splits, shuffle=True, random_state=self.random_state)
-        group_of = np.arange(len(target)) if groups is None else np.asarray(groups)
+        folds = (
+            StratifiedKFold(n_splits, shuffle=True, random_state=self.random_state)
+            if groups is None
+            else StratifiedGroupKFold(n_splits, shuffle=True, random_state=self.random_state)
+        )
+        splits = list(folds.split(margin[:, None], target, groups))
         for method in candidates:
             predicted = np.empty_like(margin)
-            for train, test in folds.split(margin[:, None], target, group_of):
+            for train, test in splits:
                 params = self._fit_map(method, margin[train], target[train])
                 predicted[test] = _apply(method, margin[test], params)
             self.selection_[method] = float(
