@@ -58,3 +58,21 @@ def test_models_without_uncertainty_keep_their_calls(cohort: Cohort) -> None:
     assert all(r["prediction_set"] is None and r["calibrated_probability"] is None for r in records)
     assert {r["call"] for r in records} <= {"resistant", "sensitive"}
     assert all(isinstance(r["out_of_domain"], bool) for r in records)
+
+
+def test_regression_models_get_conformal_intervals(cohort: Cohort, tmp_path: Path) -> None:
+    readout = cohort.labels["killing_auc"]
+    model = NKResistanceModel(
+        task="regression",
+        booster={"n_estimators": 10, "early_stopping_rounds": None, "n_jobs": 1},
+    ).fit(cohort.counts, readout, lineages=cohort.labels["lineage"])
+    rng = np.random.default_rng(1)  # stand-in out-of-fold readouts
+    noisy = readout.to_numpy() + rng.normal(scale=readout.std() / 2, size=readout.size)
+    model.fit_uncertainty(noisy, readout, cohort.labels["lineage"], level=0.8)
+    loaded = NKResistanceModel.load(model.save(tmp_path / "regression"))
+    table = loaded.predict_table(loaded.prepare(cohort.counts.iloc[:30]))
+    assert {"interval_low", "interval_high"} <= set(table.columns)
+    assert "prediction_set" not in table.columns
+    assert (table["interval_low"] < table["score"]).all()
+    assert (table["score"] < table["interval_high"]).all()
+    assert loaded.uncertainty is not None and loaded.uncertainty.calibrator is None
