@@ -5,13 +5,15 @@ and, for the fuzz run, ``SECURITY.md``)::
 
     python benchmarks/hostile_inputs.py --workdir /tmp/nkp-hostile            # all three
     python benchmarks/hostile_inputs.py --workdir /tmp/nkp-hostile --only bodies
+    python benchmarks/hostile_inputs.py --only bodies --chunk-samples 10000 1000  # whole, chunked
 
 - ``bodies``: request bodies whose samples name different genes (the adversarial pass's
   10,000 samples x one new gene each, 348 kB, and an accepted 10,000-sample body of ~8 MB
   that adds decoy genes to the model's). Each is answered in-process
-  (:func:`service.answers.predict_json`, what ``/v1/predict`` runs) under ``tracemalloc``
-  (numpy's arrays are traced too): the peak of memory allocated beyond the body, its ratio to
-  the body size, and the wall time.
+  (:func:`service.answers.predict_json`, what ``/v1/predict`` runs; a streamed answer is
+  consumed piece by piece, as the server sends it) under ``tracemalloc`` (numpy's arrays are
+  traced too): the peak of memory allocated beyond the body, its ratio to the body size, and
+  the wall time.
 - ``probes``: a real ``nkpredict serve`` process (one worker) receives uploads (a 15 MB CSV,
   three at once, and three Parquet files with huge repeated string cells) while ``/health``
   and ``/ready`` are polled every 20 ms; the largest and the 99th-percentile probe latency.
@@ -92,7 +94,11 @@ def _answer(loaded: Any, raw: bytes, settings: ServiceSettings) -> tuple[str, fl
     started = time.perf_counter()
     try:
         answer, n_samples = predict_json(loaded, raw, settings)
-        outcome = f"200 ({n_samples} samples, answer {len(answer) / 1e6:.1f} MB)"
+        if isinstance(answer, bytes):
+            size, how = len(answer), "whole"
+        else:  # streamed: each piece is sent (here: dropped) before the next is computed
+            size, how = sum(len(piece) for piece in answer), "streamed"
+        outcome = f"200 ({n_samples} samples, answer {size / 1e6:.1f} MB, {how})"
     except ServiceError as exc:
         outcome = f"{exc.status_code} {exc.code}"
     except NKPredictError as exc:
@@ -101,12 +107,12 @@ def _answer(loaded: Any, raw: bytes, settings: ServiceSettings) -> tuple[str, fl
     return outcome, time.perf_counter() - started
 
 
-def bodies(workdir: Path) -> list[dict[str, Any]]:
-    """Peak extra memory and wall time of sparse bodies, answered in-process."""
+def bodies(workdir: Path, chunk_samples: list[int]) -> list[dict[str, Any]]:
+    """Peak extra memory and wall time of sparse bodies, answered in-process, with each
+    ``NKP_ANSWER_CHUNK_SAMPLES`` of ``chunk_samples`` (10,000 or more: answered whole)."""
     directory = _model(workdir)
     model = NKResistanceModel.load(directory)
     loaded = make_loaded(model, ModelReference(str(directory)))
-    settings = ServiceSettings(model_uri=str(directory))
     results = []
     cases = {
         "10,000 samples x 1 new gene each": _one_new_gene_each(10_000),
@@ -117,22 +123,25 @@ def bodies(workdir: Path) -> list[dict[str, Any]]:
         "6,500 samples x (model genes + 3 decoys each)": _decoys_and_model_genes(model, 6_500),
     }
     for name, raw in cases.items():
-        outcome, seconds = _answer(loaded, raw, settings)  # timed without tracing
-        tracemalloc.start()
-        tracemalloc.reset_peak()
-        _answer(loaded, raw, settings)
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        results.append(
-            {
-                "case": name,
-                "body_bytes": len(raw),
-                "answer": outcome,
-                "seconds": round(seconds, 2),
-                "peak_extra_mib": round(peak / 2**20, 1),
-                "peak_over_body": round(peak / len(raw), 1),
-            }
-        )
+        for chunk in chunk_samples:
+            settings = ServiceSettings(model_uri=str(directory), answer_chunk_samples=chunk)
+            outcome, seconds = _answer(loaded, raw, settings)  # timed without tracing
+            tracemalloc.start()
+            tracemalloc.reset_peak()
+            _answer(loaded, raw, settings)
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            results.append(
+                {
+                    "case": name,
+                    "chunk_samples": chunk,
+                    "body_bytes": len(raw),
+                    "answer": outcome,
+                    "seconds": round(seconds, 2),
+                    "peak_extra_mib": round(peak / 2**20, 1),
+                    "peak_over_body": round(peak / len(raw), 1),
+                }
+            )
     return results
 
 
@@ -272,12 +281,19 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/nkp-hostile"))
     parser.add_argument("--only", choices=["bodies", "probes", "fuzz"], action="append")
     parser.add_argument("--examples", type=int, default=2_000)
+    parser.add_argument(
+        "--chunk-samples",
+        type=int,
+        nargs="+",
+        default=[10_000, 1_000, 250],
+        help="NKP_ANSWER_CHUNK_SAMPLES values to answer the bodies with (10,000: whole)",
+    )
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     chosen = args.only or ["bodies", "probes", "fuzz"]
     for part in chosen:
         found = (
-            bodies(args.workdir)
+            bodies(args.workdir, args.chunk_samples)
             if part == "bodies"
             else probes(args.workdir)
             if part == "probes"

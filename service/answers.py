@@ -3,15 +3,20 @@
 Every function here is plain computation on the fitted model (no request, no event loop): it
 calls only the library (the fitted model's :class:`~nkpredict.fast.scoring.ArrayScorer` and
 :func:`nkpredict.explain.attributions.attributions`), where the speed of the hot path lives,
-and returns JSON bytes with the number of samples answered. Each answer uses the
+and returns JSON bytes with the number of samples answered. Requests of more than
+``NKP_ANSWER_CHUNK_SAMPLES`` samples are checked whole (parse, preparation, coverage: every
+refusal comes before the first byte), then scored a chunk of samples at a time and answered as
+an iterator of JSON bytes (the same text as the whole answer), so their memory follows one
+chunk, not the number of samples. Each answer uses the
 :class:`~service.state.LoadedModel` it is given from start to end, even if an admin reload
 swaps the served model meanwhile.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from itertools import islice
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from itertools import islice, pairwise
 from typing import Any
 
 import numpy as np
@@ -42,6 +47,7 @@ from service.uploads import read_upload
 __all__ = [
     "EXPLAIN_CHUNK",
     "SPARSE_INPUT_FACTOR",
+    "Answer",
     "ModelInputs",
     "dumps",
     "explain_json",
@@ -58,7 +64,11 @@ the prepared input (samples that measure few of the model's genes), coverage is 
 the prepared input first, so a refused request never allocates them."""
 
 
-def dumps(payload: dict[str, Any]) -> bytes:
+Answer = bytes | Iterator[bytes]
+"""A serialised answer: whole, or (large requests) its JSON text in consecutive pieces."""
+
+
+def dumps(payload: Any) -> bytes:
     """``payload`` as JSON bytes (numpy values included)."""
     return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
 
@@ -141,8 +151,13 @@ def _cap_dict(items: dict[str, Any], limit: int) -> tuple[dict[str, Any], bool]:
 
 def _harmonization(model: NKResistanceModel, inputs: ModelInputs, limit: int) -> dict[str, Any]:
     """The identifier report of a request, with the model genes it lacks."""
-    report: HarmonizationReport = inputs.prepared.report
-    missing = model.scorer.missing(inputs.genes)
+    return _harmonization_of(inputs.prepared.report, model.scorer.missing(inputs.genes), limit)
+
+
+def _harmonization_of(
+    report: HarmonizationReport, missing: list[str], limit: int
+) -> dict[str, Any]:
+    """The identifier report ``report`` with the model genes ``missing`` from every sample."""
     renamed, cut_renamed = _cap_dict(report.renamed, limit)
     unmapped, cut_unmapped = _cap_list(report.unmapped, limit)
     ambiguous, cut_ambiguous = _cap_dict(report.ambiguous, limit)
@@ -172,10 +187,8 @@ def _model_inputs(
 ) -> ModelInputs:
     """Prepare the samples and compute their features; 422 when coverage is too low."""
     model = loaded.model
-    prepared = _prepare(model, samples, options.scale)
-    if isinstance(samples, SampleMatrix) and samples.report is not None:
-        prepared.report = samples.report  # a reduced sparse body: the report of all its genes
-    minimum = settings.min_coverage if options.min_coverage is None else options.min_coverage
+    prepared = _prepared_input(model, samples, options)
+    minimum = _minimum_coverage(options, settings)
     limit = settings.report_max_items
     scorer = model.scorer
     n_genes_in = len(scorer.builder.genes_in_)
@@ -188,6 +201,116 @@ def _model_inputs(
     return ModelInputs(prepared, genes, features)
 
 
+def _prepared_input(
+    model: NKResistanceModel, samples: SampleMatrix | pd.DataFrame, options: PredictOptions
+) -> PreparedExpression:
+    """The request's prepared samples, with the identifier report of every gene it sent."""
+    prepared = _prepare(model, samples, options.scale)
+    if isinstance(samples, SampleMatrix) and samples.report is not None:
+        prepared.report = samples.report  # a reduced sparse body: the report of all its genes
+    return prepared
+
+
+def _minimum_coverage(options: PredictOptions, settings: ServiceSettings) -> float:
+    return settings.min_coverage if options.min_coverage is None else options.min_coverage
+
+
+def _checked_input(
+    loaded: LoadedModel, samples: SampleMatrix, options: PredictOptions, settings: ServiceSettings
+) -> PreparedExpression:
+    """The prepared samples of a chunked answer, refused (422) for low coverage from the
+    prepared input alone: every refusal comes before the answer's first byte."""
+    model = loaded.model
+    prepared = _prepared_input(model, samples, options)
+    limit = settings.report_max_items
+    _check_coverage(model, prepared, _minimum_coverage(options, settings), limit)
+    return prepared
+
+
+def _input_chunks(
+    model: NKResistanceModel, prepared: PreparedExpression, size: int, measured: np.ndarray
+) -> Iterator[ModelInputs]:
+    """:class:`ModelInputs` of ``size`` samples at a time, in request order.
+
+    A last chunk of fewer samples joins the one before (chunks of ``size`` to ``2 size - 1``
+    samples): the features' matrix products then run on as large blocks as the whole answer's
+    (BLAS may round a block of a few rows differently in the last bit).
+    ``measured`` (n_genes_in,) is updated in place: whether some sample so far measured each
+    of the model's input genes (what the harmonization report's missing genes are read from).
+    """
+    scorer = model.scorer
+    n_samples = prepared.n_samples
+    bounds = [*range(0, n_samples, size), n_samples]
+    if len(bounds) > 2 and n_samples - bounds[-2] < size:
+        del bounds[-2]
+    for start, stop in pairwise(bounds):
+        rows = slice(start, stop)
+        part = replace(prepared, values=prepared.values[rows], sample_ids=prepared.sample_ids[rows])
+        genes = scorer.gene_values(part)
+        measured |= ~np.isnan(genes).all(axis=0)
+        yield ModelInputs(part, genes, scorer.features(genes))
+
+
+def _streamed(
+    head: dict[str, Any],
+    key: str,
+    parts: Iterator[list[dict[str, Any]]],
+    tail: Callable[[], dict[str, Any]],
+) -> Iterator[bytes]:
+    """The JSON text of ``head | {key: [*records of parts]} | {"harmonization": tail()}``,
+    piece by piece: the same bytes as :func:`dumps` of the whole answer.
+
+    ``tail`` is called after the last part (it may read what computing the parts gathered).
+    """
+    yield dumps(head)[:-1] + b',"' + key.encode() + b'":['
+    separator = b""
+    for records in parts:
+        yield separator + dumps(records)[1:-1]
+        separator = b","
+    yield b'],"harmonization":' + dumps(tail()) + b"}"
+
+
+def _missing_genes(model: NKResistanceModel, measured: np.ndarray) -> list[str]:
+    """The model's input genes that no sample measured, from :func:`_input_chunks`'
+    ``measured``."""
+    return model.scorer.missing(np.where(measured, 0.0, np.nan)[None, :])
+
+
+def _prediction_records(model: NKResistanceModel, inputs: ModelInputs) -> list[dict[str, Any]]:
+    """One prediction dict per sample of ``inputs``."""
+    scorer = model.scorer
+    margin = scorer.margins(inputs.features)
+    predictions = scorer.predictions(
+        inputs.prepared.sample_ids, inputs.features, margin, inputs.genes
+    )
+    return predictions.to_records()
+
+
+def _predict_stream(
+    loaded: LoadedModel, samples: SampleMatrix, options: PredictOptions, settings: ServiceSettings
+) -> Iterator[bytes]:
+    """The /v1/predict answer of a large request, scored and serialised a chunk at a time
+    (validated before this returns)."""
+    prepared = _checked_input(loaded, samples, options, settings)
+    model = loaded.model
+    measured = np.zeros(len(model.scorer.builder.genes_in_), dtype=bool)
+    chunks = _input_chunks(model, prepared, settings.answer_chunk_samples, measured)
+    head = {
+        "model": loaded.model_ref(),
+        "task": loaded.task,
+        "scale": prepared.scale,
+        "n_samples": prepared.n_samples,
+    }
+    return _streamed(
+        head,
+        "predictions",
+        (_prediction_records(model, inputs) for inputs in chunks),
+        lambda: _harmonization_of(
+            prepared.report, _missing_genes(model, measured), settings.report_max_items
+        ),
+    )
+
+
 def predict_payload(
     loaded: LoadedModel,
     samples: SampleMatrix | pd.DataFrame,
@@ -197,11 +320,7 @@ def predict_payload(
     """The /v1/predict answer (before serialisation) for ``samples``."""
     inputs = _model_inputs(loaded, samples, options, settings)
     prepared, model = inputs.prepared, loaded.model
-    scorer = model.scorer
-    margin = scorer.margins(inputs.features)
-    predictions = scorer.predictions(
-        prepared.sample_ids, inputs.features, margin, inputs.genes
-    ).to_records()
+    predictions = _prediction_records(model, inputs)
     return {
         "model": loaded.model_ref(),
         "task": loaded.task,
@@ -212,12 +331,19 @@ def predict_payload(
     }
 
 
-def predict_json(loaded: LoadedModel, raw: bytes, settings: ServiceSettings) -> tuple[bytes, int]:
+def predict_json(loaded: LoadedModel, raw: bytes, settings: ServiceSettings) -> tuple[Answer, int]:
     """Parse, prepare, predict and serialise one /v1/predict body; the answer and its number
-    of samples."""
+    of samples.
+
+    More than ``settings.answer_chunk_samples`` samples: the answer is an iterator of JSON
+    bytes computed as it is consumed (every refusal raised before this returns).
+    """
     samples, options = parse_samples_body(
         raw, settings.max_samples, PredictOptions, loaded.model_genes, loaded.model.scale
     )
+    n_samples = len(samples.sample_ids)
+    if n_samples > settings.answer_chunk_samples:
+        return _predict_stream(loaded, samples, options, settings), n_samples
     payload = predict_payload(loaded, samples, options, settings)
     return dumps(payload), payload["n_samples"]
 
@@ -295,41 +421,77 @@ def _explain_chunk(
     return out
 
 
-def explain_json(loaded: LoadedModel, raw: bytes, settings: ServiceSettings) -> tuple[bytes, int]:
+def explain_json(loaded: LoadedModel, raw: bytes, settings: ServiceSettings) -> tuple[Answer, int]:
     """Parse, prepare, explain and serialise one /v1/explain body; the answer and its number
-    of samples."""
+    of samples (an iterator of JSON bytes beyond ``settings.answer_chunk_samples`` samples,
+    as :func:`predict_json`)."""
     samples, options = parse_samples_body(
         raw, settings.max_samples, ExplainOptions, loaded.model_genes, loaded.model.scale
     )
-    inputs = _model_inputs(loaded, samples, options, settings)
-    prepared = inputs.prepared
     levels: tuple[Level, ...] = AGGREGATE_LEVELS if options.level == "all" else (options.level,)
     drivers_level: Level = "axis" if options.level == "all" else options.level
     top_n = options.top_n or settings.explain_top_n
-    explanations: list[dict[str, Any]] = []
-    n_samples = prepared.n_samples
-    for start in range(0, n_samples, EXPLAIN_CHUNK):
-        rows = slice(start, start + EXPLAIN_CHUNK)
-        explanations += _explain_chunk(
+
+    def explained(
+        sample_ids: list[str], genes: np.ndarray, features: np.ndarray
+    ) -> list[dict[str, Any]]:
+        return _explain_chunk(
             loaded,
-            prepared.sample_ids[rows],
-            inputs.genes[rows],
-            inputs.features[rows],
+            sample_ids,
+            genes,
+            features,
             levels,
             drivers_level,
             options,
             top_n,
         )
+
+    def head(prepared: PreparedExpression) -> dict[str, Any]:
+        return {
+            "model": loaded.model_ref(),
+            "task": loaded.task,
+            "scale": prepared.scale,
+            "n_samples": prepared.n_samples,
+            "levels": list(levels),
+            "top_n": top_n,
+            "drivers_level": drivers_level,
+        }
+
+    model, limit = loaded.model, settings.report_max_items
+    n_samples = len(samples.sample_ids)
+    if n_samples > settings.answer_chunk_samples:
+        prepared = _checked_input(loaded, samples, options, settings)
+        measured = np.zeros(len(model.scorer.builder.genes_in_), dtype=bool)
+        # a multiple of EXPLAIN_CHUNK: explained in the slices the whole answer has too
+        size = -(-settings.answer_chunk_samples // EXPLAIN_CHUNK) * EXPLAIN_CHUNK
+        chunks = _input_chunks(model, prepared, size, measured)
+        streamed = _streamed(
+            head(prepared),
+            "explanations",
+            (
+                explained(
+                    c.prepared.sample_ids[start : start + EXPLAIN_CHUNK],
+                    c.genes[start : start + EXPLAIN_CHUNK],
+                    c.features[start : start + EXPLAIN_CHUNK],
+                )
+                for c in chunks
+                for start in range(0, c.prepared.n_samples, EXPLAIN_CHUNK)
+            ),
+            lambda: _harmonization_of(prepared.report, _missing_genes(model, measured), limit),
+        )
+        return streamed, n_samples
+    inputs = _model_inputs(loaded, samples, options, settings)
+    prepared = inputs.prepared
+    explanations: list[dict[str, Any]] = []
+    for start in range(0, n_samples, EXPLAIN_CHUNK):
+        rows = slice(start, start + EXPLAIN_CHUNK)
+        explanations += explained(
+            prepared.sample_ids[rows], inputs.genes[rows], inputs.features[rows]
+        )
     payload = {
-        "model": loaded.model_ref(),
-        "task": loaded.task,
-        "scale": prepared.scale,
-        "n_samples": n_samples,
-        "levels": list(levels),
-        "top_n": top_n,
-        "drivers_level": drivers_level,
+        **head(prepared),
         "explanations": explanations,
-        "harmonization": _harmonization(loaded.model, inputs, settings.report_max_items),
+        "harmonization": _harmonization(model, inputs, limit),
     }
     return dumps(payload), n_samples
 

@@ -110,6 +110,13 @@ class ServiceSettings(Settings):
         ge=0,
         description="Most entries per list/dict of the harmonization report in answers.",
     )
+    answer_chunk_samples: int = Field(
+        default=256,
+        ge=1,
+        description="/v1/predict and /v1/explain requests of more samples than this are "
+        "scored this many samples at a time and their answer is streamed, so a request's "
+        "memory follows one chunk, not its number of samples; smaller ones are answered whole.",
+    )
     inline_max_bytes: int = Field(
         default=262_144,
         ge=0,

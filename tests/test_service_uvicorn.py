@@ -106,6 +106,22 @@ def test_no_more_body_than_declared_reaches_the_app(server: Server) -> None:
     assert answer.count(b"HTTP/1.1 200 OK") == 1 and answer.endswith(b'{"status":"ok"}')
 
 
+def test_a_large_sparse_request_is_streamed_whole(server: Server, service_model_dir: Path) -> None:
+    """2,500 samples of one model gene each (min_coverage 0): more than one chunk of
+    ``NKP_ANSWER_CHUNK_SAMPLES``, answered 200 with every sample over a real socket."""
+    genes = list(NKResistanceModel.load(service_model_dir).feature_builder.genes_in_)
+    samples = {f"S{i}": {genes[i % len(genes)]: 1 + i % 97} for i in range(2_500)}
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        response = client.post("/v1/predict", json={"samples": samples, "min_coverage": 0})
+        assert response.status_code == 200, response.text[:300]
+        assert response.headers.get("transfer-encoding") == "chunked"
+        answer = response.json()
+        assert answer["n_samples"] == 2_500
+        assert [p["sample_id"] for p in answer["predictions"]] == list(samples)
+        assert answer["harmonization"]["n_missing_model_genes"] == 0
+        assert client.get("/health").json() == {"status": "ok"}
+
+
 def test_concurrent_requests_during_reloads_never_fail(
     server: Server, service_cohort: Cohort, service_model_dir: Path, service_model_dir_b: Path
 ) -> None:

@@ -13,10 +13,11 @@ documented as such in the OpenAPI document). Such routes are matched first
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 from fastapi import Request, Response
+from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
@@ -31,6 +32,7 @@ __all__ = [
     "DirectRoute",
     "json_body_doc",
     "json_response",
+    "json_stream_response",
     "require_json_content",
 ]
 
@@ -103,6 +105,12 @@ def json_body_doc(model: type[BaseModel], examples: dict[str, Any]) -> dict[str,
 def json_response(content: bytes, status_code: int = 200) -> Response:
     """A response with already serialised JSON ``content``."""
     return Response(content=content, status_code=status_code, media_type=JSON_MEDIA_TYPE)
+
+
+def json_stream_response(pieces: Iterator[bytes]) -> StreamingResponse:
+    """A 200 response sending the JSON text ``pieces`` as they are computed (each ``next`` in
+    the threadpool, so the event loop keeps answering while a large answer is produced)."""
+    return StreamingResponse(pieces, media_type=JSON_MEDIA_TYPE)
 
 
 def require_json_content(request: Request) -> None:

@@ -20,8 +20,14 @@ from fastapi import APIRouter, Depends, File, Form, Request, Response, Security,
 from starlette.concurrency import run_in_threadpool
 
 from nkpredict.vocabulary import Orientation, ScaleChoice
-from service.answers import explain_json, predict_json, predict_upload
-from service.api.direct import DirectRoute, json_body_doc, json_response, require_json_content
+from service.answers import Answer, explain_json, predict_json, predict_upload
+from service.api.direct import (
+    DirectRoute,
+    json_body_doc,
+    json_response,
+    json_stream_response,
+    require_json_content,
+)
 from service.config import ServiceSettings
 from service.deps import (
     app_settings,
@@ -73,11 +79,14 @@ async def run_model_call(limit: int, body_bytes: int, call: Callable[..., T], *a
 async def _answer_samples(
     request: Request,
     endpoint: str,
-    compute: Callable[[LoadedModel, bytes, ServiceSettings], tuple[bytes, int]],
+    compute: Callable[[LoadedModel, bytes, ServiceSettings], tuple[Answer, int]],
     inline_fraction: int,
 ) -> Response:
     """Read the JSON body, ``compute`` the answer with the current model (inline for bodies up
-    to ``NKP_INLINE_MAX_BYTES // inline_fraction``), count the samples of ``endpoint``."""
+    to ``NKP_INLINE_MAX_BYTES // inline_fraction``), count the samples of ``endpoint``.
+
+    A request of more than ``NKP_ANSWER_CHUNK_SAMPLES`` samples is answered as a stream: it
+    was validated whole, and its chunks are scored as they are sent."""
     require_json_content(request)
     loaded = current_model(request)
     settings = app_settings(request)
@@ -85,7 +94,9 @@ async def _answer_samples(
     limit = settings.inline_max_bytes // inline_fraction
     content, n_samples = await run_model_call(limit, len(raw), compute, loaded, raw, settings)
     request.app.state.metrics.count_samples(endpoint, n_samples)
-    return json_response(content)
+    if isinstance(content, bytes):
+        return json_response(content)
+    return json_stream_response(content)
 
 
 @direct_router.post(
