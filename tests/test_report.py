@@ -30,7 +30,7 @@ from nkpredict.evaluate.folds import CVConfig, make_folds
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.report import colours
 from nkpredict.report.html import build_report, importance_figure, model_card, write_report
-from nkpredict.report.names import metric_label
+from nkpredict.report.names import CALIBRATION_LABELS, metric_label
 from nkpredict.report.plots import classification_figure
 from nkpredict.report.uncertainty import uncertain_range
 from nkpredict.simulate.cohort import Cohort, simulate_cohort
@@ -375,7 +375,7 @@ def test_uncertainty_section(
     part = section(training_html, "uncertainty")
     described = model.uncertainty.describe()
     method = described["calibration"]["method"]
-    assert {"platt": "Platt scaling", "isotonic": "isotonic regression"}[method] in part
+    assert CALIBRATION_LABELS[method].split(" (")[0] in part
     assert "(chosen)" in part and "level 0.90" in part
     for lineage, bin_ in described["mondrian_bins"].items():
         assert re.search(rf"<tr><td>{re.escape(lineage)}</td><td class=\"num\">{bin_['n']}<", part)

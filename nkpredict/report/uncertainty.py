@@ -64,7 +64,6 @@ def _calibration(described: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     method = described["method"]
     losses = described.get("log_loss") or {}
-    candidates = [m for m in ("platt", "isotonic") if m in losses]
     rows = [
         {
             "method": CALIBRATION_LABELS.get(m, m),
@@ -76,21 +75,20 @@ def _calibration(described: dict[str, Any] | None) -> dict[str, Any] | None:
     ]
     if not losses:
         why = f"set to {method} when the model was trained"
-    elif len(candidates) > 1:
+    elif method == "none":
         why = (
-            "kept because its log loss, cross-validated on the out-of-fold predictions, is the "
-            "lower of the two candidates (Platt scaling, isotonic regression)"
+            "the model's own probabilities are kept: neither map lowered the log loss, "
+            "cross-validated on the out-of-fold predictions"
         )
     else:
         why = (
-            "the only candidate: isotonic regression needs more out-of-fold predictions "
-            "(at least 40, and 10 of the rarer label) than this training cohort gave"
+            "kept because its log loss, cross-validated on the out-of-fold predictions, is the "
+            "lowest of the candidates (no calibration included)"
         )
-    if method in losses and losses.get("none", float("inf")) < losses[method]:
+    if losses and "isotonic" not in losses:
         why += (
-            f"; the uncalibrated probabilities had a lower cross-validated log loss here "
-            f"({losses['none']:.3f} against {losses[method]:.3f}), so calibration does not "
-            "improve them on this cohort"
+            "; isotonic regression was not tried: it needs more out-of-fold predictions "
+            "(at least 40, and 10 of the rarer label) than this training cohort gave"
         )
     return {"method": CALIBRATION_LABELS.get(method, method), "why": why, "rows": rows}
 
