@@ -223,6 +223,18 @@ class WhatIfResult:
             notes.append(NO_SPREAD_NOTE)
         return notes
 
+    def described_interventions(self) -> list[dict[str, Any]]:
+        """Each intervention as applied: ``name``, ``description`` and ``genes`` (gene ->
+        the log2(TPM+1) value it was set to)."""
+        return [
+            {
+                "name": r.name,
+                "description": r.description,
+                "genes": dict(zip(r.genes, r.values, strict=True)),
+            }
+            for r in self.interventions
+        ]
+
     def columns(self) -> dict[str, np.ndarray]:
         """The long table's numeric columns, each shape (n_samples, n_interventions)."""
         base = np.broadcast_to(self.baseline[:, None], self.after.shape)

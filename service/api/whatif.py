@@ -224,14 +224,7 @@ def whatif_json(loaded: LoadedModel, raw: bytes, settings: ServiceSettings) -> t
         "n_samples": len(result.sample_id),
         "notes": result.notes(),
         "n_models": result.n_models,
-        "interventions": [
-            {
-                "name": r.name,
-                "description": r.description,
-                "genes": dict(zip(r.genes, r.values, strict=True)),
-            }
-            for r in result.interventions
-        ],
+        "interventions": result.described_interventions(),
         "results": result.to_records(),
         "harmonization": _harmonization(loaded.model, inputs, settings.report_max_items),
     }

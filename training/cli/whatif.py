@@ -105,14 +105,7 @@ def whatif(
                 "notes": result.notes(),
                 "n_samples": len(result.sample_id),
                 "n_models": result.n_models,
-                "interventions": [
-                    {
-                        "name": r.name,
-                        "description": r.description,
-                        "genes": dict(zip(r.genes, r.values, strict=True)),
-                    }
-                    for r in result.interventions
-                ],
+                "interventions": result.described_interventions(),
             },
         )
     if not quiet:
