@@ -12,7 +12,7 @@ processes, one after the other in the same run:
 
 The machine is shared, so what is comparable is the ratio of the two in one run. Peak memory
 is the largest proportional set size (PSS) of a child and all its descendants, summed
-(sampled every 0.2 s): pages the job's workers share (the memory-mapped matrix) count once in
+(sampled once a second): pages the job's workers share (the memory-mapped matrix) count once in
 all, as they take memory once; the summed resident size, which counts them once per process,
 is printed as a comment too. Accuracy columns come from the job's logged metrics: the
 model, the all-genes XGBoost baseline, the simulator's own probabilities (the best
@@ -89,7 +89,7 @@ def timed_child(command: list[str], cwd: Path) -> tuple[float, float, str]:
         while not done.is_set():
             pss, rss = _tree_memory(process)
             peak, peak_rss = max(peak, pss), max(peak_rss, rss)
-            done.wait(0.2)
+            done.wait(1.0)  # reading smaps costs CPU: sample once a second
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
