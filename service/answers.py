@@ -24,9 +24,9 @@ import orjson
 import pandas as pd
 from fastapi import UploadFile
 
-from nkpredict.data.expression import PreparedExpression
+from nkpredict.data.expression import PreparedExpression, detect_scale
 from nkpredict.data.identifiers import HarmonizationReport
-from nkpredict.exceptions import CoverageError
+from nkpredict.exceptions import CoverageError, NKPredictError
 from nkpredict.explain.attributions import (
     attributions,
     drivers_of,
@@ -36,7 +36,7 @@ from nkpredict.explain.attributions import (
 )
 from nkpredict.explain.words import sample_words
 from nkpredict.model.fitted import NKResistanceModel
-from nkpredict.vocabulary import AGGREGATE_LEVELS, Level, Orientation, ScaleChoice
+from nkpredict.vocabulary import AGGREGATE_LEVELS, Level, Orientation, Scale, ScaleChoice
 from service.bodies import SampleMatrix, parse_samples_body
 from service.config import ServiceSettings
 from service.errors import ServiceError
@@ -218,8 +218,8 @@ def _minimum_coverage(options: PredictOptions, settings: ServiceSettings) -> flo
 def _checked_input(
     loaded: LoadedModel, samples: SampleMatrix, options: PredictOptions, settings: ServiceSettings
 ) -> PreparedExpression:
-    """The prepared samples of a chunked answer, refused (422) for low coverage from the
-    prepared input alone: every refusal comes before the answer's first byte."""
+    """The request prepared whole, refused (422) for low coverage from the prepared input
+    alone (no samples x model-genes arrays)."""
     model = loaded.model
     prepared = _prepared_input(model, samples, options)
     limit = settings.report_max_items
@@ -227,25 +227,102 @@ def _checked_input(
     return prepared
 
 
-def _input_chunks(
-    model: NKResistanceModel, prepared: PreparedExpression, size: int, measured: np.ndarray
-) -> Iterator[ModelInputs]:
-    """:class:`ModelInputs` of ``size`` samples at a time, in request order.
+def _chunk_bounds(n_samples: int, size: int) -> list[tuple[int, int]]:
+    """``size`` samples at a time; a last chunk of fewer joins the one before (chunks of
+    ``size`` to ``2 size - 1`` samples), so the features' matrix products run on as large
+    blocks as the whole answer's (BLAS may round a block of a few rows differently in the
+    last bit)."""
+    bounds = [*range(0, n_samples, size), n_samples]
+    if len(bounds) > 2 and n_samples - bounds[-2] < size:
+        del bounds[-2]
+    return list(pairwise(bounds))
 
-    A last chunk of fewer samples joins the one before (chunks of ``size`` to ``2 size - 1``
-    samples): the features' matrix products then run on as large blocks as the whole answer's
-    (BLAS may round a block of a few rows differently in the last bit).
+
+def _prepared_chunks(
+    model: NKResistanceModel,
+    samples: SampleMatrix,
+    scale: Scale,
+    bounds: list[tuple[int, int]],
+) -> Iterator[PreparedExpression]:
+    """Each chunk of ``samples`` prepared on its own, on the request's ``scale`` (every step
+    of the preparation but the scale's detection works sample by sample)."""
+    for start, stop in bounds:
+        prepared = model.scorer.prepare(
+            samples.rows(start, stop),
+            samples.sample_ids[start:stop],
+            samples.genes,
+            scale,
+            str_labels=True,
+        )
+        if samples.report is not None:
+            prepared.report = samples.report
+        yield prepared
+
+
+def _sliced(
+    prepared: PreparedExpression, bounds: list[tuple[int, int]]
+) -> Iterator[PreparedExpression]:
+    """Chunks of a request prepared whole."""
+    for start, stop in bounds:
+        yield replace(
+            prepared,
+            values=prepared.values[start:stop],
+            sample_ids=prepared.sample_ids[start:stop],
+        )
+
+
+def _checked_chunks(
+    loaded: LoadedModel,
+    samples: SampleMatrix,
+    options: PredictOptions,
+    settings: ServiceSettings,
+    size: int,
+) -> tuple[Scale, HarmonizationReport, Callable[[], Iterator[PreparedExpression]]]:
+    """The scale of a large request and its prepared chunks, every refusal raised first.
+
+    The scale is detected once on all the values; every chunk is then prepared and its
+    coverage checked (and dropped), so the request is never held prepared whole. On any
+    refusal the request is prepared whole, as the whole answer does, to raise exactly its
+    error (naming the same samples and genes).
+
+    Returns
+    -------
+    scale : {"counts", "tpm", "log"}
+    report : HarmonizationReport
+        The identifier report of the request.
+    chunks : callable
+        A new iterator over the prepared chunks at each call.
+    """
+    model = loaded.model
+    bounds = _chunk_bounds(len(samples.sample_ids), size)
+    minimum = _minimum_coverage(options, settings)
+    try:
+        choice = options.scale or model.scale
+        scale: Scale = (
+            detect_scale(pd.DataFrame(samples.cells()[None, :])) if choice == "auto" else choice
+        )
+        refused, report = False, samples.report
+        for prepared in _prepared_chunks(model, samples, scale, bounds):
+            report = prepared.report  # the same for every chunk: it follows the genes
+            refused = refused or bool((model.scorer.prepared_coverage(prepared) < minimum).any())
+    except NKPredictError:
+        refused = True
+    if refused or report is None:
+        whole = _checked_input(loaded, samples, options, settings)  # raises the refusal
+        return whole.scale, whole.report, lambda: _sliced(whole, bounds)
+    return scale, report, lambda: _prepared_chunks(model, samples, scale, bounds)
+
+
+def _input_chunks(
+    model: NKResistanceModel, chunks: Iterator[PreparedExpression], measured: np.ndarray
+) -> Iterator[ModelInputs]:
+    """:class:`ModelInputs` of each prepared chunk, in request order.
+
     ``measured`` (n_genes_in,) is updated in place: whether some sample so far measured each
     of the model's input genes (what the harmonization report's missing genes are read from).
     """
     scorer = model.scorer
-    n_samples = prepared.n_samples
-    bounds = [*range(0, n_samples, size), n_samples]
-    if len(bounds) > 2 and n_samples - bounds[-2] < size:
-        del bounds[-2]
-    for start, stop in pairwise(bounds):
-        rows = slice(start, stop)
-        part = replace(prepared, values=prepared.values[rows], sample_ids=prepared.sample_ids[rows])
+    for part in chunks:
         genes = scorer.gene_values(part)
         measured |= ~np.isnan(genes).all(axis=0)
         yield ModelInputs(part, genes, scorer.features(genes))
@@ -291,22 +368,24 @@ def _predict_stream(
 ) -> Iterator[bytes]:
     """The /v1/predict answer of a large request, scored and serialised a chunk at a time
     (validated before this returns)."""
-    prepared = _checked_input(loaded, samples, options, settings)
+    scale, report, prepared_chunks = _checked_chunks(
+        loaded, samples, options, settings, settings.answer_chunk_samples
+    )
     model = loaded.model
     measured = np.zeros(len(model.scorer.builder.genes_in_), dtype=bool)
-    chunks = _input_chunks(model, prepared, settings.answer_chunk_samples, measured)
+    chunks = _input_chunks(model, prepared_chunks(), measured)
     head = {
         "model": loaded.model_ref(),
         "task": loaded.task,
-        "scale": prepared.scale,
-        "n_samples": prepared.n_samples,
+        "scale": scale,
+        "n_samples": len(samples.sample_ids),
     }
     return _streamed(
         head,
         "predictions",
         (_prediction_records(model, inputs) for inputs in chunks),
         lambda: _harmonization_of(
-            prepared.report, _missing_genes(model, measured), settings.report_max_items
+            report, _missing_genes(model, measured), settings.report_max_items
         ),
     )
 
@@ -446,12 +525,12 @@ def explain_json(loaded: LoadedModel, raw: bytes, settings: ServiceSettings) -> 
             top_n,
         )
 
-    def head(prepared: PreparedExpression) -> dict[str, Any]:
+    def head(scale: Scale) -> dict[str, Any]:
         return {
             "model": loaded.model_ref(),
             "task": loaded.task,
-            "scale": prepared.scale,
-            "n_samples": prepared.n_samples,
+            "scale": scale,
+            "n_samples": len(samples.sample_ids),
             "levels": list(levels),
             "top_n": top_n,
             "drivers_level": drivers_level,
@@ -460,13 +539,13 @@ def explain_json(loaded: LoadedModel, raw: bytes, settings: ServiceSettings) -> 
     model, limit = loaded.model, settings.report_max_items
     n_samples = len(samples.sample_ids)
     if n_samples > settings.answer_chunk_samples:
-        prepared = _checked_input(loaded, samples, options, settings)
-        measured = np.zeros(len(model.scorer.builder.genes_in_), dtype=bool)
         # a multiple of EXPLAIN_CHUNK: explained in the slices the whole answer has too
         size = -(-settings.answer_chunk_samples // EXPLAIN_CHUNK) * EXPLAIN_CHUNK
-        chunks = _input_chunks(model, prepared, size, measured)
+        scale, report, prepared_chunks = _checked_chunks(loaded, samples, options, settings, size)
+        measured = np.zeros(len(model.scorer.builder.genes_in_), dtype=bool)
+        chunks = _input_chunks(model, prepared_chunks(), measured)
         streamed = _streamed(
-            head(prepared),
+            head(scale),
             "explanations",
             (
                 explained(
@@ -477,7 +556,7 @@ def explain_json(loaded: LoadedModel, raw: bytes, settings: ServiceSettings) -> 
                 for c in chunks
                 for start in range(0, c.prepared.n_samples, EXPLAIN_CHUNK)
             ),
-            lambda: _harmonization_of(prepared.report, _missing_genes(model, measured), limit),
+            lambda: _harmonization_of(report, _missing_genes(model, measured), limit),
         )
         return streamed, n_samples
     inputs = _model_inputs(loaded, samples, options, settings)
@@ -489,7 +568,7 @@ def explain_json(loaded: LoadedModel, raw: bytes, settings: ServiceSettings) -> 
             prepared.sample_ids[rows], inputs.genes[rows], inputs.features[rows]
         )
     payload = {
-        **head(prepared),
+        **head(prepared.scale),
         "explanations": explanations,
         "harmonization": _harmonization(model, inputs, limit),
     }

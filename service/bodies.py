@@ -20,6 +20,7 @@ import json
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import chain
 from typing import Any, TypeVar
 
@@ -46,6 +47,7 @@ __all__ = [
     "OTHER_GENES",
     "OptionsT",
     "SampleMatrix",
+    "SparseRows",
     "load_json",
     "parse_samples_body",
     "samples_matrix",
@@ -219,14 +221,57 @@ def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
 OptionsT = TypeVar("OptionsT", bound=PredictOptions)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
+class SparseRows:
+    """A reduced sparse body (see :func:`_reduced_matrix`) without its dense array.
+
+    Attributes
+    ----------
+    values, rows, columns : ndarray, shape (n_cells,)
+        Each kept cell: its value, its sample (ascending) and its column.
+    other : ndarray of float64, shape (n_samples,)
+        The :data:`OTHER_GENES` column (one left-out value per sample, NaN for none).
+    total : ndarray of float64, shape (n_samples,), optional
+        The ``(total)`` column (counts scale: the sum of the other left-out values).
+    n_columns : int
+        Kept genes plus the one or two :data:`OTHER_GENES` columns.
+    """
+
+    values: np.ndarray
+    rows: np.ndarray
+    columns: np.ndarray
+    other: np.ndarray
+    total: np.ndarray | None
+    n_columns: int
+
+    def dense(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``start:stop`` as the dense array, shape (stop - start, n_columns)."""
+        out = np.full((stop - start, self.n_columns), np.nan)
+        lo, hi = np.searchsorted(self.rows, [start, stop]).tolist()
+        out[self.rows[lo:hi] - start, self.columns[lo:hi]] = self.values[lo:hi]
+        extra = self.n_columns - (2 if self.total is not None else 1)
+        out[:, extra] = self.other[start:stop]
+        if self.total is not None:
+            out[:, -1] = self.total[start:stop]
+        return out
+
+    def cells(self) -> np.ndarray:
+        """Every value the dense array would hold (NaN left out), in no particular order."""
+        parts = [self.values, self.other[~np.isnan(self.other)]]
+        if self.total is not None:
+            parts.append(self.total)
+        return np.concatenate(parts)
+
+
+@dataclass(frozen=True, eq=False)
 class SampleMatrix:
     """The samples of a request body as one array (no DataFrame: the model takes arrays).
 
     Attributes
     ----------
-    values : ndarray of float64, shape (n_samples, n_genes)
-        NaN = not measured.
+    stored : ndarray of float64, shape (n_samples, n_genes), or SparseRows
+        The values (NaN = not measured); a reduced sparse body keeps only its cells, see
+        :attr:`values` and :meth:`rows`.
     sample_ids : list of str, length n_samples
         In request order.
     genes : list of str, length n_genes
@@ -236,10 +281,29 @@ class SampleMatrix:
         it sent (the report of ``genes`` would miss those left out); ``None`` otherwise.
     """
 
-    values: np.ndarray
+    stored: np.ndarray | SparseRows
     sample_ids: list[str]
     genes: list[str]
     report: HarmonizationReport | None = None
+
+    @cached_property
+    def values(self) -> np.ndarray:
+        """float64 values, shape (n_samples, n_genes); NaN = not measured."""
+        if isinstance(self.stored, np.ndarray):
+            return self.stored
+        return self.stored.dense(0, len(self.sample_ids))
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """The values of samples ``start:stop`` (a sparse body's without its whole array)."""
+        if isinstance(self.stored, np.ndarray):
+            return self.stored[start:stop]
+        return self.stored.dense(start, stop)
+
+    def cells(self) -> np.ndarray:
+        """Every value of :attr:`values`, flat (what the scale is detected from)."""
+        if isinstance(self.stored, np.ndarray):
+            return self.stored.reshape(-1)
+        return self.stored.cells()
 
     def to_frame(self) -> pd.DataFrame:
         """The same as a DataFrame (index ``sample_id``)."""
@@ -398,6 +462,7 @@ def samples_matrix(
     genes = list(rows[0])
     same_layout = all(list(r) == genes for r in rows[1:])
     report = None
+    sparse: SparseRows | None = None
     try:
         if same_layout:
             try:  # straight from the dicts, without a list per sample
@@ -418,7 +483,7 @@ def samples_matrix(
             row_of = np.repeat(np.arange(n_samples), lengths)
             dense_cells = max(DENSE_MIN_CELLS, DENSE_FACTOR * cells.size)
             if model_genes is not None and n_samples * len(genes) > dense_cells:
-                values, genes, report = _reduced_matrix(
+                sparse, genes, report = _reduced_matrix(
                     cells, codes, row_of, n_samples, genes, model_genes, scale
                 )
             else:
@@ -428,6 +493,10 @@ def samples_matrix(
         raise ServiceError(
             422, "non_finite_value", "an expression value is too large for a float"
         ) from None
+    if sparse is not None:
+        if not np.isinf(sparse.cells()).any():
+            return SampleMatrix(sparse, list(samples), genes, report)
+        values = sparse.dense(0, n_samples)  # to name the first infinite cell
     infinite = np.isinf(values)
     if infinite.any():
         i, j = (int(k[0]) for k in np.nonzero(infinite))
@@ -467,7 +536,7 @@ def _reduced_matrix(
     union: list[str],
     model_genes: Collection[str],
     scale: ScaleChoice,
-) -> tuple[np.ndarray, list[str], HarmonizationReport]:
+) -> tuple[SparseRows, list[str], HarmonizationReport]:
     """A sparse body as samples x (the genes that matter), with the same preparation result.
 
     ``values``, ``codes`` and ``row_of`` (n_cells,) are each cell sent: its value, its
@@ -478,11 +547,13 @@ def _reduced_matrix(
     errors name a real gene). Two more columns (:data:`OTHER_GENES`) stand for the rest of
     each sample: one of its left-out values (so no sample that sent a value becomes empty)
     and, on the counts scale, the sum of the others (so library sizes are unchanged).
-    Memory: a few arrays the size of the cells sent plus samples x kept genes.
+    Memory: a few arrays the size of the cells sent; the dense samples x kept genes array is
+    built only when asked for (:meth:`SparseRows.dense`, a chunk of samples at a time).
 
     Returns
     -------
-    values : ndarray of float64, shape (n_samples, n_kept)
+    values : SparseRows
+        Its dense array has shape (n_samples, n_kept).
     genes : list of str, length n_kept
     report : HarmonizationReport
         The identifier report of the whole ``union`` (what the full array would have had).
@@ -504,19 +575,29 @@ def _reduced_matrix(
     taken = {g for g in union if g.startswith(OTHER_GENES)}  # the labels a new one could hit
     extra = [_free_label(OTHER_GENES, taken)]
     counts = scale == "counts"
-    reduced = np.full((n_samples, len(kept_genes) + 2), np.nan)
-    reduced[row_of[kept], column[codes[kept]]] = values[kept]
-    rest_rows = row_of[dropped]  # ascending: the cells are in sample order
+    kept_values = values[kept]
+    kept_rows = row_of[kept]  # ascending: the cells are in sample order
+    kept_columns = column[codes[kept]]
+    finite_kept = ~np.isnan(kept_values)  # null cells stay NaN in the dense array
+    other = np.full(n_samples, np.nan)
+    rest_rows = row_of[dropped]  # ascending
     first = np.flatnonzero(np.diff(rest_rows, prepend=-1))  # each sample's first left-out cell
     rest_values = values[dropped]
-    reduced[rest_rows[first], -2] = rest_values[first]
+    other[rest_rows[first]] = rest_values[first]
     del first
     if scale == "auto":
         counts = _counts_scale(values)
+    total = None
     if counts:
         totals = np.bincount(rest_rows, weights=rest_values, minlength=n_samples)
-        reduced[:, -1] = totals - np.nan_to_num(reduced[:, -2])
+        total = totals - np.nan_to_num(other)
         extra.append(_free_label(OTHER_GENES + " (total)", taken))
-    else:
-        reduced = reduced[:, :-1]
-    return reduced, kept_genes + extra, report
+    sparse = SparseRows(
+        kept_values[finite_kept],
+        kept_rows[finite_kept],
+        kept_columns[finite_kept],
+        other,
+        total,
+        len(kept_genes) + len(extra),
+    )
+    return sparse, kept_genes + extra, report

@@ -12,12 +12,15 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from nkpredict.exceptions import NKPredictError
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.registry import ModelReference
 from service.answers import EXPLAIN_CHUNK, Answer, explain_json, predict_json
 from service.app import create_app
+from service.bodies import SparseRows, parse_samples_body
 from service.config import ServiceSettings
 from service.errors import ServiceError
+from service.schemas import PredictOptions
 from service.state import LoadedModel, make_loaded
 
 
@@ -144,3 +147,47 @@ def test_a_large_sparse_request_answers_every_sample_over_http(
             "/v1/predict", json={"samples": {"a": samples["S0"]}, "min_coverage": 0}
         )
         assert small.status_code == 200 and small.headers["content-length"]
+
+
+def _sparse_body(loaded: LoadedModel, n_samples: int, **options: Any) -> dict[str, Any]:
+    """Each sample: 5 of the model's genes and 3 genes of its own (the body is reduced)."""
+    genes = list(loaded.model.feature_builder.genes_in_)
+    rng = np.random.default_rng(5)
+    samples = {}
+    for i in range(n_samples):
+        row = {genes[k]: int(rng.poisson(40)) for k in rng.choice(len(genes), 5, replace=False)}
+        row.update({f"OWN{i}_{k}": int(rng.poisson(40)) for k in range(3)})
+        samples[f"S{i}"] = row
+    return {"samples": samples, "min_coverage": 0, **options}
+
+
+@pytest.mark.parametrize("scale", [None, "counts", "tpm"])
+def test_a_reduced_sparse_body_is_prepared_a_chunk_at_a_time_with_the_same_answer(
+    loaded: LoadedModel, service_model_dir: Path, scale: str | None
+) -> None:
+    body = _sparse_body(loaded, 300, **({} if scale is None else {"scale": scale}))
+    raw = json.dumps(body).encode()
+    samples, _ = parse_samples_body(raw, 10_000, PredictOptions, loaded.model_genes)
+    assert isinstance(samples.stored, SparseRows)  # never dense in the chunked answer
+    assert np.array_equal(samples.rows(40, 90), samples.values[40:90], equal_nan=True)
+    whole, _ = predict_json(loaded, raw, _settings(service_model_dir, answer_chunk_samples=10_000))
+    chunked, _ = predict_json(loaded, raw, _settings(service_model_dir, answer_chunk_samples=64))
+    assert isinstance(chunked, Iterator)
+    assert _text(chunked) == whole
+
+
+@pytest.mark.parametrize("bad", [-3, 0])
+def test_a_bad_value_in_a_late_chunk_gives_the_whole_answers_error(
+    loaded: LoadedModel, service_model_dir: Path, bad: int
+) -> None:
+    """A negative count, or a sample of zero counts, in the last chunk: the same 422 as the
+    whole answer, raised before any byte."""
+    body = _sparse_body(loaded, 300, scale="counts")
+    body["samples"]["S290"] = dict.fromkeys(body["samples"]["S290"], bad)
+    raw = json.dumps(body).encode()
+    errors = []
+    for chunk in (10_000, 64):
+        with pytest.raises(NKPredictError) as refused:
+            predict_json(loaded, raw, _settings(service_model_dir, answer_chunk_samples=chunk))
+        errors.append(str(refused.value))
+    assert errors[0] == errors[1] and "S290" in errors[0]
