@@ -288,7 +288,10 @@ class DomainModel:
                 flagged, [[] for _ in range(len(flagged))], lineage, probability
             )
         names: tuple[str, ...] = (*checks, "low_coverage")
-        reasons = [[names[j] for j in np.flatnonzero(row)] for row in failed]
+        reasons: list[list[str]] = [[] for _ in range(len(flagged))]
+        rows, checks_failed = np.nonzero(failed)  # row-major: each row's checks in order
+        for row, check in zip(rows.tolist(), checks_failed.tolist(), strict=True):
+            reasons[row].append(names[check])
         return DomainAssessment(flagged, reasons, lineage, probability)
 
     def describe(self) -> dict[str, Any]:
