@@ -47,9 +47,18 @@ _SCALE_FLOOR = 1e-8
 
 
 def _standardized(X: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """``(X - mean) / scale`` with missing values at 0 (the training mean)."""
-    z = (np.asarray(X, dtype=np.float64) - mean) / scale
-    return np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
+    """``(X - mean) / scale`` in float64, with missing (and infinite) values at 0 (the
+    training mean).
+
+    Computed in place on one new array, and the non-finite cells looked for only when there
+    are any: this runs on every request (a one-sample call costs a few microseconds, where
+    ``np.nan_to_num`` alone cost more than twice that)."""
+    z = np.subtract(X, mean, dtype=np.float64)
+    z /= scale
+    finite = np.isfinite(z)
+    if not finite.all():
+        z[~finite] = 0.0
+    return z
 
 
 class KnowledgePrior(TaskRoleMixin, BaseEstimator):
