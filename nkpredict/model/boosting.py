@@ -76,14 +76,33 @@ class BoostingData:
         margin = None if self.base_margin is None else self.base_margin[positions]
         return BoostingData(self.x[positions], self.y[positions], margin)
 
-    def dmatrix(self, nthread: int | None = None) -> xgb.DMatrix:
+    def dmatrix(
+        self,
+        nthread: int | None = None,
+        max_bin: int | None = None,
+        reference: xgb.DMatrix | None = None,
+    ) -> xgb.DMatrix:
         """An XGBoost matrix of these rows, built with ``nthread`` threads (``None``: all).
 
         The boosting run's own thread count: building a small matrix with every core's
         OpenMP threads costs about 40 ms instead of 0.3 ms when other processes share the
         cores (measured on a loaded 2-core machine), for the same matrix.
+
+        With ``max_bin`` (``hist`` training), a :class:`xgboost.QuantileDMatrix` of that many
+        bins, quantized on ``reference``'s bins when given (a validation matrix takes its
+        training matrix's): it holds one byte per cell instead of a copy of the values (eight
+        bytes per cell), and XGBoost grows the same trees from it (the same histogram bins).
         """
-        return xgb.DMatrix(self.x, label=self.y, base_margin=self.base_margin, nthread=nthread)
+        if max_bin is None:
+            return xgb.DMatrix(self.x, label=self.y, base_margin=self.base_margin, nthread=nthread)
+        return xgb.QuantileDMatrix(
+            self.x,
+            label=self.y,
+            base_margin=self.base_margin,
+            nthread=nthread,
+            max_bin=max_bin,
+            ref=reference,
+        )
 
     def base_loss(self, task: Task) -> float:
         """Log loss (classification) or RMSE (regression) of the base margins alone."""
@@ -102,6 +121,8 @@ Trainer = Callable[
 With a validation set the trainer stops early like :func:`xgboost.train` and the booster's
 ``best_iteration`` and ``best_score`` are set."""
 
+DEFAULT_MAX_BIN = 256
+"""XGBoost's histogram bins when the parameters name none."""
 _TRAINER: ContextVar[Trainer | None] = ContextVar("nkpredict_trainer", default=None)
 
 
@@ -125,15 +146,26 @@ def boost(
     validation: BoostingData | None = None,
     early_stopping_rounds: int | None = None,
 ) -> xgb.Booster:
-    """One boosting run with the current :data:`Trainer` (default: :func:`xgboost.train`)."""
+    """One boosting run with the current :data:`Trainer` (default: :func:`xgboost.train`).
+
+    ``hist`` runs train on quantized matrices (:meth:`BoostingData.dmatrix` with the
+    parameters' ``max_bin``): the same trees as from a plain :class:`xgboost.DMatrix`, with
+    an eighth of its memory (an all-genes fit of 800 samples x 20,000 genes held 128 MB of
+    values per matrix).
+    """
     trainer = _TRAINER.get()
     if trainer is not None:
         return trainer(params, train, num_boost_round, validation, early_stopping_rounds)
     nthread = params.get("nthread")
-    evals = [] if validation is None else [(validation.dmatrix(nthread), "validation")]
+    hist = params.get("tree_method", "hist") == "hist"
+    max_bin = int(params.get("max_bin", DEFAULT_MAX_BIN)) if hist else None
+    matrix = train.dmatrix(nthread, max_bin)
+    evals = (
+        [] if validation is None else [(validation.dmatrix(nthread, max_bin, matrix), "validation")]
+    )
     return xgb.train(
         params,
-        train.dmatrix(nthread),
+        matrix,
         num_boost_round=num_boost_round,
         evals=evals,
         early_stopping_rounds=early_stopping_rounds,

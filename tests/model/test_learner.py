@@ -113,3 +113,48 @@ def test_small_cohorts_get_checked_rounds() -> None:
     # chosen by inner folds, never the 800 unchecked rounds of the old small-n rule
     assert trees.n_rounds_ < trees.n_estimators
     assert trees.inner_gain_ is not None
+
+
+@pytest.mark.parametrize("max_bin", [64, 256])
+def test_hist_runs_grow_the_trees_of_a_plain_matrix(max_bin: int) -> None:
+    """Boosting on quantized matrices (validation quantized on the training bins) grows
+    exactly the trees that plain DMatrix inputs grow, missing values included."""
+    import xgboost as xgb
+
+    from nkpredict.model.boosting import BoostingData, boost
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 40)).astype(np.float32)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    y = (np.nan_to_num(x[:, 0]) + rng.normal(size=300) > 0).astype(np.float32)
+    margin = rng.normal(scale=0.3, size=300)
+    fit, held_out = (
+        BoostingData(x[:240], y[:240], margin[:240]),
+        BoostingData(x[240:], y[240:], margin[240:]),
+    )
+    params = {
+        "objective": "binary:logistic",
+        "eval_metric": "logloss",
+        "tree_method": "hist",
+        "max_depth": 3,
+        "eta": 0.1,
+        "subsample": 0.8,
+        "colsample_bytree": 0.5,
+        "max_bin": max_bin,
+        "seed": 0,
+        "nthread": 1,
+    }
+    ours = boost(params, fit, 200, held_out, 20)
+    plain = xgb.train(
+        params,
+        xgb.DMatrix(fit.x, label=fit.y, base_margin=fit.base_margin),
+        200,
+        evals=[(xgb.DMatrix(held_out.x, label=held_out.y, base_margin=held_out.base_margin), "v")],
+        early_stopping_rounds=20,
+        verbose_eval=False,
+    )
+    assert ours.best_iteration == plain.best_iteration
+    np.testing.assert_array_equal(
+        ours.inplace_predict(x, predict_type="margin"),
+        plain.inplace_predict(x, predict_type="margin"),
+    )
