@@ -34,7 +34,9 @@ Parallel fits (``n_jobs``)
 Every (estimator, fold) fit is independent of the others, so :func:`cross_validate` can run
 them in a pool of worker processes (joblib's ``loky``). The matrix is written once to a
 memory-mapped file that every worker maps read-only (it is neither re-read nor re-sent per
-fit); each fit gets ``cores // workers`` threads (the estimators' ``n_jobs``), so workers
+fit; estimators with a true ``float32_input`` attribute, which convert their input to float32
+first, map a float32 copy of it instead: the same values in half the memory); each fit gets
+``cores // workers`` threads (the estimators' ``n_jobs``), so workers
 times threads never exceeds the cores. Every fit sees the same data, seeds and folds as in
 the serial loop and results are assembled in the same order: the numbers are identical (tests
 compare the metrics of both paths).
@@ -624,36 +626,53 @@ def _fold_predictions(
 # ---------------------------------------------------------------------------- parallel fits
 
 
+def _takes_float32(estimator: Any) -> bool:
+    """Whether ``estimator`` converts its input to float32 before anything else (its
+    ``float32_input`` attribute): it may then be handed float32 values, the same numbers it
+    would compute, in half the memory."""
+    return bool(getattr(estimator, "float32_input", False))
+
+
 @dataclass(frozen=True)
 class _MappedMatrix:
-    """The prepared matrix as a file every worker maps read-only (written once).
+    """The prepared matrix as a file every worker maps read-only (written once), and its
+    float32 copy for estimators that :func:`_takes_float32` (when one of them runs).
 
-    Pickling this sends a path and the sample and gene names, not the values.
+    Pickling this sends paths and the sample and gene names, not the values.
     """
 
     path: str
+    path32: str | None
     index: pd.Index
     columns: pd.Index
 
     @classmethod
-    def write(cls, X: pd.DataFrame, folder: Path) -> _MappedMatrix:
+    def write(cls, X: pd.DataFrame, folder: Path, float32: bool) -> _MappedMatrix:
         path = folder / "matrix.npy"
-        np.save(path, X.to_numpy(), allow_pickle=False)
-        return cls(str(path), X.index, X.columns)
+        values = X.to_numpy()
+        np.save(path, values, allow_pickle=False)
+        path32 = None
+        if float32:
+            path32 = folder / "matrix32.npy"
+            np.save(path32, values.astype(np.float32), allow_pickle=False)
+        return cls(str(path), None if path32 is None else str(path32), X.index, X.columns)
 
-    def frame(self) -> pd.DataFrame:
-        """The matrix as a DataFrame over the mapped file (mapped once per process)."""
-        frame = _MAPPED.get(self.path)
+    def frame(self, float32: bool = False) -> pd.DataFrame:
+        """The matrix (or its float32 copy) as a DataFrame over the mapped file (mapped once
+        per process)."""
+        path = self.path32 if float32 and self.path32 is not None else self.path
+        frame = _MAPPED.get(path)
         if frame is None:
-            values = np.asarray(np.load(self.path, mmap_mode="r", allow_pickle=False))
+            values = np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
             frame = pd.DataFrame(values, index=self.index, columns=self.columns, copy=False)
-            _MAPPED.clear()  # one matrix at a time: the previous job's file is gone
-            _MAPPED[self.path] = frame
+            for known in [p for p in _MAPPED if p not in (self.path, self.path32)]:
+                del _MAPPED[known]  # one job's matrices at a time: an earlier job's are gone
+            _MAPPED[path] = frame
         return frame
 
 
 _MAPPED: dict[str, pd.DataFrame] = {}
-"""The matrix this worker process has mapped, by file path."""
+"""The matrices this worker process has mapped, by file path."""
 
 
 def _timed_fold(
@@ -666,11 +685,13 @@ def _timed_fold(
     groups: np.ndarray | None,
     threads: int | None,
     keep: bool = False,
+    float32: bool = False,
 ) -> tuple[np.ndarray, float, Any]:
     """:func:`_fold_predictions`, its wall time in seconds and, when ``keep``, the fitted
-    estimator (runs in a worker; an estimator not kept is not sent back)."""
+    estimator (runs in a worker; an estimator not kept is not sent back). ``float32``: fit
+    on the mapped matrix's float32 copy (an estimator that :func:`_takes_float32`)."""
     started = time.perf_counter()
-    matrix = X.frame() if isinstance(X, _MappedMatrix) else X
+    matrix = X.frame(float32) if isinstance(X, _MappedMatrix) else X
     y_pred, fitted = _fold_predictions(name, factory, matrix, y, fold, task, groups, threads)
     return y_pred, time.perf_counter() - started, fitted if keep else None
 
@@ -722,8 +743,9 @@ def _run_fits(
             yield _timed_fold(name, estimators[name], X, values, fold, task, groups, None, kept)
         return
     logger.info("%d fits on %d workers, %d thread(s) each", len(units), workers, threads)
+    float32 = {name for name in estimators if _takes_float32(estimators[name]())}
     with tempfile.TemporaryDirectory(prefix="nkpredict-cv-") as folder:
-        shared = _MappedMatrix.write(X, Path(folder))
+        shared = _MappedMatrix.write(X, Path(folder), float32=bool(float32))
         pool = joblib.Parallel(n_jobs=workers, backend="loky", return_as="generator")
         yield from pool(
             joblib.delayed(_timed_fold)(
@@ -736,6 +758,7 @@ def _run_fits(
                 groups,
                 threads,
                 name == keep and fold.repeat == 0,
+                name in float32,
             )
             for name, fold in units
         )
