@@ -23,7 +23,7 @@ become one sentence each, e.g.::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -38,7 +38,13 @@ from nkpredict.explain.attributions import (
     output_units,
     resistant_sign,
 )
-from nkpredict.features.builder import COVERAGE_UNIT, GENOME_UNIT, LIGAND_UNIT
+from nkpredict.fast.cache import PerObject
+from nkpredict.features.builder import (
+    COVERAGE_UNIT,
+    GENOME_UNIT,
+    LIGAND_UNIT,
+    NKFeatureBuilder,
+)
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.whatif.counterfactual import Changes, counterfactual_margins
 from nkpredict.whatif.interventions import ordinal
@@ -169,18 +175,26 @@ def _toward(contribution: float, sign: int, units: str) -> str:
 
 
 def _sentence(
-    words: GeneWords, classification: bool, sign: int, units: str, has_reference: bool
+    name: str,
+    value: float,
+    percentile: float,
+    contribution: float,
+    outputs: tuple[float, float],
+    said: tuple[bool, int, str, bool],
 ) -> str:
+    """The sentence of one gene; ``outputs`` = (at the training median, as measured) and
+    ``said`` = (classification, resistant sign, output units, has a gene reference)."""
+    classification, sign, units, has_reference = said
     if has_reference:
-        where = f"is {level_word(words.percentile)} here ({position_words(words.percentile)})"
+        where = f"is {level_word(percentile)} here ({position_words(percentile)})"
     else:
-        where = f"is {words.value:.2f} log2(TPM+1) here"
-    push = f"{words.contribution:+.2f} {units} {_toward(words.contribution, sign, units)}"
+        where = f"is {value:.2f} log2(TPM+1) here"
+    push = f"{contribution:+.2f} {units} {_toward(contribution, sign, units)}"
     quantity = "probability" if classification else f"predicted {units}"
     shown = _probability_text if classification else "{:.2f}".format
     return (
-        f"{words.name} {where}: {push}; {quantity} {shown(words.output_at_median)} at the "
-        f"training median -> {shown(words.output)} at this value"
+        f"{name} {where}: {push}; {quantity} {shown(outputs[0])} at the "
+        f"training median -> {shown(outputs[1])} at this value"
     )
 
 
@@ -193,11 +207,57 @@ def _probability_text(probability: float) -> str:
     return f"{probability:.2f}"
 
 
+@dataclass(frozen=True, eq=False)
+class _GeneBasis:
+    """What the words of any sample read from a fitted feature builder (built once).
+
+    Attributes
+    ----------
+    genes : list of str
+        ``genes_in_``.
+    names : list of str
+        Each gene's readable name (:meth:`~nkpredict.catalog.Catalog.gene_name`).
+    columns : ndarray of intp, shape (n_genes_in,)
+        Each gene's column at gene level (0 for a gene without one).
+    has_column : ndarray of bool, shape (n_genes_in,)
+        Whether the gene has a column at gene level.
+    """
+
+    genes: list[str]
+    names: list[str]
+    columns: np.ndarray
+    has_column: np.ndarray
+
+
+def _gene_basis(builder: NKFeatureBuilder) -> _GeneBasis:
+    genes = [str(g) for g in builder.genes_in_]
+    column_of = {u: k for k, u in enumerate(level_allocations(builder)["gene"].units)}
+    columns = np.array([column_of.get(g, -1) for g in genes], dtype=np.intp)
+    catalog = load_catalog()
+    return _GeneBasis(
+        genes=genes,
+        names=[catalog.gene_name(g) for g in genes],
+        columns=np.maximum(columns, 0),
+        has_column=columns >= 0,
+    )
+
+
+_gene_bases: PerObject[NKFeatureBuilder, _GeneBasis] = PerObject(
+    _gene_basis, state=lambda builder: builder.specs_
+)
+"""The words' per-gene constants of a feature builder, built once per fitted state."""
+
+
 def _medians(model: NKResistanceModel) -> np.ndarray:
     reference = model.gene_reference_
     if reference is None:
         return np.asarray(model.feature_builder.median_, dtype=np.float64)
     return np.asarray(reference.quantiles[:, 50], dtype=np.float64)
+
+
+def _probability(margin: float) -> float:
+    """The probability of a margin, from the float32 margin the model predicts with."""
+    return float(1.0 / (1.0 + np.exp(-np.float64(np.float32(margin)))))
 
 
 def sample_words(
@@ -206,6 +266,7 @@ def sample_words(
     result: Attributions,
     n: int = 3,
     drivers: Sequence[Sequence[Driver]] | None = None,
+    gene_attributions: np.ndarray | None = None,
 ) -> list[SampleWords]:
     """Each sample's top measured genes in sentences, with notes on non-biological units.
 
@@ -223,79 +284,94 @@ def sample_words(
         Each sample's top drivers at the level shown next to the sentences (axis, pathway
         ...): a non-biological unit among them gets its note. Default: the top ``n`` axis
         units.
+    gene_attributions : ndarray, shape (n_samples, n_gene_units), optional
+        ``result.contributions @ level_allocations(builder)["gene"].matrix`` when the caller
+        has it already (computed here otherwise).
 
     Returns
     -------
     list of SampleWords, length n_samples
     """
     builder = model.feature_builder
-    genes = list(builder.genes_in_)
+    basis = _gene_bases(builder)
+    genes = basis.genes
     allocations = level_allocations(builder)
-    gene_level = allocations["gene"]
-    column_of = {u: k for k, u in enumerate(gene_level.units)}
-    gene_columns = np.array([column_of.get(g, -1) for g in genes], dtype=np.intp)
-    summed = result.contributions @ gene_level.matrix
-    per_gene = np.where(gene_columns >= 0, summed[:, np.maximum(gene_columns, 0)], 0.0)
+    summed = (
+        result.contributions @ allocations["gene"].matrix
+        if gene_attributions is None
+        else gene_attributions
+    )
+    per_gene = np.where(basis.has_column, summed[:, basis.columns], 0.0)
     measured = ~np.isnan(gene_values)
     ranked = np.where(measured, np.abs(per_gene), -1.0)
     top = np.argsort(-ranked, axis=1, kind="stable")[:, : max(n, 0)]
-    chosen = [[int(j) for j in row if ranked[i, j] > 1e-12] for i, row in enumerate(top)]
-    sample = np.array([i for i, row in enumerate(chosen) for _ in row], dtype=np.intp)
-    gene_of = [genes[j] for row in chosen for j in row]
+    kept = np.take_along_axis(ranked, top, axis=1) > 1e-12
+    sample = np.nonzero(kept)[0].astype(np.intp)
+    column = top[kept]
     medians = _medians(model)
     changes = Changes(
         sample=sample,
         copy=np.arange(sample.size, dtype=np.intp),
-        gene=gene_of,
-        value=np.array([medians[j] for row in chosen for j in row], dtype=np.float64),
+        gene=[genes[j] for j in column.tolist()],
+        value=medians[column],
     )
     at_median = (
-        counterfactual_margins(model, gene_values, changes).astype(np.float64)
+        counterfactual_margins(model, gene_values, changes, result.features)
+        .astype(np.float64)
+        .tolist()
         if sample.size
-        else np.zeros(0)
+        else []
     )
     classification = model.task == "classification"
-    sign, units = resistant_sign(model), output_units(model)
     reference = model.gene_reference_
-    catalog = load_catalog()
+    said = (classification, resistant_sign(model), output_units(model), reference is not None)
+    values = gene_values[sample, column].tolist()
+    percentiles = (
+        [float("nan")] * sample.size
+        if reference is None
+        else [
+            reference.percentile_of(genes[j], v)
+            for j, v in zip(column.tolist(), values, strict=True)
+        ]
+    )
     if drivers is None:
         axis = allocations["axis"]
         axis_values = result.contributions @ axis.matrix
         order = np.argsort(-np.abs(axis_values), axis=1, kind="stable")[:, :n]
-        shown = [[axis.units[k] for k in row] for row in order]
+        shown = [[axis.units[k] for k in row] for row in order.tolist()]
     else:
         shown = [[d.unit for d in row] for row in drivers]
 
     def as_output(margin: float) -> float:
-        if not classification:
-            return margin
-        return float(1.0 / (1.0 + np.exp(-np.float64(np.float32(margin)))))
+        return _probability(margin) if classification else margin
 
-    out, k = [], 0
-    for i, row in enumerate(chosen):
-        words = []
-        for j in row:
-            value = float(gene_values[i, j])
-            percentile = (
-                float("nan") if reference is None else reference.percentile_of(genes[j], value)
+    outputs = [as_output(m) for m in result.model_output.tolist()]
+    rows: list[list[GeneWords]] = [[] for _ in range(gene_values.shape[0])]
+    for i, j, value, percentile, contribution, margin in zip(
+        sample.tolist(),
+        column.tolist(),
+        values,
+        percentiles,
+        per_gene[sample, column].tolist(),
+        at_median,
+        strict=True,
+    ):
+        output, at = outputs[i], as_output(margin)
+        sentence = _sentence(basis.names[j], value, percentile, contribution, (at, output), said)
+        rows[i].append(
+            GeneWords(
+                genes[j], basis.names[j], value, percentile, contribution, output, at, sentence
             )
-            item = GeneWords(
-                gene=genes[j],
-                name=catalog.gene_name(genes[j]),
-                value=value,
-                percentile=percentile,
-                contribution=float(per_gene[i, j]),
-                output=as_output(float(result.model_output[i])),
-                output_at_median=as_output(float(at_median[k])),
-                sentence="",
-            )
-            sentence = _sentence(item, classification, sign, units, reference is not None)
-            words.append(replace(item, sentence=sentence))
-            k += 1
-        notes = [UNIT_NOTES[u] for u in dict.fromkeys(shown[i]) if u in UNIT_NOTES]
-        imputed = [genes[j] for j in np.flatnonzero(~measured[i, : len(genes)])]
-        out.append(SampleWords(genes=words, notes=notes, imputed=imputed))
-    return out
+        )
+    imputed = model.scorer.imputed(gene_values)
+    return [
+        SampleWords(
+            genes=words,
+            notes=[UNIT_NOTES[u] for u in dict.fromkeys(units) if u in UNIT_NOTES],
+            imputed=missing,
+        )
+        for words, units, missing in zip(rows, shown, imputed, strict=True)
+    ]
 
 
 def explanation_words(

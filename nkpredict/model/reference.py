@@ -14,6 +14,7 @@ model gives exactly the fitted model's answers.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +84,7 @@ class GeneReference:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_position", {g: j for j, g in enumerate(self.genes)})
+        object.__setattr__(self, "_grids", {})
 
     @classmethod
     def fit(
@@ -161,19 +163,33 @@ class GeneReference:
         percentile when zero), 0 below the training minimum and 100 above its maximum. NaN
         for a NaN value.
         """
-        if np.isnan(value):
+        return self.percentile_at(self.position(gene), value)
+
+    def percentile_at(self, row: int, value: float) -> float:
+        """:meth:`percentile_of` of the gene at ``row`` of :attr:`genes` (:meth:`position`)."""
+        if value != value:  # NaN
             return float("nan")
-        grid = self.quantiles[self.position(gene)]
-        low = int(np.searchsorted(grid, value, side="left"))
-        high = int(np.searchsorted(grid, value, side="right"))
-        if low < high:
-            return float((PERCENTILES[low] + PERCENTILES[high - 1]) / 2.0)
+        grid = self._grid(row)
+        if grid is None:  # a gene no training sample measured
+            return 0.0
+        low, high = bisect_left(grid, value), bisect_right(grid, value)
+        if low < high:  # percentile k is the float k
+            return (low + high - 1) / 2.0
         if low == 0:
             return 0.0
-        if low == grid.size:
+        if low == len(grid):
             return 100.0
         left, right = grid[low - 1], grid[low]
-        return float(PERCENTILES[low - 1] + (value - left) / (right - left))
+        return float((low - 1) + (value - left) / (right - left))
+
+    def _grid(self, row: int) -> list[float] | None:
+        """The stored percentiles of the gene at ``row`` as a list (kept once built); None
+        where they are NaN (a gene's percentiles are all NaN or none)."""
+        grids: dict[int, list[float] | None] = self._grids  # type: ignore[attr-defined]
+        if row not in grids:
+            stored = self.quantiles[row]
+            grids[row] = None if np.isnan(stored[0]) else stored.tolist()
+        return grids[row]
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:

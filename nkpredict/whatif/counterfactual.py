@@ -28,6 +28,8 @@ import pandas as pd
 
 from nkpredict.data.expression import PreparedExpression
 from nkpredict.explain.attributions import resistant_sign
+from nkpredict.fast.cache import PerObject
+from nkpredict.features.builder import NKFeatureBuilder
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.whatif.interventions import Intervention, ResolvedIntervention, resolve
 
@@ -85,8 +87,21 @@ class Changes:
     value: np.ndarray
 
 
+def __positions(builder: NKFeatureBuilder) -> dict[str, int]:
+    return {g: j for j, g in enumerate(builder.genes_in_)}
+
+
+_positions: PerObject[NKFeatureBuilder, dict[str, int]] = PerObject(
+    __positions, state=lambda builder: builder.genes_in_
+)
+"""Each input gene's column in a fitted builder's gene values, built once per fitted state."""
+
+
 def counterfactual_margins(
-    model: NKResistanceModel, gene_values: np.ndarray, changes: Changes
+    model: NKResistanceModel,
+    gene_values: np.ndarray,
+    changes: Changes,
+    features: np.ndarray | None = None,
 ) -> np.ndarray:
     """Model output of each counterfactual copy, shape (n_copies,).
 
@@ -97,6 +112,9 @@ def counterfactual_margins(
     gene_values : ndarray, shape (n_samples, n_genes_in)
         ``model.scorer.gene_values(prepared)``: the samples as measured (NaN = unmeasured).
     changes : Changes
+    features : ndarray, shape (n_samples, n_features), optional
+        ``model.scorer.features(gene_values)`` when the caller has them (only their coverage
+        is read; computed from ``gene_values`` otherwise).
 
     Returns
     -------
@@ -105,17 +123,17 @@ def counterfactual_margins(
         coverage feature is each copy's sample's own.
     """
     scorer = model.scorer
-    position = {g: j for j, g in enumerate(model.feature_builder.genes_in_)}
+    position = _positions(scorer.builder)
     copies = gene_values[changes.sample].copy()
     read = np.array([g in position for g in changes.gene], dtype=bool)
     if read.any():
         columns = np.array([position[g] for g, r in zip(changes.gene, read, strict=True) if r])
         copies[changes.copy[read], columns] = changes.value[read]
-    features = scorer.features(copies)
-    measured = scorer.features(gene_values[changes.sample])
+    copied = scorer.features(copies)
     column = scorer.coverage_column
-    features[:, column] = measured[:, column]
-    margins: np.ndarray = scorer.margins(features)
+    coverage = scorer.builder.coverage_of(gene_values) if features is None else features[:, column]
+    copied[:, column] = coverage[changes.sample]
+    margins: np.ndarray = scorer.margins(copied)
     return margins
 
 
