@@ -427,14 +427,23 @@ def predict_json(loaded: LoadedModel, raw: bytes, settings: ServiceSettings) -> 
     return dumps(payload), payload["n_samples"]
 
 
-def _compact(values: np.ndarray, units: list[str], top_n: int) -> dict[str, float]:
-    """The ``top_n`` largest |values| by unit, the rest summed under :data:`OTHER_UNIT`."""
+def _compact(values: np.ndarray, units: list[str], top_n: int) -> list[dict[str, float]]:
+    """Per row of ``values`` (samples x units): the ``top_n`` largest |values| by unit, the
+    rest summed under :data:`OTHER_UNIT`."""
+    rows = values.tolist()
     if len(units) <= top_n:
-        return {unit: float(v) for unit, v in zip(units, values, strict=True)}
-    order = np.argsort(-np.abs(values), kind="stable")
-    kept = {units[k]: float(values[k]) for k in order[:top_n]}
-    kept[OTHER_UNIT] = float(values[order[top_n:]].sum())
-    return kept
+        return [dict(zip(units, row, strict=True)) for row in rows]
+    out = []
+    for row, order, kept_row in zip(
+        rows,
+        np.argsort(-np.abs(values), axis=1, kind="stable"),
+        values,
+        strict=True,
+    ):
+        kept = {units[k]: row[k] for k in order[:top_n].tolist()}
+        kept[OTHER_UNIT] = float(kept_row[order[top_n:]].sum())
+        out.append(kept)
+    return out
 
 
 def _explain_chunk(
@@ -458,9 +467,10 @@ def _explain_chunk(
     if drivers_level not in summed:
         summed[drivers_level] = result.contributions @ allocations[drivers_level].matrix
     sign, units = resistant_sign(model), output_units(model)
-    out, shown = [], []
-    for i, prediction in enumerate(predictions.to_records()):
-        drivers = drivers_of(
+    compact = {level: _compact(summed[level], allocations[level].units, top_n) for level in levels}
+    records = predictions.to_records()
+    shown = [
+        drivers_of(
             summed[drivers_level][i],
             allocations[drivers_level].units,
             drivers_level,
@@ -469,17 +479,29 @@ def _explain_chunk(
             units,
             prediction["imputed_genes"],
         )
+        for i, prediction in enumerate(records)
+    ]
+    said = sample_words(model, genes, result, options.n_drivers, shown, summed.get("gene"))
+    base, prior = result.base_value, result.prior_part
+    for i, (prediction, drivers, words, output, prior_part, trees_part) in enumerate(
+        zip(
+            records,
+            shown,
+            said,
+            margin.tolist(),
+            prior.tolist(),
+            (margin - base - prior).tolist(),
+            strict=True,
+        )
+    ):
         prediction.update(
             {
-                "base_value": result.base_value,
-                "model_output": float(margin[i]),
-                "prior_part": float(result.prior_part[i]),
-                "trees_part": float(margin[i] - result.base_value - result.prior_part[i]),
+                "base_value": base,
+                "model_output": output,
+                "prior_part": prior_part,
+                "trees_part": trees_part,
                 "units": units,
-                "attributions": {
-                    level: _compact(summed[level][i], allocations[level].units, top_n)
-                    for level in levels
-                },
+                "attributions": {level: compact[level][i] for level in levels},
                 "top_drivers": [
                     {
                         "unit": d.unit,
@@ -490,14 +512,10 @@ def _explain_chunk(
                     }
                     for d in drivers
                 ],
+                "driver_sentences": words.sentences(),
             }
         )
-        out.append(prediction)
-        shown.append(drivers)
-    said = sample_words(model, genes, result, options.n_drivers, shown)
-    for prediction, words in zip(out, said, strict=True):
-        prediction["driver_sentences"] = words.sentences()
-    return out
+    return records
 
 
 def explain_json(loaded: LoadedModel, raw: bytes, settings: ServiceSettings) -> tuple[Answer, int]:
