@@ -320,3 +320,36 @@ def test_interrupted_training_leaves_no_half_registered_version(
     assert result.exit_code == 130
     client = MlflowClient(uri, uri)
     assert client.search_model_versions("name = 'cut'") == []
+
+
+def test_sigterm_ends_training_cleanly(cohort_files: dict[str, Path], tmp_path: Path) -> None:
+    """SIGTERM in the middle of the parallel fits (``kill``, a scheduler's time limit) ends
+    the job like Ctrl-C: status 143, workers stopped, the memory-mapped matrix removed."""
+    import signal
+
+    from training.cli import TERMINATED_STATUS
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch), "NKP_ARTIFACT_ROOT": str(tmp_path / "art")}
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = train_args(cohort_files, uri, "--no-report", "--n-jobs", "2")
+    job = subprocess.Popen(
+        [sys.executable, "-m", "training.cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(scratch.glob("nkpredict-cv-*")):
+            assert job.poll() is None, job.communicate()[1]
+            assert time.monotonic() < deadline, "the parallel fits never started"
+            time.sleep(0.1)
+        job.send_signal(signal.SIGTERM)
+        _, stderr = job.communicate(timeout=60)
+    finally:
+        job.kill()
+    assert job.returncode == TERMINATED_STATUS, stderr
+    assert list(scratch.glob("nkpredict-cv-*")) == []

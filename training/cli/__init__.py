@@ -1,7 +1,7 @@
 """The ``nkpredict`` command line: parses options, calls the library, prints results.
 
-``app`` is the console script (``nkpredict = "training.cli:app"``); ``python -m training.cli``
-runs it too. The commands live by group:
+``main`` is the console script (``nkpredict = "training.cli:main"``: ``app`` with SIGTERM
+ending a command cleanly); ``python -m training.cli`` runs it too. The commands live by group:
 
 * :mod:`training.cli.data`: ``simulate``, ``features``;
 * :mod:`training.cli.labels`: ``labels`` (the per-line label table ``train`` would use);
@@ -17,6 +17,9 @@ status 1; bad options exit with status 2 (Typer's usage errors).
 
 from __future__ import annotations
 
+import signal
+import sys
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -25,7 +28,7 @@ from nkpredict import __version__
 from training.cli import data, labels, score, serve, train, whatif
 from training.cli.output import console
 
-__all__ = ["app", "main"]
+__all__ = ["TERMINATED_STATUS", "app", "main"]
 
 app = typer.Typer(
     name="nkpredict",
@@ -40,6 +43,23 @@ def _print_version(value: bool) -> None:
     if value:
         console.print(f"nkpredict {__version__}", highlight=False)
         raise typer.Exit()
+
+
+TERMINATED_STATUS = 128 + signal.SIGTERM
+"""Exit status of a command ended by SIGTERM (the shell's convention)."""
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(TERMINATED_STATUS)
+
+
+def _end_cleanly_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, a scheduler's time limit) end a command as Ctrl-C does:
+    through every ``finally`` and context manager, so that worker processes stop and
+    temporary files go (a training job's memory-mapped matrix among them). Python's default
+    ends the process on the spot. ``serve`` replaces it with uvicorn's graceful shutdown."""
+    if sys.platform != "win32":
+        signal.signal(signal.SIGTERM, _terminated)
 
 
 @app.callback()
@@ -73,6 +93,8 @@ for command in (
     app.command()(command)
 
 
-def main() -> None:  # pragma: no cover - console entry used by `python -m training.cli`
-    """Run the command line."""
+def main() -> None:
+    """Run the command line (the ``nkpredict`` console script and ``python -m training.cli``),
+    SIGTERM ending it cleanly (:func:`_end_cleanly_on_sigterm`)."""
+    _end_cleanly_on_sigterm()
     app()
