@@ -181,7 +181,7 @@ def _unit_noun(level: Level, unit: str) -> str:
 
 def _toward(sign: float, resistant_sign: int, units: str) -> str:
     """Words for a push of ``sign`` on the model output, given which side is resistant."""
-    if sign == 0 or np.isnan(sign):
+    if sign == 0 or sign != sign:  # zero or NaN
         return "no effect"
     if resistant_sign == 0:
         return f"toward higher {units}" if sign > 0 else f"toward lower {units}"
@@ -238,12 +238,12 @@ def drivers_of(
         Driver(
             unit=units[k],
             label=unit_label(level, units[k]),
-            contribution=float(values[k]),
-            direction=_toward(float(values[k]), resistant_sign, output_units),
+            contribution=value,
+            direction=_toward(value, resistant_sign, output_units),
             kind=_unit_noun(level, units[k]),
             units=output_units,
         )
-        for k in order
+        for k, value in zip(order.tolist(), values[order].tolist(), strict=True)
     ]
 
 

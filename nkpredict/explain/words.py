@@ -219,14 +219,15 @@ class _GeneBasis:
         Each gene's readable name (:meth:`~nkpredict.catalog.Catalog.gene_name`).
     columns : ndarray of intp, shape (n_genes_in,)
         Each gene's column at gene level (0 for a gene without one).
-    has_column : ndarray of bool, shape (n_genes_in,)
-        Whether the gene has a column at gene level.
+    without_column : ndarray of bool, shape (n_genes_in,) or None
+        The genes without a column at gene level (their attribution is 0); None when every
+        gene has one.
     """
 
     genes: list[str]
     names: list[str]
     columns: np.ndarray
-    has_column: np.ndarray
+    without_column: np.ndarray | None
 
 
 def _gene_basis(builder: NKFeatureBuilder) -> _GeneBasis:
@@ -238,7 +239,7 @@ def _gene_basis(builder: NKFeatureBuilder) -> _GeneBasis:
         genes=genes,
         names=[catalog.gene_name(g) for g in genes],
         columns=np.maximum(columns, 0),
-        has_column=columns >= 0,
+        without_column=columns < 0 if (columns < 0).any() else None,
     )
 
 
@@ -301,13 +302,14 @@ def sample_words(
         if gene_attributions is None
         else gene_attributions
     )
-    per_gene = np.where(basis.has_column, summed[:, basis.columns], 0.0)
-    measured = ~np.isnan(gene_values)
-    ranked = np.where(measured, np.abs(per_gene), -1.0)
+    per_gene = summed[:, basis.columns]
+    if basis.without_column is not None:
+        per_gene[:, basis.without_column] = 0.0
+    ranked = np.where(np.isnan(gene_values), -1.0, np.abs(per_gene))
     top = np.argsort(-ranked, axis=1, kind="stable")[:, : max(n, 0)]
-    kept = np.take_along_axis(ranked, top, axis=1) > 1e-12
-    sample = np.nonzero(kept)[0].astype(np.intp)
-    column = top[kept]
+    kept = ranked[np.arange(top.shape[0])[:, None], top] > 1e-12
+    sample, place = np.nonzero(kept)
+    column = top[sample, place]
     medians = _medians(model)
     changes = Changes(
         sample=sample,

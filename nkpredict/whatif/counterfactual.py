@@ -124,11 +124,13 @@ def counterfactual_margins(
     """
     scorer = model.scorer
     position = _positions(scorer.builder)
-    copies = gene_values[changes.sample].copy()
-    read = np.array([g in position for g in changes.gene], dtype=bool)
-    if read.any():
-        columns = np.array([position[g] for g, r in zip(changes.gene, read, strict=True) if r])
-        copies[changes.copy[read], columns] = changes.value[read]
+    copies = gene_values[changes.sample]
+    columns = np.array([position.get(g, -1) for g in changes.gene], dtype=np.intp)
+    read = columns >= 0
+    if read.all():
+        copies[changes.copy, columns] = changes.value
+    elif read.any():
+        copies[changes.copy[read], columns[read]] = changes.value[read]
     copied = scorer.features(copies)
     column = scorer.coverage_column
     coverage = scorer.builder.coverage_of(gene_values) if features is None else features[:, column]
