@@ -430,18 +430,19 @@ def predict_json(loaded: LoadedModel, raw: bytes, settings: ServiceSettings) -> 
 def _compact(values: np.ndarray, units: list[str], top_n: int) -> list[dict[str, float]]:
     """Per row of ``values`` (samples x units): the ``top_n`` largest |values| by unit, the
     rest summed under :data:`OTHER_UNIT`."""
-    rows = values.tolist()
     if len(units) <= top_n:
-        return [dict(zip(units, row, strict=True)) for row in rows]
+        return [dict(zip(units, row, strict=True)) for row in values.tolist()]
+    order = np.argsort(-np.abs(values), axis=1, kind="stable")
+    rows = np.arange(values.shape[0])[:, None]
+    top = order[:, :top_n]
+    # each row's rest, summed along its contiguous row: the sum of that row's 1-D rest
+    rest = values[rows, order[:, top_n:]].sum(axis=1).tolist()
     out = []
-    for row, order, kept_row in zip(
-        rows,
-        np.argsort(-np.abs(values), axis=1, kind="stable"),
-        values,
-        strict=True,
+    for columns, kept_values, other in zip(
+        top.tolist(), values[rows, top].tolist(), rest, strict=True
     ):
-        kept = {units[k]: row[k] for k in order[:top_n].tolist()}
-        kept[OTHER_UNIT] = float(kept_row[order[top_n:]].sum())
+        kept = {units[k]: v for k, v in zip(columns, kept_values, strict=True)}
+        kept[OTHER_UNIT] = other
         out.append(kept)
     return out
 
