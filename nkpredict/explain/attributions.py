@@ -722,7 +722,7 @@ def explain(
 def _check_additivity(contributions: np.ndarray, base: float, output: np.ndarray) -> None:
     if not len(output):
         return
-    gap = float(np.max(np.abs(base + contributions.sum(axis=1) - output)))
+    gap = float(np.abs(base + contributions.sum(axis=1) - output).max())
     if gap > ADDITIVITY_TOLERANCE:
         logger.warning("TreeSHAP values miss the model output by up to %.2g", gap)
 

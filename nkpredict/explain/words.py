@@ -46,7 +46,7 @@ from nkpredict.features.builder import (
     NKFeatureBuilder,
 )
 from nkpredict.model.fitted import NKResistanceModel
-from nkpredict.whatif.counterfactual import Changes, counterfactual_margins
+from nkpredict.whatif.counterfactual import Changes, counterfactual_margins, probability
 from nkpredict.whatif.interventions import ordinal
 
 __all__ = [
@@ -256,11 +256,6 @@ def _medians(model: NKResistanceModel) -> np.ndarray:
     return np.asarray(reference.quantiles[:, 50], dtype=np.float64)
 
 
-def _probability(margin: float) -> float:
-    """The probability of a margin, from the float32 margin the model predicts with."""
-    return float(1.0 / (1.0 + np.exp(-np.float64(np.float32(margin)))))
-
-
 def sample_words(
     model: NKResistanceModel,
     gene_values: np.ndarray,
@@ -310,31 +305,32 @@ def sample_words(
     kept = ranked[np.arange(top.shape[0])[:, None], top] > 1e-12
     sample, place = np.nonzero(kept)
     column = top[sample, place]
+    columns = column.tolist()
     medians = _medians(model)
     changes = Changes(
         sample=sample,
         copy=np.arange(sample.size, dtype=np.intp),
-        gene=[genes[j] for j in column.tolist()],
+        gene=[genes[j] for j in columns],
         value=medians[column],
     )
     at_median = (
-        counterfactual_margins(model, gene_values, changes, result.features)
-        .astype(np.float64)
-        .tolist()
+        counterfactual_margins(model, gene_values, changes, result.features).astype(np.float64)
         if sample.size
-        else []
+        else np.zeros(0)
     )
     classification = model.task == "classification"
+    outputs, at_outputs = (
+        (probability(result.model_output).tolist(), probability(at_median).tolist())
+        if classification
+        else (result.model_output.tolist(), at_median.tolist())
+    )
     reference = model.gene_reference_
     said = (classification, resistant_sign(model), output_units(model), reference is not None)
     values = gene_values[sample, column].tolist()
     percentiles = (
         [float("nan")] * sample.size
         if reference is None
-        else [
-            reference.percentile_of(genes[j], v)
-            for j, v in zip(column.tolist(), values, strict=True)
-        ]
+        else [reference.percentile_of(genes[j], v) for j, v in zip(columns, values, strict=True)]
     )
     if drivers is None:
         axis = allocations["axis"]
@@ -344,21 +340,17 @@ def sample_words(
     else:
         shown = [[d.unit for d in row] for row in drivers]
 
-    def as_output(margin: float) -> float:
-        return _probability(margin) if classification else margin
-
-    outputs = [as_output(m) for m in result.model_output.tolist()]
     rows: list[list[GeneWords]] = [[] for _ in range(gene_values.shape[0])]
-    for i, j, value, percentile, contribution, margin in zip(
+    for i, j, value, percentile, contribution, at in zip(
         sample.tolist(),
-        column.tolist(),
+        columns,
         values,
         percentiles,
         per_gene[sample, column].tolist(),
-        at_median,
+        at_outputs,
         strict=True,
     ):
-        output, at = outputs[i], as_output(margin)
+        output = outputs[i]
         sentence = _sentence(basis.names[j], value, percentile, contribution, (at, output), said)
         rows[i].append(
             GeneWords(

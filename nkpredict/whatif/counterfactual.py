@@ -42,6 +42,7 @@ __all__ = [
     "counterfactual_margins",
     "lowering_interventions",
     "members_of",
+    "probability",
     "whatif",
 ]
 
@@ -176,9 +177,10 @@ def _margins(model: NKResistanceModel, gene_values: np.ndarray) -> np.ndarray:
     return np.asarray(scorer.margins(scorer.features(gene_values)), dtype=np.float64)
 
 
-def _probability(margin: np.ndarray) -> np.ndarray:
-    # the float32 margins the model predicts with, as ArrayScorer.predictions does
-    return 1.0 / (1.0 + np.exp(-margin.astype(np.float32).astype(np.float64)))
+def probability(margin: np.ndarray) -> np.ndarray:
+    """P(resistant) of margins (log-odds), in float64 from the float32 margins the model
+    predicts with (as :meth:`~nkpredict.fast.scoring.ArrayScorer.predictions` does)."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(margin).astype(np.float32).astype(np.float64)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -265,9 +267,9 @@ class WhatIfResult:
                 "delta_score": self.delta,
                 "delta_score_spread": self._spread(self.member_delta),
             }
-        p_base, p_after = _probability(base), _probability(self.after)
+        p_base, p_after = probability(base), probability(self.after)
         members_p = (
-            _probability(base[None] + self.member_delta) - p_base[None]
+            probability(base[None] + self.member_delta) - p_base[None]
             if self.n_models
             else self.member_delta
         )
