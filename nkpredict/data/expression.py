@@ -48,8 +48,8 @@ from nkpredict.catalog import Catalog
 from nkpredict.data.identifiers import (
     HarmonizationReport,
     check_unique_genes,
+    column_plan,
     gene_like_fraction,
-    harmonize_values,
     map_identifiers,
 )
 from nkpredict.exceptions import CoverageError, ExpressionFormatError, ScaleError
@@ -408,16 +408,16 @@ def _as_str_index(index: pd.Index) -> pd.Index:
     return index.map(str)
 
 
-def _validated(matrix: pd.DataFrame) -> tuple[np.ndarray, _Labels]:
-    """The checks of :func:`validate_matrix`; returns float64 values and string labels."""
+def _validated(matrix: pd.DataFrame) -> tuple[np.ndarray, _Labels, bool]:
+    """The checks of :func:`validate_matrix`; returns float64 values, string labels and
+    whether every value is finite."""
     n_samples, n_genes = matrix.shape
     _check_not_empty(n_samples, n_genes)
     index = _as_str_index(matrix.index)
     _check_unique(index)
     labels = _Labels(index, _as_str_index(matrix.columns))
     values = _numeric_values(matrix)
-    _check_values(values, labels)
-    return values, labels
+    return values, labels, _check_values(values, labels)
 
 
 def _check_not_empty(n_samples: int, n_genes: int) -> None:
@@ -435,10 +435,11 @@ def _check_unique(sample_ids: pd.Index | list[str]) -> None:
     raise ExpressionFormatError(f"duplicated sample IDs: {_preview(duplicated)}")
 
 
-def _check_values(values: np.ndarray, labels: _Labels) -> None:
-    """No infinite value and no sample without any value (NaN elsewhere is fine)."""
+def _check_values(values: np.ndarray, labels: _Labels) -> bool:
+    """No infinite value and no sample without any value (NaN elsewhere is fine); returns
+    whether every value is finite (no NaN either)."""
     if np.isfinite(values).all():
-        return
+        return True
     infinite = np.isinf(values)
     if infinite.any():
         raise ExpressionFormatError(f"infinite expression value at {_first_cell(labels, infinite)}")
@@ -447,6 +448,7 @@ def _check_values(values: np.ndarray, labels: _Labels) -> None:
         raise ExpressionFormatError(
             f"samples with only missing values: {_preview([labels.index[i] for i in empty])}"
         )
+    return False
 
 
 def validate_matrix(matrix: pd.DataFrame) -> pd.DataFrame:
@@ -470,7 +472,7 @@ def validate_matrix(matrix: pd.DataFrame) -> pd.DataFrame:
         Empty matrix, a non-numeric cell, duplicated sample IDs, an all-NaN sample or an
         infinite value; the message names the sample (and gene).
     """
-    values, labels = _validated(matrix)
+    values, labels, _ = _validated(matrix)
     return pd.DataFrame(values, index=labels.index, columns=labels.columns)
 
 
@@ -481,6 +483,60 @@ def _is_integer(values: np.ndarray) -> np.ndarray:
     """Element-wise: finite and integer-valued (NaN counts as integer, i.e. not offending)."""
     with np.errstate(invalid="ignore"):
         return np.isnan(values) | (values == np.round(values))
+
+
+_INTEGER_PROBE = 16
+"""Values of the first sample looked at before the whole matrix is checked for integers (a
+log or TPM profile shows a fraction among them: the pass over every value is skipped)."""
+
+
+class _Values:
+    """An input's values with what the scale checks read from them, each read once.
+
+    Parameters
+    ----------
+    values : ndarray of float64, shape (n_samples, n_genes)
+        Finite or NaN (validated).
+    labels : DataFrame or _Labels
+        Row and column labels, for messages.
+    all_finite : bool
+        The caller found every value finite (no NaN): the checks skip their NaN handling.
+    """
+
+    def __init__(
+        self, values: np.ndarray, labels: pd.DataFrame | _Labels, all_finite: bool = False
+    ) -> None:
+        self.values = values
+        self.labels = labels
+        self.all_finite = all_finite
+
+    @cached_property
+    def top(self) -> float:
+        """The largest finite value (NaN when there is none); what ``np.nanmax`` gives."""
+        return float(np.fmax.reduce(self.values, axis=None))
+
+    @cached_property
+    def bottom(self) -> float:
+        """The smallest finite value (NaN when there is none)."""
+        return float(np.fmin.reduce(self.values, axis=None))
+
+    @cached_property
+    def integer(self) -> bool:
+        """Whether every finite value is an integer."""
+        values = self.values
+        probe = values[0, :_INTEGER_PROBE].tolist() if values.ndim == 2 and len(values) else []
+        # x % 1 of a float is exact: > 0 for a finite fraction (NaN compares False)
+        if any(x % 1.0 > 0 for x in probe):
+            return False
+        return bool(_is_integer(values).all())
+
+    def any_finite(self) -> bool:
+        """Whether some value is finite."""
+        return self.all_finite or bool(np.isfinite(self.values).any())
+
+    def first(self, mask: np.ndarray) -> str:
+        """The first True cell of ``mask`` (shape of the values), named."""
+        return _first_cell(self.labels, mask)
 
 
 def detect_scale(matrix: pd.DataFrame) -> Scale:
@@ -500,15 +556,15 @@ def detect_scale(matrix: pd.DataFrame) -> Scale:
     ScaleError
         No finite value, or values above ``LOG_MAX`` together with negative values.
     """
-    return _detect_scale(matrix.to_numpy(dtype=np.float64), matrix)
+    return _detect_scale(_Values(matrix.to_numpy(dtype=np.float64), matrix))
 
 
-def _detect_scale(values: np.ndarray, matrix: pd.DataFrame | _Labels) -> Scale:
-    """:func:`detect_scale` of ``values`` (n_samples, n_genes) labelled by ``matrix``."""
-    if not np.isfinite(values).any():
+def _detect_scale(values: _Values) -> Scale:
+    """:func:`detect_scale` of ``values``."""
+    if not values.any_finite():
         raise ScaleError("cannot detect the scale: the matrix has no finite value")
-    top = float(np.nanmax(values))
-    integer = bool(_is_integer(values).all())
+    top = values.top
+    integer = values.integer
     if top <= LOG_MAX:
         if integer:
             logger.warning(
@@ -518,66 +574,75 @@ def _detect_scale(values: np.ndarray, matrix: pd.DataFrame | _Labels) -> Scale:
                 LOG_MAX,
             )
         return "log"
-    negative = values < 0
-    if negative.any():
+    if values.bottom < 0:
         raise ScaleError(
-            f"values up to {top:g} look linear, but the value at {_first_cell(matrix, negative)} "
-            "is negative: linear expression cannot be negative"
+            f"values up to {top:g} look linear, but the value at "
+            f"{values.first(values.values < 0)} is negative: linear expression cannot be negative"
         )
     scale: Scale = "counts" if integer else "tpm"
     logger.info("detected %s scale (maximum %g)", scale, top)
     return scale
 
 
-def _require_non_negative(matrix: pd.DataFrame | _Labels, values: np.ndarray, scale: Scale) -> None:
-    negative = values < 0
-    if negative.any():
-        raise ScaleError(f"negative value on the {scale} scale at {_first_cell(matrix, negative)}")
-
-
-def _counts_to_log(matrix: pd.DataFrame | _Labels, values: np.ndarray) -> np.ndarray:
-    """Counts -> log2(CPM+1); library size = sum of the sample's counts (NaN skipped)."""
-    _require_non_negative(matrix, values, "counts")
-    fractional = ~_is_integer(values)
-    if fractional.any():
+def _require_non_negative(values: _Values, scale: Scale) -> None:
+    if values.bottom < 0:
         raise ScaleError(
-            f"non-integer value on the counts scale at {_first_cell(matrix, fractional)}; "
+            f"negative value on the {scale} scale at {values.first(values.values < 0)}"
+        )
+
+
+def _read(values: np.ndarray, columns: np.ndarray | None) -> np.ndarray:
+    """The ``columns`` of ``values`` (n_samples, n_genes) as a new array; all for ``None``."""
+    return values.copy() if columns is None else np.take(values, columns, axis=1)
+
+
+def _counts_to_log(values: _Values, columns: np.ndarray | None) -> np.ndarray:
+    """Counts -> log2(CPM+1); library size = sum of the sample's counts (NaN skipped)."""
+    _require_non_negative(values, "counts")
+    array = values.values
+    if not values.integer:
+        raise ScaleError(
+            f"non-integer value on the counts scale at {values.first(~_is_integer(array))}; "
             "round expected counts or declare scale='tpm'"
         )
-    library = np.nansum(values, axis=1)
+    library = np.nansum(array, axis=1)
     if (library == 0).any():
         raise ScaleError(
             "samples with zero library size: "
-            f"{_preview([matrix.index[i] for i in np.flatnonzero(library == 0)])}"
+            f"{_preview([values.labels.index[i] for i in np.flatnonzero(library == 0)])}"
         )
-    return np.log2(values / library[:, None] * 1e6 + 1.0)
+    read = array if columns is None else np.take(array, columns, axis=1)
+    return np.log2(read / library[:, None] * 1e6 + 1.0)
 
 
-def _tpm_to_log(matrix: pd.DataFrame | _Labels, values: np.ndarray) -> np.ndarray:
+def _tpm_to_log(values: _Values, columns: np.ndarray | None) -> np.ndarray:
     """TPM/CPM/FPKM -> log2(x+1), without renormalising (see :func:`to_log_tpm`)."""
-    _require_non_negative(matrix, values, "tpm")
-    return np.log2(values + 1.0)
+    _require_non_negative(values, "tpm")
+    array = values.values
+    read = array if columns is None else np.take(array, columns, axis=1)
+    return np.log2(read + 1.0)
 
 
-def _check_log(matrix: pd.DataFrame | _Labels, values: np.ndarray) -> np.ndarray:
+def _check_log(values: _Values, columns: np.ndarray | None) -> np.ndarray:
     """Log values are kept; values above ``LOG_MAX`` are refused, below -1 warned about."""
-    if np.fmax.reduce(values, axis=None) > LOG_MAX:  # fmax/fmin skip NaN; one pass each
+    array = values.values
+    if values.top > LOG_MAX:  # fmax/fmin skip NaN; one pass each
         raise ScaleError(
             f"value above {LOG_MAX:g} on the log scale at "
-            f"{_first_cell(matrix, values > LOG_MAX)}: these look like linear values "
+            f"{values.first(array > LOG_MAX)}: these look like linear values "
             "(declare scale='counts' or 'tpm', or 'auto')"
         )
-    _refuse_standardised(matrix, values)
-    if np.fmin.reduce(values, axis=None) < LOG_MIN_WARN:
-        too_low = values < LOG_MIN_WARN
+    _refuse_standardised(values)
+    if values.bottom < LOG_MIN_WARN:
+        too_low = array < LOG_MIN_WARN
         logger.warning(
             "%d log-scale values below %g (first at %s): kept as they are (microarray log2 "
             "intensities can be negative)",
             int(too_low.sum()),
             LOG_MIN_WARN,
-            _first_cell(matrix, too_low),
+            values.first(too_low),
         )
-    return values.copy()
+    return _read(array, columns)
 
 
 def check_not_standardised(matrix: pd.DataFrame) -> None:
@@ -591,32 +656,39 @@ def check_not_standardised(matrix: pd.DataFrame) -> None:
     ScaleError
         Many negative values around a mean of 0 in every sample.
     """
-    _refuse_standardised(matrix, matrix.to_numpy(dtype=np.float64))
+    _refuse_standardised(_Values(matrix.to_numpy(dtype=np.float64), matrix))
 
 
-def _refuse_standardised(matrix: pd.DataFrame | _Labels, values: np.ndarray) -> None:
+def _refuse_standardised(values: _Values) -> None:
     """Refuse per-sample standardised or centred values (z-scores): many negatives around a
     mean of 0 in every sample. They have lost each sample's level and spread, which the model
     reads on the log2(TPM+1) scale, and nothing in them can restore it."""
-    finite = np.isfinite(values)
-    counted = finite.sum(axis=1)
-    if not counted.size or counted.min() < _STANDARDISED_MIN_VALUES:
+    array = values.values
+    if not array.size or not values.bottom < 0:  # no negative value (or none finite)
         return
-    negative = float((values[finite] < 0).mean())
+    if values.all_finite:
+        if array.shape[1] < _STANDARDISED_MIN_VALUES:
+            return
+        negative = float(np.count_nonzero(array < 0) / array.size)
+    else:
+        finite = np.isfinite(array)
+        if finite.sum(axis=1).min() < _STANDARDISED_MIN_VALUES:
+            return
+        negative = float((array[finite] < 0).mean())
     if negative < STANDARDISED_NEGATIVE_FRACTION:
         return
-    means = np.nanmean(values, axis=1)
+    means = np.nanmean(array, axis=1)
     if np.all(np.abs(means) <= STANDARDISED_MEAN):
         raise ScaleError(
             f"the values look standardised or centred per sample ({negative:.0%} negative, "
             f"sample means within {STANDARDISED_MEAN:g} of 0, e.g. sample "
-            f"{str(matrix.index[0])!r}): z-scores cannot be put on the model's log2(TPM+1) "
-            "scale, because standardising removed each gene's level; send the values before "
-            "standardisation (counts, TPM or log2(TPM+1))"
+            f"{str(values.labels.index[0])!r}): z-scores cannot be put on the model's "
+            "log2(TPM+1) scale, because standardising removed each gene's level; send the "
+            "values before standardisation (counts, TPM or log2(TPM+1))"
         )
 
 
-_CONVERTERS: dict[str, Callable[[pd.DataFrame | _Labels, np.ndarray], np.ndarray]] = {
+_CONVERTERS: dict[str, Callable[[_Values, np.ndarray | None], np.ndarray]] = {
     "counts": _counts_to_log,
     "tpm": _tpm_to_log,
     "log": _check_log,
@@ -656,18 +728,20 @@ def to_log_tpm(matrix: pd.DataFrame, scale: ScaleChoice = "auto") -> tuple[pd.Da
         zero library size; values above ``LOG_MAX`` on the log scale. Messages name the
         offending sample and gene.
     """
-    values, resolved = _to_log_values(matrix.to_numpy(dtype=np.float64), matrix, scale)
-    return pd.DataFrame(values, index=matrix.index, columns=matrix.columns), resolved
+    values = _Values(matrix.to_numpy(dtype=np.float64), matrix)
+    log_values, resolved = _to_log_values(values, scale)
+    return pd.DataFrame(log_values, index=matrix.index, columns=matrix.columns), resolved
 
 
 def _to_log_values(
-    values: np.ndarray, matrix: pd.DataFrame | _Labels, scale: ScaleChoice
+    values: _Values, scale: ScaleChoice, columns: np.ndarray | None = None
 ) -> tuple[np.ndarray, Scale]:
-    """:func:`to_log_tpm` of ``values`` (n_samples, n_genes) labelled by ``matrix``."""
+    """:func:`to_log_tpm` of ``values``: the converted ``columns`` (positions, all for
+    ``None``), shape (n_samples, n_columns); every check reads all the values."""
     if scale != "auto" and scale not in _CONVERTERS:
         raise ScaleError(f"unknown scale {scale!r}: expected auto, counts, tpm or log")
-    resolved: Scale = _detect_scale(values, matrix) if scale == "auto" else scale
-    return _CONVERTERS[resolved](matrix, values), resolved
+    resolved: Scale = _detect_scale(values) if scale == "auto" else scale
+    return _CONVERTERS[resolved](values, columns), resolved
 
 
 # --- the whole preparation -------------------------------------------------------------------
@@ -756,8 +830,8 @@ def prepare_expression(
     -------
     PreparedExpression
     """
-    values, labels = _validated(matrix)
-    return _prepare(values, labels, scale, catalog, matrix.index.name)
+    values, labels, all_finite = _validated(matrix)
+    return _prepare(_Values(values, labels, all_finite), scale, catalog, matrix.index.name)
 
 
 def prepare_values(
@@ -767,6 +841,7 @@ def prepare_values(
     scale: ScaleChoice = "auto",
     catalog: Catalog | None = None,
     str_labels: bool = False,
+    keep: Collection[str] | None = None,
 ) -> PreparedExpression:
     """:func:`prepare_expression` of a plain array and its labels (no input DataFrame).
 
@@ -787,11 +862,20 @@ def prepare_values(
     str_labels : bool, default False
         The caller guarantees that ``samples`` and ``genes`` are lists of ``str`` (JSON keys):
         they are used as they are (converting 19,000 gene names costs more than a millisecond).
+    keep : collection of str, optional
+        HGNC symbols wanted (e.g. the genes a model reads; pass the same tuple each time, it
+        is remembered with the genes' mapping): only their columns are converted and
+        harmonized, the others left out of the result (every mapped column when none of
+        ``keep`` is). The checks and the scale still read every value, counts' library sizes
+        still sum every column, and the report still describes every identifier, so the kept
+        columns equal those of the whole preparation. The report is then shared by every
+        input with the same identifiers: do not change it.
 
     Returns
     -------
     PreparedExpression
-        Equal to ``prepare_expression(DataFrame(values, samples, genes), ...)``.
+        Equal to ``prepare_expression(DataFrame(values, samples, genes), ...)`` (restricted
+        to the columns of ``keep``).
     """
     try:
         array = np.asarray(values, dtype=np.float64)
@@ -808,23 +892,28 @@ def prepare_values(
     _check_unique(sample_ids)
     columns = genes if str_lists else list(map(str, genes))
     labels = _Labels(sample_ids, columns)
-    _check_values(array, labels)
+    all_finite = _check_values(array, labels)
     index_name = samples.name if isinstance(samples, pd.Index) else None
-    return _prepare(array, labels, scale, catalog, index_name)
+    return _prepare(_Values(array, labels, all_finite), scale, catalog, index_name, keep)
 
 
 def _prepare(
-    values: np.ndarray,
-    labels: _Labels,
+    values: _Values,
     scale: ScaleChoice,
     catalog: Catalog | None,
     index_name: Hashable,
+    keep: Collection[str] | None = None,
 ) -> PreparedExpression:
-    """Scale conversion and harmonization of validated values (no DataFrame built)."""
-    log_values, resolved = _to_log_values(values, labels, scale)
+    """Scale conversion and harmonization of validated values (no DataFrame built): only
+    the columns the harmonization reads (of the symbols ``keep``, all for ``None``) are
+    converted."""
+    labels = values.labels
     columns = labels.columns
     genes = columns if isinstance(columns, list) else columns.tolist()
-    harmonized, symbols, report = harmonize_values(log_values, genes, catalog)
+    plan = column_plan(genes, keep, catalog)
+    log_values, resolved = _to_log_values(values, scale, plan.positions)
+    harmonized = plan.harmonize(log_values)
+    report = plan.report if keep is not None else plan.report.copy()
     index = labels.index
     sample_ids = index if isinstance(index, list) else index.tolist()
-    return PreparedExpression(harmonized, sample_ids, symbols, resolved, report, index_name)
+    return PreparedExpression(harmonized, sample_ids, plan.symbols, resolved, report, index_name)

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -35,8 +35,10 @@ from nkpredict.data.annotation import GeneAnnotation, load_annotation
 from nkpredict.exceptions import ExpressionFormatError, GeneMappingError
 
 __all__ = [
+    "ColumnPlan",
     "HarmonizationReport",
     "check_unique_genes",
+    "column_plan",
     "duplicate_genes_message",
     "gene_like_fraction",
     "harmonize_matrix",
@@ -93,6 +95,17 @@ class HarmonizationReport:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable copy (plain dicts, lists, strings and ints)."""
         return asdict(self)
+
+    def copy(self) -> HarmonizationReport:
+        """A copy whose dicts and lists can be changed without touching this report."""
+        return HarmonizationReport(
+            n_input=self.n_input,
+            mapped=self.mapped.copy(),
+            renamed=self.renamed.copy(),
+            ambiguous={i: list(c) for i, c in self.ambiguous.items()},
+            unmapped=list(self.unmapped),
+            collided={s: list(group) for s, group in self.collided.items()},
+        )
 
     def summary(self) -> str:
         """One short human-readable line."""
@@ -242,6 +255,71 @@ LONG_PLAN_MAX_IDS = 100_000
 """Identifier lists longer than this are mapped afresh each time."""
 
 
+KEPT_PER_PLAN = 8
+"""Distinct gene selections (``keep`` of :func:`column_plan`, one per served model) whose
+columns are remembered with each identifier list's mapping."""
+
+
+@dataclass(frozen=True, eq=False)
+class ColumnPlan:
+    """Which columns of an input become which output columns, for one identifier list.
+
+    Computed once per identifier list (and gene selection) and shared: treat it, its arrays,
+    its Index and its report as read-only.
+
+    Attributes
+    ----------
+    positions : ndarray of intp, shape (n_read,), or None
+        The input columns read, ascending; ``None``: every column, each its own output column.
+    codes : ndarray of intp, shape (n_read,)
+        The output column of each column read, in ``range(len(symbols))``.
+    symbols : Index of str, length n_symbols
+        The HGNC symbol of each output column, in order of first occurrence.
+    merged : bool
+        Whether some output column sums several columns read (see :func:`harmonize_matrix`).
+    report : HarmonizationReport
+        What happened to every identifier of the list (also those not read).
+    """
+
+    positions: np.ndarray | None
+    codes: np.ndarray
+    symbols: pd.Index
+    merged: bool
+    report: HarmonizationReport
+    _labels: tuple[str, ...] = field(repr=False)
+
+    def harmonize(self, read: np.ndarray) -> np.ndarray:
+        """The output columns from the columns read.
+
+        Parameters
+        ----------
+        read : ndarray, shape (n_samples, n_read)
+            log2(x+1) values of the input columns at :attr:`positions` (all of them when
+            ``None``), NaN for missing.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_samples, n_symbols)
+            ``read`` itself when no column is merged.
+
+        Raises
+        ------
+        GeneMappingError
+            When no identifier of the list maps to a symbol.
+        """
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("gene harmonization: %s", self.report.summary())
+        if not self.report.mapped:
+            raise GeneMappingError(
+                "no gene identifier could be mapped to an HGNC symbol: "
+                f"{_preview(list(self._labels))}"
+            )
+        if not self.merged:
+            return read
+        merged = _merge_columns(read.T, self.codes, len(self.symbols))
+        return np.ascontiguousarray(merged.T)
+
+
 @dataclass(frozen=True, eq=False)
 class _MappingPlan:
     """The outcome of mapping one identifier list, computed once and shared (read-only:
@@ -252,7 +330,7 @@ class _MappingPlan:
     input columns are already the output columns (every column kept, none merged).
     """
 
-    n_input: int
+    ids: tuple[str, ...]
     mapped: dict[str, str]
     renamed: dict[str, str]
     ambiguous: dict[str, tuple[str, ...]]
@@ -262,16 +340,71 @@ class _MappingPlan:
     codes: np.ndarray
     symbols: pd.Index
     identity: bool
+    _kept: dict[object, ColumnPlan] = field(default_factory=dict, repr=False)
+    _recent: list[tuple[object, ColumnPlan] | None] = field(
+        default_factory=lambda: [None], repr=False
+    )
 
     def report(self) -> HarmonizationReport:
         """A fresh report (the caller may change it without touching the cached plan)."""
-        return HarmonizationReport(
-            n_input=self.n_input,
-            mapped=self.mapped.copy(),
-            renamed=self.renamed.copy(),
+        return self.all_columns.report.copy()
+
+    @cached_property
+    def all_columns(self) -> ColumnPlan:
+        """Every mapped column, to every symbol (the plan of :func:`harmonize_values`)."""
+        report = HarmonizationReport(
+            n_input=len(self.ids),
+            mapped=self.mapped,
+            renamed=self.renamed,
             ambiguous={i: list(c) for i, c in self.ambiguous.items()},
             unmapped=list(self.unmapped),
             collided={s: list(group) for s, group in self.collided.items()},
+        )
+        return ColumnPlan(
+            positions=None if self.identity else self.positions,
+            codes=self.codes,
+            symbols=self.symbols,
+            merged=len(self.symbols) < self.positions.size,
+            report=report,
+            _labels=self.ids,
+        )
+
+    def columns(self, keep: Collection[str] | None) -> ColumnPlan:
+        """The columns of the symbols in ``keep`` (all of them for ``None``, or when none of
+        ``keep`` is mapped); remembered per ``keep``."""
+        if keep is None:
+            return self.all_columns
+        recent = self._recent[0]  # one read: another thread may replace it
+        if recent is not None and recent[0] is keep:  # the same model as the last call
+            return recent[1]
+        key = keep if isinstance(keep, tuple | frozenset) else tuple(keep)
+        found = self._kept.get(key)
+        if found is None:
+            found = self._kept_columns(frozenset(keep))
+            if len(self._kept) >= KEPT_PER_PLAN:
+                self._kept.clear()
+            self._kept[key] = found
+        self._recent[0] = (keep, found)
+        return found
+
+    def _kept_columns(self, keep: frozenset[str]) -> ColumnPlan:
+        every = self.all_columns
+        wanted = np.fromiter((s in keep for s in self.symbols), dtype=bool, count=len(self.symbols))
+        if wanted.all() or not wanted.any():
+            return every
+        read = wanted[self.codes]
+        codes = (np.cumsum(wanted) - 1)[self.codes[read]]
+        positions = self.positions[read]
+        for array in (positions, codes):
+            array.flags.writeable = False
+        symbols = pd.Index(self.symbols[wanted].tolist(), dtype=object)
+        return ColumnPlan(
+            positions=positions,
+            codes=codes,
+            symbols=symbols,
+            merged=len(symbols) < positions.size,
+            report=every.report,
+            _labels=self.ids,
         )
 
 
@@ -294,17 +427,18 @@ def _build_plan(ids: tuple[str, ...], catalog: Catalog | None) -> _MappingPlan:
     codes, uniques = pd.factorize(np.array([mapped[ids[i]] for i in positions], dtype=object))
     symbols = pd.Index([str(u) for u in uniques], dtype=object)
     identity = len(symbols) == len(ids) == positions.size
+    codes = np.asarray(codes, dtype=np.intp)
     for array in (positions, codes):
         array.flags.writeable = False
     return _MappingPlan(
-        n_input=len(ids),
+        ids=ids,
         mapped=mapped,
         renamed={i: s for i, s in mapped.items() if i != s},
         ambiguous=ambiguous,
         unmapped=tuple(unmapped),
         collided={s: tuple(g) for s, g in by_symbol.items() if len(g) > 1},
         positions=positions,
-        codes=np.asarray(codes, dtype=np.intp),
+        codes=codes,
         symbols=symbols,
         identity=identity,
     )
@@ -328,6 +462,35 @@ def _mapping_plan(ids: Sequence[str], catalog: Catalog | None) -> _MappingPlan:
     if len(key) <= LONG_PLAN_MAX_IDS:
         return _cached_long_plan(key, catalog)
     return _build_plan(key, catalog)
+
+
+def column_plan(
+    labels: Sequence[str], keep: Collection[str] | None = None, catalog: Catalog | None = None
+) -> ColumnPlan:
+    """How the columns ``labels`` become HGNC symbol columns (the plan of
+    :func:`harmonize_values`), optionally only those of the symbols ``keep``.
+
+    Remembered with the mapping of ``labels`` (see :func:`map_identifiers`) and per ``keep``,
+    so an input whose identifiers were seen before reads only the columns it needs.
+
+    Parameters
+    ----------
+    labels : sequence of str, length n_labels
+        Gene identifiers of the columns.
+    keep : collection of str, optional
+        HGNC symbols wanted (e.g. the genes a model reads; a tuple or frozenset is remembered
+        without conversion); the columns of other symbols are left out. When none of
+        ``keep`` is mapped, every mapped column is kept (the output is never empty while some
+        identifier maps).
+    catalog : Catalog, optional
+        Defaults to :func:`nkpredict.catalog.load_catalog`.
+
+    Returns
+    -------
+    ColumnPlan
+        Shared: its report describes every identifier of ``labels`` and must not be changed.
+    """
+    return _mapping_plan(labels, catalog).columns(keep)
 
 
 def map_identifiers(
@@ -478,18 +641,8 @@ def harmonize_values(
     GeneMappingError
         When no column maps to a symbol.
     """
-    plan = _mapping_plan(labels, catalog)
-    report = plan.report()
-    if logger.isEnabledFor(logging.INFO):
-        logger.info("gene harmonization: %s", report.summary())
-    if not len(plan.symbols):
-        raise GeneMappingError(
-            f"no gene identifier could be mapped to an HGNC symbol: {_preview(list(labels))}"
-        )
+    mapping = _mapping_plan(labels, catalog)
+    plan = mapping.all_columns
     values = np.asarray(values, dtype=np.float64)
-    symbols = plan.symbols
-    if plan.identity:
-        return values, symbols, report
-    columns = np.take(values.T, plan.positions, axis=0)
-    merged = _merge_columns(columns, plan.codes, len(plan.symbols))
-    return np.ascontiguousarray(merged.T), symbols, report
+    read = values if plan.positions is None else np.take(values, plan.positions, axis=1)
+    return plan.harmonize(read), plan.symbols, mapping.report()

@@ -177,14 +177,21 @@ class ArrayScorer:
         genes: Sequence[str],
         scale: ScaleChoice | None = None,
         str_labels: bool = False,
+        model_genes_only: bool = False,
     ) -> PreparedExpression:
         """Validate, rescale and harmonize a plain array (n_samples, n_genes) with its sample
         IDs and gene identifiers; the same result as ``model.prepare`` of the frame.
 
-        ``str_labels``: the labels are lists of ``str`` already (see
-        :func:`~nkpredict.data.expression.prepare_values`)."""
+        ``str_labels``: the labels are lists of ``str`` already; ``model_genes_only``: only
+        the model's input genes are prepared (all that :meth:`gene_values` and the coverage
+        read; ``keep`` of :func:`~nkpredict.data.expression.prepare_values`)."""
         return prepare_values(
-            values, samples, genes, scale=scale or self.model.scale, str_labels=str_labels
+            values,
+            samples,
+            genes,
+            scale=scale or self.model.scale,
+            str_labels=str_labels,
+            keep=self.builder.genes_in_ if model_genes_only else None,
         )
 
     def gene_values(self, prepared: PreparedExpression) -> np.ndarray:
