@@ -74,16 +74,26 @@ def dumps(payload: Any) -> bytes:
 
 
 def _prepare(
-    model: NKResistanceModel, samples: SampleMatrix | pd.DataFrame, scale: ScaleChoice | None
+    model: NKResistanceModel,
+    samples: SampleMatrix | pd.DataFrame,
+    scale: ScaleChoice | None,
+    model_genes_only: bool = True,
 ) -> PreparedExpression:
     """The model's own preparation, with the request's scale when it names one.
 
     JSON bodies arrive as arrays (:class:`~service.bodies.SampleMatrix`) and go through the
-    model's array path; uploaded files arrive as DataFrames.
+    model's array path, by default keeping only the model's input genes (all its answers
+    read; the checks, the scale and the identifier report still cover every gene sent);
+    uploaded files arrive as DataFrames.
     """
     if isinstance(samples, SampleMatrix):
         return model.scorer.prepare(
-            samples.values, samples.sample_ids, samples.genes, scale, str_labels=True
+            samples.values,
+            samples.sample_ids,
+            samples.genes,
+            scale,
+            str_labels=True,
+            model_genes_only=model_genes_only,
         )
     return model.prepare(samples, scale=scale)
 
@@ -184,10 +194,14 @@ def _model_inputs(
     samples: SampleMatrix | pd.DataFrame,
     options: PredictOptions,
     settings: ServiceSettings,
+    model_genes_only: bool = True,
 ) -> ModelInputs:
-    """Prepare the samples and compute their features; 422 when coverage is too low."""
+    """Prepare the samples and compute their features; 422 when coverage is too low.
+
+    ``model_genes_only``: see :func:`_prepare` (what-if also scores member models, which
+    may read other genes)."""
     model = loaded.model
-    prepared = _prepared_input(model, samples, options)
+    prepared = _prepared_input(model, samples, options, model_genes_only)
     minimum = _minimum_coverage(options, settings)
     limit = settings.report_max_items
     scorer = model.scorer
@@ -202,10 +216,14 @@ def _model_inputs(
 
 
 def _prepared_input(
-    model: NKResistanceModel, samples: SampleMatrix | pd.DataFrame, options: PredictOptions
+    model: NKResistanceModel,
+    samples: SampleMatrix | pd.DataFrame,
+    options: PredictOptions,
+    model_genes_only: bool = True,
 ) -> PreparedExpression:
-    """The request's prepared samples, with the identifier report of every gene it sent."""
-    prepared = _prepare(model, samples, options.scale)
+    """The request's prepared samples, with the identifier report of every gene it sent
+    (``model_genes_only``: see :func:`_prepare`)."""
+    prepared = _prepare(model, samples, options.scale, model_genes_only)
     if isinstance(samples, SampleMatrix) and samples.report is not None:
         prepared.report = samples.report  # a reduced sparse body: the report of all its genes
     return prepared
@@ -253,6 +271,7 @@ def _prepared_chunks(
             samples.genes,
             scale,
             str_labels=True,
+            model_genes_only=True,
         )
         if samples.report is not None:
             prepared.report = samples.report

@@ -215,7 +215,8 @@ def whatif_json(loaded: LoadedModel, raw: bytes, settings: ServiceSettings) -> t
         raw, settings.max_samples, WhatIfOptions, loaded.model_genes, loaded.model.scale
     )
     interventions = [_intervention(item) for item in options.interventions]
-    inputs = _model_inputs(loaded, samples, options, settings)
+    # every gene: the member models of the what-if spread may read genes the model does not
+    inputs = _model_inputs(loaded, samples, options, settings, model_genes_only=False)
     result = whatif(loaded.model, inputs.prepared, interventions)
     payload: dict[str, Any] = {
         "model": loaded.model_ref(),
