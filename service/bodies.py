@@ -7,7 +7,9 @@ FastAPI validate it into pydantic models:
   ``object_pairs_hook``; orjson parses first and the standard library only when orjson's result
   could hide a duplicate (:func:`load_json`);
 - the samples go straight from the parsed JSON into one float64 array, without building a
-  pydantic object per sample (the slow part for batches).
+  pydantic object per sample (the slow part for batches); when a long body's text proves
+  that no sample value is a string or a boolean (:class:`_PlainValues`), without looking at
+  the type of each value either.
 
 The options (every field but ``samples``) are validated by the pydantic models of
 :mod:`service.schemas`. Every refusal is a :class:`~service.errors.ServiceError` with a code of
@@ -65,7 +67,7 @@ it has at most ``max(DENSE_MIN_CELLS, DENSE_FACTOR x cells sent)`` cells; sparse
 keep only the model's genes (see :func:`samples_matrix`), so memory follows the body."""
 _SCAN_MIN_BYTES = 1 << 14
 """Bodies longer than this are scanned with numpy (bytes.count is ~10x slower per byte)."""
-_COLON, _OPEN_BRACE = ord(":"), ord("{")
+_COLON, _OPEN_BRACE, _QUOTE, _E = ord(":"), ord("{"), ord('"'), ord("e")
 _OBJECT_BYTES = 64
 """Bodies with more than one JSON object per this many bytes (and longer than
 :data:`_SCAN_MIN_BYTES`) are parsed by the standard library: see :func:`load_json`."""
@@ -144,6 +146,78 @@ def _counted_keys(document: Any) -> int:
     return count
 
 
+@dataclass(frozen=True, eq=False)
+class _Text:
+    """The text of a long body (over :data:`_SCAN_MIN_BYTES`) that orjson parsed, every
+    colon of it following a key of the top level, of ``samples`` or of a sample (see
+    :func:`load_json`).
+
+    ``array`` is the text as uint8 (numpy counts faster than :meth:`bytes.count`);
+    ``n_keys`` the number of keys (colons).
+    """
+
+    array: np.ndarray
+    n_keys: int
+
+    def count(self, byte: int) -> int:
+        """Occurrences of the character ``byte`` in the text."""
+        return int(np.count_nonzero(self.array == byte))
+
+    def booleans(self) -> int:
+        """Occurrences of the words ``true`` and ``false`` in the text."""
+        array = self.array
+        ends = np.flatnonzero(array == _E)  # both words end in "e": one pass
+        found = 0
+        for word in (b"true", b"false"):
+            at = ends[ends >= len(word) - 1]
+            for back, byte in enumerate(reversed(word[:-1]), start=1):
+                at = at[array[at - back] == byte]
+            found += at.size
+        return found
+
+
+def _scalars(document: Any, kind: type) -> int:
+    """The values of type ``kind`` in ``document``, its lists and its objects (walked
+    without recursion)."""
+    count, pending = 0, [document]
+    while pending:
+        item = pending.pop()
+        if type(item) is kind:
+            count += 1
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+    return count
+
+
+class _PlainValues:
+    """What the text of a body proves about the values of its samples.
+
+    A JSON string is the only place a ``"`` character occurs, and every string holds at
+    least two: when the text has exactly two per key plus two per string of the options
+    (every field but ``samples``), no sample value is a string. Likewise ``true`` and
+    ``false`` are spelt out for every boolean: when the text holds no more of those words
+    than the options have booleans, no sample value is a boolean. (Keys are strings: a
+    quote or such a word inside one only adds, so the proof fails safe and the values' types
+    are then looked at one by one, as they are in bodies of up to :data:`_SCAN_MIN_BYTES`,
+    where that costs less than counting.)
+    """
+
+    def __init__(self, text: _Text, options: dict[str, Any]) -> None:
+        self._text = text
+        self._options = options
+
+    def no_strings(self) -> bool:
+        """No sample value is a string."""
+        strings = self._text.n_keys + _scalars(self._options, str)
+        return self._text.count(_QUOTE) == 2 * strings
+
+    def no_booleans(self) -> bool:
+        """No sample value is ``true`` or ``false``."""
+        return self._text.booleans() == _scalars(self._options, bool)
+
+
 def load_json(raw: bytes) -> Any:
     """Parse a request body; duplicated keys come back as :class:`_DuplicateKeys`.
 
@@ -155,6 +229,12 @@ def load_json(raw: bytes) -> Any:
     names, NaN, invalid text...) is parsed again by :func:`_load_json_strictly`, which
     finds the duplicates and gives the exact error.
     """
+    return _load(raw)[0]
+
+
+def _load(raw: bytes) -> tuple[Any, _Text | None]:
+    """:func:`load_json`, with the body's :class:`_Text` when orjson's result of a long body
+    is used."""
     if not raw.strip():
         raise ServiceError(400, "invalid_json", "the request body is empty (expected JSON)")
     text = np.frombuffer(raw, dtype=np.uint8) if len(raw) > _SCAN_MIN_BYTES else None
@@ -162,15 +242,15 @@ def load_json(raw: bytes) -> Any:
         # many tiny objects: orjson's working memory (about 12x the text on top of the
         # objects) would outgrow the objects themselves; the standard library builds them
         # directly (about a third of the peak, at a few times the time)
-        return _load_json_strictly(raw)
+        return _load_json_strictly(raw), None
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return _load_json_strictly(raw)
+        return _load_json_strictly(raw), None
     colons = raw.count(b":") if text is None else int(np.count_nonzero(text == _COLON))
     if _counted_keys(document) == colons:
-        return document
-    return _load_json_strictly(raw)
+        return document, None if text is None else _Text(text, colons)
+    return _load_json_strictly(raw), None
 
 
 def _load_json_strictly(raw: bytes) -> Any:
@@ -345,7 +425,7 @@ def parse_samples_body(
     ServiceError
         400/413/422 with the codes listed in :mod:`service.errors`.
     """
-    document = load_json(raw)
+    document, text = _load(raw)
     if not isinstance(document, dict):
         raise ServiceError(
             422, "validation_error", "the body must be a JSON object with a 'samples' field"
@@ -374,7 +454,8 @@ def parse_samples_body(
             422, "validation_error", f"{'.'.join(first['loc'])}: {first['msg']}", details
         ) from None
     scale = options.scale or model_scale
-    return samples_matrix(samples, max_samples, model_genes, scale), options
+    plain = None if text is None else _PlainValues(text, document)
+    return samples_matrix(samples, max_samples, model_genes, scale, plain), options
 
 
 def _check_sample(sample_id: str, genes: Any) -> None:
@@ -406,11 +487,51 @@ def _first_bad_value(samples: dict[str, dict[str, Any]]) -> tuple[str, str, Any]
     return "", "", None  # pragma: no cover - only called when a bad value exists
 
 
+def _check_types(samples: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+    """Every value a number or ``null``, else a 422 naming the first other one."""
+    cells = rows[0].values() if len(rows) == 1 else chain.from_iterable(r.values() for r in rows)
+    types = set(map(type, cells))
+    if not types <= _ALLOWED_VALUE_TYPES:
+        sample_id, gene, value = _first_bad_value(samples)
+        raise ServiceError(
+            422,
+            "non_numeric_value",
+            f"sample {sample_id!r}, gene {gene!r}: {json.dumps(value)[:50]} is not a number",
+            {"sample_id": sample_id, "gene": gene},
+        )
+
+
+def _plain_values(
+    rows: list[dict[str, Any]], n_genes: int, plain: _PlainValues
+) -> np.ndarray | None:
+    """Samples that list the same genes as one array (n_samples, n_genes), NaN for null,
+    when ``plain`` and the conversion prove every value a number or ``null``; ``None``
+    when they do not (the values are then checked one by one)."""
+    if not plain.no_strings():
+        return None
+    n_samples = len(rows)
+    cells = rows[0].values() if n_samples == 1 else chain.from_iterable(r.values() for r in rows)
+    try:  # only numbers, booleans and numeric strings convert
+        values = np.fromiter(cells, dtype=np.float64, count=n_samples * n_genes)
+    except TypeError:  # null values (or an object): NaN
+        try:
+            values = np.array([list(r.values()) for r in rows], dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            return None
+    except (ValueError, OverflowError):  # a list, or an integer beyond the float range
+        return None
+    values = values.reshape(n_samples, n_genes)
+    if ((values == 0) | (values == 1)).any() and not plain.no_booleans():
+        return None  # some 0 or 1 might be a boolean
+    return values
+
+
 def samples_matrix(
     samples: Any,
     max_samples: int,
     model_genes: Collection[str] | None = None,
     scale: ScaleChoice = "auto",
+    plain: _PlainValues | None = None,
 ) -> SampleMatrix:
     """Turn ``{sample: {gene: value}}`` into a float64 array (samples x genes) and labels.
 
@@ -420,6 +541,7 @@ def samples_matrix(
     than the body (more than ``max(DENSE_MIN_CELLS, DENSE_FACTOR x cells sent)`` cells, e.g.
     every sample naming other genes) and ``model_genes`` is given, only the genes that map
     to a model gene are kept (:func:`_reduced_matrix`), with the same predictions.
+    ``plain``: what the body's text proves about the values (from :func:`parse_samples_body`).
     """
     if not isinstance(samples, dict):
         raise ServiceError(
@@ -449,26 +571,23 @@ def samples_matrix(
     for sample_id, genes in samples.items():
         _check_sample(sample_id, genes)
     rows = list(samples.values())
-    cells = rows[0].values() if n_samples == 1 else chain.from_iterable(r.values() for r in rows)
-    types = set(map(type, cells))
-    if not types <= _ALLOWED_VALUE_TYPES:
-        sample_id, gene, value = _first_bad_value(samples)
-        raise ServiceError(
-            422,
-            "non_numeric_value",
-            f"sample {sample_id!r}, gene {gene!r}: {json.dumps(value)[:50]} is not a number",
-            {"sample_id": sample_id, "gene": gene},
-        )
     genes = list(rows[0])
     same_layout = all(list(r) == genes for r in rows[1:])
+    proven = None
+    if same_layout and plain is not None:
+        proven = _plain_values(rows, len(genes), plain)
+    if proven is None:
+        _check_types(samples, rows)
     report = None
     sparse: SparseRows | None = None
     try:
-        if same_layout:
+        if proven is not None:
+            values = proven
+        elif same_layout:
             try:  # straight from the dicts, without a list per sample
-                cells = chain.from_iterable(r.values() for r in rows)
                 size = n_samples * len(genes)
-                values = np.fromiter(cells, dtype=np.float64, count=size)
+                every = chain.from_iterable(r.values() for r in rows)
+                values = np.fromiter(every, dtype=np.float64, count=size)
                 values = values.reshape(n_samples, len(genes))
             except TypeError:  # null values: NaN
                 values = np.array([list(r.values()) for r in rows], dtype=np.float64)

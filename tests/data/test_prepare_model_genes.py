@@ -1,0 +1,90 @@
+"""Preparing only some genes (``keep``) and parsing long bodies without a per-value type check."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nkpredict.data.expression import prepare_values
+from nkpredict.data.identifiers import column_plan
+from service.bodies import parse_samples_body
+from service.errors import ServiceError
+from service.schemas import PredictOptions
+
+GENES = ["NCR3LG1", "B7-H6", "HLA-E (3133)", "PVRL2", "NOTAGENE", "ACTB", "B2M", "MICA"]
+KEEP = ("NCR3LG1", "NECTIN2", "HLA-E", "MICA", "CD48")
+
+
+def _values(scale: str, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    values = rng.uniform(0, 12, size=(3, len(GENES)))
+    if scale == "counts":
+        values = np.round(2**values * 10)
+    elif scale == "tpm":
+        values = 2**values - 1
+    values[1, 2] = np.nan
+    return values
+
+
+@pytest.mark.parametrize("scale", ["log", "tpm", "counts"])
+@pytest.mark.parametrize("declared", [False, True])
+def test_kept_columns_equal_those_of_the_whole_preparation(scale: str, declared: bool) -> None:
+    values = _values(scale)
+    samples = ["a", "b", "c"]
+    choice = scale if declared else "auto"
+    whole = prepare_values(values, samples, GENES, scale=choice)
+    kept = prepare_values(values, samples, GENES, scale=choice, keep=KEEP)
+    assert kept.scale == whole.scale == scale
+    assert list(kept.genes) == [g for g in whole.genes if g in KEEP]  # first-occurrence order
+    positions = whole.genes.get_indexer(kept.genes)
+    np.testing.assert_array_equal(kept.values, whole.values[:, positions])  # bit for bit
+    assert kept.report.to_dict() == whole.report.to_dict()  # every identifier reported
+    assert kept.report.collided == {"NCR3LG1": ["NCR3LG1", "B7-H6"]}
+
+
+def test_keeping_no_mapped_gene_keeps_every_column() -> None:
+    values = _values("log")
+    whole = prepare_values(values, ["a", "b", "c"], GENES)
+    kept = prepare_values(values, ["a", "b", "c"], GENES, keep=("CD58",))
+    assert list(kept.genes) == list(whole.genes)
+    np.testing.assert_array_equal(kept.values, whole.values)
+
+
+def test_the_column_plan_is_remembered_per_selection() -> None:
+    plan = column_plan(GENES, KEEP)
+    assert column_plan(list(GENES), KEEP) is plan
+    assert column_plan(GENES, frozenset(KEEP)).symbols.tolist() == plan.symbols.tolist()
+    assert column_plan(GENES).positions is not None  # NOTAGENE is not read
+
+
+def _long_body(sample: dict[str, object], **options: object) -> bytes:
+    filler = {f"NOTAGENE{i} (0)": 1.25 for i in range(1_500)}  # past the scan threshold
+    return json.dumps({"samples": {"S1": sample | filler}, **options}).encode()
+
+
+@pytest.mark.parametrize(
+    "value", ['"1.5"', "true", "false", "[1]", "{}", '"true"'], ids=lambda v: v
+)
+def test_long_bodies_refuse_what_is_not_a_number(value: str) -> None:
+    raw = _long_body({"MICA": 0.0, "B2M": "X"}).replace(b'"X"', value.encode())
+    with pytest.raises(ServiceError) as caught:
+        parse_samples_body(raw, 10, PredictOptions)
+    assert caught.value.code == "non_numeric_value"
+    assert "gene 'B2M'" in str(caught.value.detail)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{'we"ird': 1.0}, {"untrue": 0.0, "falsetto": 1.0}, {"B2M": None}],
+    ids=["quote in a key", "words in keys", "null"],
+)
+def test_long_bodies_whose_text_proves_nothing_are_read_alike(extra: dict[str, object]) -> None:
+    raw = _long_body({"MICA": 0.0, "CD48": 1} | extra, scale="log", min_coverage=0.1)
+    samples, options = parse_samples_body(raw, 10, PredictOptions)
+    document = json.loads(raw)["samples"]["S1"]
+    expected = [np.nan if v is None else float(v) for v in document.values()]
+    np.testing.assert_array_equal(samples.values[0], expected)
+    assert samples.genes == list(document)
+    assert options.scale == "log"
