@@ -118,13 +118,21 @@ class ServiceSettings(Settings):
         "memory follows one chunk, not its number of samples; smaller ones are answered whole.",
     )
     inline_max_bytes: int = Field(
-        default=262_144,
+        default=1_048_576,
         ge=0,
-        description="Prediction bodies up to this size (about 100 samples of 150 genes, a few "
-        "milliseconds of work) are answered on the event loop: less CPU than handing them to "
-        "a worker thread, which also makes the threads contend for the GIL. Larger ones run "
-        "in the threadpool, so the event loop keeps answering. Explanations, about ten times "
-        "the work per sample, run inline up to a sixteenth of this. 0: always the threadpool.",
+        description="Bodies over this size are always answered in the threadpool, so the "
+        "event loop keeps answering. 0: always the threadpool.",
+    )
+    inline_max_ms: float = Field(
+        default=10.0,
+        ge=0.0,
+        description="/v1/predict, /v1/explain and /v1/whatif requests whose estimated work "
+        "(parsing by the body's size, the model by its number of samples) is at most this "
+        "many milliseconds are answered on the event loop: less CPU than handing them to a "
+        "worker thread, which also makes the threads contend for the GIL. That covers one "
+        "whole profile of 19,000 genes, or 100 samples of the model's genes for predictions "
+        "(explanations: about ten times the work per sample). Larger ones run in the "
+        "threadpool.",
     )
 
     @classmethod

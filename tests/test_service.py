@@ -919,3 +919,18 @@ def test_coverage_error_details_are_capped(
     details = error["details"]
     assert details["n_samples"] == 5 and details["truncated"] is True
     assert len(details["samples"]) == 2
+
+
+def test_the_inline_decision_follows_the_estimated_work() -> None:
+    """One whole profile is answered inline, many explained samples in the threadpool."""
+    from service.api.scoring import estimated_ms
+
+    settings = ServiceSettings()
+    profile = json.dumps({"samples": {"S1": {f"G{i} ({i})": 1.25 for i in range(19_000)}}}).encode()
+    catalogue = {f"G{i}": 1.25 for i in range(150)}
+    batch = json.dumps({"samples": {f"S{k}": catalogue for k in range(100)}}).encode()
+    assert len(profile) < settings.inline_max_bytes
+    assert estimated_ms(profile, "predict") <= settings.inline_max_ms
+    assert estimated_ms(profile, "explain") <= settings.inline_max_ms
+    assert estimated_ms(batch, "predict") <= settings.inline_max_ms
+    assert estimated_ms(batch, "explain") > settings.inline_max_ms

@@ -4,10 +4,13 @@ The first two are direct routes (:mod:`service.api.direct`) of :data:`direct_rou
 the app puts in front of every other route; the upload route is an ordinary FastAPI route of
 :data:`router` (form parsing), behind the API-key dependency.
 
-Model calls (parsing, preparation, prediction, TreeSHAP) are CPU-bound. Small bodies (up to
-``NKP_INLINE_MAX_BYTES``, a sixteenth of it for explanations) are answered on the event loop:
-a single sample costs about 0.1 ms to predict and 0.2 ms to explain, less than the hop to a
-worker thread. Larger ones, and every upload, run in the threadpool, so the event loop keeps
+Model calls (parsing, preparation, prediction, TreeSHAP) are CPU-bound. A request whose
+estimated work (:func:`estimated_ms`: parsing by the body's size, the model by its number of
+samples) is at most ``NKP_INLINE_MAX_MS`` is answered on the event loop: a single sample costs
+a fraction of a millisecond, less than the hop to a worker thread and back, and a whole
+profile of 19,000 genes parsed in a worker thread contends with the event loop for the GIL
+(a fifth fewer answers per second, measured). Larger requests (and every body over
+``NKP_INLINE_MAX_BYTES``, and every upload) run in the threadpool, so the event loop keeps
 answering (``/health`` stays fast under load); see :func:`run_model_call`.
 """
 
@@ -48,13 +51,34 @@ from service.schemas import (
 )
 from service.state import LoadedModel
 
-__all__ = ["EXPLAIN_INLINE_FRACTION", "direct_router", "router", "run_model_call"]
+__all__ = [
+    "PARSE_MS_PER_MB",
+    "SAMPLE_MS",
+    "direct_router",
+    "estimated_ms",
+    "router",
+    "run_model_call",
+]
 
 T = TypeVar("T")
 
-EXPLAIN_INLINE_FRACTION = 16
-"""Explanations run inline up to ``inline_max_bytes // 16`` (about ten times the work of a
-prediction per sample)."""
+PARSE_MS_PER_MB = 10.0
+"""Milliseconds of CPU per megabyte of JSON body: parsing, type checks and preparation of the
+values (about 4.2 ms of ``orjson.loads`` and 3 ms more for a 470 kB profile of 19,000 genes)."""
+SAMPLE_MS: dict[str, float] = {"predict": 0.05, "explain": 0.5, "whatif": 0.5}
+"""Milliseconds of model work per sample of each endpoint, beyond the parsing (an
+explanation: TreeSHAP, the sums per level, the drivers and their sentences)."""
+
+
+def estimated_ms(raw: bytes, endpoint: str) -> float:
+    """Estimated CPU milliseconds of answering the JSON body ``raw`` at ``endpoint``.
+
+    Only a scheduling estimate (where to run the call, never what it answers): the parsing by
+    the body's size, the model by its samples, counted as the body's ``{`` (one per sample
+    object, plus the body's own and that of ``samples``).
+    """
+    return len(raw) / 1e6 * PARSE_MS_PER_MB + raw.count(b"{") * SAMPLE_MS[endpoint]
+
 
 direct_router = APIRouter(prefix="/v1", route_class=DirectRoute)
 """``/v1/predict`` and ``/v1/explain``: direct routes (they check the API key themselves)."""
@@ -62,16 +86,22 @@ router = APIRouter(prefix="/v1", dependencies=[Security(require_api_key)])
 """``/v1/predict/file``: behind the API-key dependency."""
 
 
-async def run_model_call(limit: int, body_bytes: int, call: Callable[..., T], *args: Any) -> T:
-    """Run ``call(*args)`` on the event loop for bodies up to ``limit`` bytes, else in the
-    threadpool.
+async def run_model_call(
+    settings: ServiceSettings, raw: bytes, endpoint: str, call: Callable[..., T], *args: Any
+) -> T:
+    """Run ``call(*args)`` (which answers the body ``raw`` at ``endpoint``) on the event loop
+    when the body is at most ``NKP_INLINE_MAX_BYTES`` and its :func:`estimated_ms` at most
+    ``NKP_INLINE_MAX_MS``, else in the threadpool.
 
-    A single-sample prediction takes about 0.1 ms of CPU, a 100-sample batch a few
-    milliseconds: less than the hop to a worker thread and back costs in throughput (the
-    two threads then contend for the GIL). Larger bodies run in the threadpool so that the
-    event loop keeps answering (``/health`` stays fast) while they are computed.
+    A single-sample prediction takes a fraction of a millisecond of CPU, a 100-sample batch
+    or a whole profile a few milliseconds: less than the hop to a worker thread and back
+    costs in throughput (the two threads then contend for the GIL). Larger requests run in
+    the threadpool so that the event loop keeps answering (``/health`` stays fast) while
+    they are computed.
     """
-    if body_bytes <= limit:
+    if len(raw) <= settings.inline_max_bytes and (
+        estimated_ms(raw, endpoint) <= settings.inline_max_ms
+    ):
         return call(*args)
     return await run_in_threadpool(call, *args)
 
@@ -80,10 +110,9 @@ async def _answer_samples(
     request: Request,
     endpoint: str,
     compute: Callable[[LoadedModel, bytes, ServiceSettings], tuple[Answer, int]],
-    inline_fraction: int,
 ) -> Response:
-    """Read the JSON body, ``compute`` the answer with the current model (inline for bodies up
-    to ``NKP_INLINE_MAX_BYTES // inline_fraction``), count the samples of ``endpoint``.
+    """Read the JSON body, ``compute`` the answer with the current model (inline or in the
+    threadpool: :func:`run_model_call`), count the samples of ``endpoint``.
 
     A request of more than ``NKP_ANSWER_CHUNK_SAMPLES`` samples is answered as a stream: it
     was validated whole, and its chunks are scored as they are sent."""
@@ -91,8 +120,9 @@ async def _answer_samples(
     loaded = current_model(request)
     settings = app_settings(request)
     raw = await request.body()
-    limit = settings.inline_max_bytes // inline_fraction
-    content, n_samples = await run_model_call(limit, len(raw), compute, loaded, raw, settings)
+    content, n_samples = await run_model_call(
+        settings, raw, endpoint, compute, loaded, raw, settings
+    )
     request.app.state.metrics.count_samples(endpoint, n_samples)
     if isinstance(content, bytes):
         return json_response(content)
@@ -113,7 +143,7 @@ async def _answer_samples(
 async def predict(request: Request) -> Response:
     """Probability (classification) or score (regression), call and gene coverage per sample,
     with the model that answered, the input scale and the gene-identifier report."""
-    return await _answer_samples(request, "predict", predict_json, inline_fraction=1)
+    return await _answer_samples(request, "predict", predict_json)
 
 
 @direct_router.post(
@@ -135,9 +165,7 @@ async def explain_samples(request: Request) -> Response:
     ``model_output`` (log-odds for classification) at every level. ``top_drivers`` puts the
     largest axis-level contributions (or those of the requested level) into words.
     """
-    return await _answer_samples(
-        request, "explain", explain_json, inline_fraction=EXPLAIN_INLINE_FRACTION
-    )
+    return await _answer_samples(request, "explain", explain_json)
 
 
 @router.post(

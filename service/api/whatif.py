@@ -30,7 +30,7 @@ from nkpredict.whatif.interventions import (
 )
 from service.answers import _harmonization, _model_inputs, dumps
 from service.api.direct import DirectRoute, json_body_doc, json_response, require_json_content
-from service.api.scoring import EXPLAIN_INLINE_FRACTION, run_model_call
+from service.api.scoring import run_model_call
 from service.bodies import parse_samples_body
 from service.config import ServiceSettings
 from service.deps import app_settings, current_model
@@ -251,7 +251,8 @@ async def whatif_samples(request: Request) -> Response:
     loaded = current_model(request)
     settings = app_settings(request)
     raw = await request.body()
-    limit = settings.inline_max_bytes // EXPLAIN_INLINE_FRACTION
-    content, n_samples = await run_model_call(limit, len(raw), whatif_json, loaded, raw, settings)
+    content, n_samples = await run_model_call(
+        settings, raw, "whatif", whatif_json, loaded, raw, settings
+    )
     request.app.state.metrics.count_samples("whatif", n_samples)
     return json_response(content)
