@@ -16,6 +16,7 @@ import pytest
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from service_settings import make_settings
 
 from nkpredict.exceptions import ModelLoadError
 from nkpredict.explain.attributions import explain
@@ -38,18 +39,6 @@ API_KEY = "api-secret"
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def make_settings(model_dir: Path | str, **overrides: Any) -> ServiceSettings:
-    """Settings that ignore the environment's NKP_* keys (explicit values win)."""
-    values: dict[str, Any] = {
-        "model_uri": str(model_dir),
-        "api_key": None,
-        "admin_api_key": None,
-        "cors_origins": [],
-    }
-    values.update(overrides)
-    return ServiceSettings(**values)
 
 
 def body_of(frame: pd.DataFrame, **options: Any) -> dict[str, Any]:

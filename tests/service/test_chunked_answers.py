@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from service_settings import make_settings
 
 from nkpredict.exceptions import NKPredictError
 from nkpredict.model.fitted import NKResistanceModel
@@ -18,21 +19,9 @@ from nkpredict.registry import ModelReference
 from service.answers import EXPLAIN_CHUNK, Answer, explain_json, predict_json
 from service.app import create_app
 from service.bodies import SparseRows, parse_samples_body
-from service.config import ServiceSettings
 from service.errors import ServiceError
 from service.schemas import PredictOptions
 from service.state import LoadedModel, make_loaded
-
-
-def _settings(model_dir: Path, **overrides: Any) -> ServiceSettings:
-    values: dict[str, Any] = {
-        "model_uri": str(model_dir),
-        "api_key": None,
-        "admin_api_key": None,
-        "cors_origins": [],
-    }
-    values.update(overrides)
-    return ServiceSettings(**values)
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +56,10 @@ def test_a_chunked_prediction_is_the_whole_answer_byte_for_byte(
 ) -> None:
     raw = _mixed_body(service_cohort, 60)
     whole, n_whole = predict_json(
-        loaded, raw, _settings(service_model_dir, answer_chunk_samples=10_000)
+        loaded, raw, make_settings(service_model_dir, answer_chunk_samples=10_000)
     )
     chunked, n_chunked = predict_json(
-        loaded, raw, _settings(service_model_dir, answer_chunk_samples=chunk)
+        loaded, raw, make_settings(service_model_dir, answer_chunk_samples=chunk)
     )
     assert isinstance(whole, bytes)
     assert isinstance(chunked, Iterator)
@@ -89,8 +78,10 @@ def test_missing_genes_are_gathered_over_the_chunks(
     genes = list(loaded.model.feature_builder.genes_in_)
     samples = {f"S{i}": {genes[i % 3]: 5.0 + i} for i in range(12)}
     raw = json.dumps({"samples": samples, "min_coverage": 0}).encode()
-    whole, _ = predict_json(loaded, raw, _settings(service_model_dir, answer_chunk_samples=10_000))
-    chunked, _ = predict_json(loaded, raw, _settings(service_model_dir, answer_chunk_samples=2))
+    whole, _ = predict_json(
+        loaded, raw, make_settings(service_model_dir, answer_chunk_samples=10_000)
+    )
+    chunked, _ = predict_json(loaded, raw, make_settings(service_model_dir, answer_chunk_samples=2))
     text = _text(chunked)
     assert text == whole
     missing = json.loads(text)["harmonization"]["missing_model_genes"]
@@ -102,9 +93,11 @@ def test_a_chunked_explanation_is_the_whole_answer_byte_for_byte(
 ) -> None:
     """Explained in slices of ``EXPLAIN_CHUNK`` samples either way; two chunks here."""
     raw = _mixed_body(service_cohort, 2 * EXPLAIN_CHUNK + 20, level="all", n_drivers=2)
-    whole, _ = explain_json(loaded, raw, _settings(service_model_dir, answer_chunk_samples=10_000))
+    whole, _ = explain_json(
+        loaded, raw, make_settings(service_model_dir, answer_chunk_samples=10_000)
+    )
     chunked, n_samples = explain_json(
-        loaded, raw, _settings(service_model_dir, answer_chunk_samples=5)
+        loaded, raw, make_settings(service_model_dir, answer_chunk_samples=5)
     )
     assert isinstance(whole, bytes) and isinstance(chunked, Iterator)
     assert _text(chunked) == whole and n_samples == 2 * EXPLAIN_CHUNK + 21
@@ -114,13 +107,13 @@ def test_low_coverage_is_refused_before_the_first_byte(
     loaded: LoadedModel, service_model_dir: Path, service_cohort: Any
 ) -> None:
     raw = _mixed_body(service_cohort, 30, min_coverage=0.9)
-    settings = _settings(service_model_dir, answer_chunk_samples=4)
+    settings = make_settings(service_model_dir, answer_chunk_samples=4)
     for compute in (predict_json, explain_json):
         with pytest.raises(ServiceError) as refused:
             compute(loaded, raw, settings)  # raised by the call, not while iterating
         assert refused.value.status_code == 422 and refused.value.code == "coverage_too_low"
         with pytest.raises(ServiceError) as whole:
-            compute(loaded, raw, _settings(service_model_dir, answer_chunk_samples=10_000))
+            compute(loaded, raw, make_settings(service_model_dir, answer_chunk_samples=10_000))
         assert whole.value.details == refused.value.details
 
 
@@ -130,7 +123,7 @@ def test_a_large_sparse_request_answers_every_sample_over_http(
     """3,000 samples naming one gene each (min_coverage 0): streamed in chunks of 256."""
     genes = list(loaded.model.feature_builder.genes_in_)
     samples = {f"S{i}": {genes[i % len(genes)]: 1 + i % 97} for i in range(3_000)}
-    settings = _settings(service_model_dir)
+    settings = make_settings(service_model_dir)
     assert settings.answer_chunk_samples < 3_000
     with TestClient(create_app(settings)) as client:
         response = client.post("/v1/predict", json={"samples": samples, "min_coverage": 0})
@@ -170,8 +163,12 @@ def test_a_reduced_sparse_body_is_prepared_a_chunk_at_a_time_with_the_same_answe
     samples, _ = parse_samples_body(raw, 10_000, PredictOptions, loaded.model_genes)
     assert isinstance(samples.stored, SparseRows)  # never dense in the chunked answer
     assert np.array_equal(samples.rows(40, 90), samples.values[40:90], equal_nan=True)
-    whole, _ = predict_json(loaded, raw, _settings(service_model_dir, answer_chunk_samples=10_000))
-    chunked, _ = predict_json(loaded, raw, _settings(service_model_dir, answer_chunk_samples=64))
+    whole, _ = predict_json(
+        loaded, raw, make_settings(service_model_dir, answer_chunk_samples=10_000)
+    )
+    chunked, _ = predict_json(
+        loaded, raw, make_settings(service_model_dir, answer_chunk_samples=64)
+    )
     assert isinstance(chunked, Iterator)
     assert _text(chunked) == whole
 
@@ -188,6 +185,6 @@ def test_a_bad_value_in_a_late_chunk_gives_the_whole_answers_error(
     errors = []
     for chunk in (10_000, 64):
         with pytest.raises(NKPredictError) as refused:
-            predict_json(loaded, raw, _settings(service_model_dir, answer_chunk_samples=chunk))
+            predict_json(loaded, raw, make_settings(service_model_dir, answer_chunk_samples=chunk))
         errors.append(str(refused.value))
     assert errors[0] == errors[1] and "S290" in errors[0]

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
+from service_settings import make_settings
 
 from nkpredict.data.identifiers import map_identifiers
 from nkpredict.exceptions import CoverageError
@@ -31,15 +32,8 @@ from service.config import ServiceSettings
 
 
 def _settings(model_dir: Path, **overrides: Any) -> ServiceSettings:
-    values: dict[str, Any] = {
-        "model_uri": str(model_dir),
-        "api_key": None,
-        "admin_api_key": None,
-        "cors_origins": [],
-        "max_samples": 2_000,
-    }
-    values.update(overrides)
-    return ServiceSettings(**values)
+    """:func:`make_settings` with room for 2,000 samples per request."""
+    return make_settings(model_dir, **{"max_samples": 2_000, **overrides})
 
 
 @pytest.fixture(scope="module")
