@@ -37,7 +37,8 @@ def cohort() -> Cohort:
 
 @pytest.fixture(scope="module")
 def model(cohort: Cohort) -> NKResistanceModel:
-    return NKResistanceModel(booster={"n_estimators": 200}).fit(
+    # all 200 rounds (no inner search, which may keep the prior alone): TreeSHAP has trees
+    return NKResistanceModel(booster={"n_estimators": 200, "early_stopping_rounds": None}).fit(
         cohort.counts, cohort.labels["resistant"]
     )
 

@@ -34,6 +34,7 @@ from nkpredict.evaluate.metrics import (
 )
 from nkpredict.evaluate.summary import evaluation_summary
 from nkpredict.exceptions import LabelError
+from nkpredict.features.genome import DEFAULT_GENOME_ALPHA, DEFAULT_GENOME_GENES
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.registry import ModelReference, load_model
 from nkpredict.report.html import build_report, write_report
@@ -86,7 +87,8 @@ class TrainConfig:
     labels_format: LabelFormat = "auto"
     auc: AucMethod | None = None
     cv: CVConfig = field(default_factory=CVConfig)
-    n_genome_genes: int = 0
+    n_genome_genes: int = DEFAULT_GENOME_GENES
+    genome_alpha: float | None = DEFAULT_GENOME_ALPHA
     tuning_budget: float = 0.0
     tuning_trials: int = 0
     booster: dict[str, Any] = field(default_factory=dict)
@@ -310,7 +312,10 @@ def _train(
     )
     task = data.definition.task
     model = NKResistanceModel(
-        task=task, n_genome_genes=config.n_genome_genes, booster=_booster_params(config, data)
+        task=task,
+        n_genome_genes=config.n_genome_genes,
+        genome_alpha=config.genome_alpha,
+        booster=_booster_params(config, data),
     )
     _say(progress, f"cross-validating on {data.prepared.matrix.shape[0]} samples")
     result = evaluate_model_cv(model, data, config.cv, config.baselines, progress, engine)
@@ -448,6 +453,8 @@ def _log_run(
             "tuning_trials": config.tuning_trials,
             "best_baseline": model.metadata_.get("best_baseline"),
             "n_genome_genes": config.n_genome_genes,
+            "genome_alpha": config.genome_alpha,
+            "genome_genes": ",".join(model.feature_builder.genome_genes_),
             "n_features": len(model.feature_builder.get_feature_names_out()),
             "n_boosting_rounds": model.boosted_trees.n_rounds_,
             "catalog_version": model.feature_builder.catalog_version_,
@@ -578,7 +585,10 @@ def _champion_score(
     _say(progress, f"re-evaluating champion v{champion.version} on this run's folds")
     model, _ = load_model(f"models:/{champion.name}/{champion.version}")
     template = NKResistanceModel(
-        task=model.task, n_genome_genes=model.n_genome_genes, booster=model.booster
+        task=model.task,
+        n_genome_genes=model.n_genome_genes,
+        genome_alpha=model.genome_alpha,
+        booster=model.booster,
     )
     summary = evaluate_model_cv(template, data, config.cv, False, progress, engine).summary()
     return float(summary[metric])

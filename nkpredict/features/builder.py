@@ -16,7 +16,8 @@ sample alone once the transformer is fitted:
 ``coverage:catalog``
     Fraction of the model's catalogue genes actually measured in the sample.
 ``genome:<SYMBOL>``
-    Optional genome-wide genes, selected inside ``fit`` by their correlation with the label
+    Optional genome-wide genes, selected inside ``fit`` (:mod:`nkpredict.features.genome`: by
+    their association with what the catalogue features leave unexplained, or with the label)
     (so cross-validation that refits the transformer per fold never leaks).
 
 Signed scores: a set that mixes genes of opposite catalogue ``effect`` (the death receptors
@@ -50,6 +51,7 @@ from nkpredict.catalog import Catalog, GeneSet, load_catalog
 from nkpredict.estimator import check_fitted, describe_input
 from nkpredict.exceptions import InputError
 from nkpredict.fast.cache import PerObject
+from nkpredict.features.genome import select_genome_genes
 from nkpredict.positions import as_selector
 from nkpredict.vocabulary import AGGREGATE_LEVELS, AggregateLevel, check_choice
 
@@ -58,8 +60,10 @@ __all__ = [
     "COVERAGE_UNIT",
     "GENOME_UNIT",
     "LIGAND_UNIT",
+    "SCORE_PREFIXES",
     "FeatureSpec",
     "NKFeatureBuilder",
+    "is_score_feature",
 ]
 
 logger = logging.getLogger(__name__)
@@ -68,6 +72,8 @@ COVERAGE_FEATURE = "coverage:catalog"
 COVERAGE_UNIT = "COVERAGE"
 GENOME_UNIT = "GENOME_WIDE"
 LIGAND_UNIT = "NK_LIGANDS"
+SCORE_PREFIXES = ("axis:", "load:", "pathway:")
+"""Name prefixes of the score features (kind ``"score"``: weighted means of gene features)."""
 _POSITIVE_SD_FLOOR = 1e-3
 _POSITION_CACHE_SIZE = 64
 """Distinct column layouts whose model-gene positions are remembered."""
@@ -185,6 +191,24 @@ def _check_frame(X: Any, method: str, allow_empty: bool = False) -> None:
         )
 
 
+def is_score_feature(name: str) -> bool:
+    """Whether the feature called ``name`` is a score (an axis, load or pathway score: a
+    weighted mean of gene features) rather than one gene or the coverage."""
+    return name.startswith(SCORE_PREFIXES)
+
+
+def _genome_spec(gene: str) -> FeatureSpec:
+    """The ``genome:<SYMBOL>`` feature of one genome-wide gene (its attribution: the gene
+    itself, and the genome-wide unit at axis and pathway level)."""
+    return FeatureSpec(
+        f"genome:{gene}",
+        "gene",
+        (gene,),
+        (1.0,),
+        {"gene": {gene: 1.0}, "axis": {GENOME_UNIT: 1.0}, "pathway": {GENOME_UNIT: 1.0}},
+    )
+
+
 class NKFeatureBuilder(TransformerMixin, BaseEstimator):
     """Turn a harmonized log2(TPM+1) matrix into NK-biology features.
 
@@ -194,11 +218,17 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
         User gene sets (e.g. from :func:`nkpredict.catalog.read_gmt`) scored like the
         catalogue's pathways.
     n_genome_genes : int, default 0
-        Number of extra genome-wide genes chosen in ``fit`` by absolute correlation with ``y``
-        among the non-catalogue genes of the training matrix. 0 switches this off.
+        Most extra genome-wide genes chosen in ``fit`` among the non-catalogue genes of the
+        training matrix (:func:`~nkpredict.features.genome.select_genome_genes`). 0 switches
+        this off.
     min_set_genes : int, default 2
         A gene set or axis contributes a score only if at least this many of its genes occur in
         the training data.
+    genome_alpha : float or None, default None
+        With a level (the default model's 0.05), a genome-wide gene joins only when it is
+        associated with what the catalogue features leave unexplained (the residual screen,
+        Bonferroni-corrected); ``None``: exactly the ``n_genome_genes`` genes most correlated
+        with ``y``.
     """
 
     def __init__(
@@ -206,10 +236,12 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
         gene_sets: Sequence[GeneSet] | None = None,
         n_genome_genes: int = 0,
         min_set_genes: int = 2,
+        genome_alpha: float | None = None,
     ) -> None:
         self.gene_sets = gene_sets
         self.n_genome_genes = n_genome_genes
         self.min_set_genes = min_set_genes
+        self.genome_alpha = genome_alpha
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: pd.DataFrame, y: Any = None) -> NKFeatureBuilder:
@@ -242,21 +274,33 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
                 units={level: {COVERAGE_UNIT: 1.0} for level in AGGREGATE_LEVELS},
             )
         )
-        genome = self._select_genome_genes(X, y, set(model_genes))
-        specs += [
-            FeatureSpec(
-                f"genome:{g}",
-                "gene",
-                (g,),
-                (1.0,),
-                {"gene": {g: 1.0}, "axis": {GENOME_UNIT: 1.0}, "pathway": {GENOME_UNIT: 1.0}},
-            )
-            for g in genome
-        ]
         self.catalog_version_ = catalog.version
+        self.absent_genes_ = tuple(g for g in catalog.all_genes() if g not in present)
+        self._set_layout(X, specs, model_genes, [])
+        genome = self._select_genome_genes(X, y, set(model_genes))
+        if genome:
+            self._set_layout(X, specs + [_genome_spec(g) for g in genome], model_genes, genome)
+        logger.info(
+            "feature builder fitted: %d features from %d genes (%d catalogue genes absent, "
+            "%d genome-wide)",
+            len(self.specs_),
+            len(self.genes_in_),
+            len(self.absent_genes_),
+            len(genome),
+        )
+        return self
+
+    def _set_layout(
+        self,
+        X: pd.DataFrame,
+        specs: list[FeatureSpec],
+        model_genes: list[str],
+        genome: list[str],
+    ) -> None:
+        """Fix the features ``specs`` of the model genes and ``genome`` genes, with their
+        training statistics from ``X``."""
         self.model_genes_ = tuple(model_genes)
         self.genome_genes_ = tuple(genome)
-        self.absent_genes_ = tuple(g for g in catalog.all_genes() if g not in present)
         self.specs_ = tuple(specs)
         genes_in = list(self.model_genes_) + list(self.genome_genes_)
         values = X.reindex(columns=genes_in).to_numpy(dtype=np.float64)
@@ -265,13 +309,6 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
         self.mean_ = np.nanmean(values, axis=0)
         self.scale_ = np.maximum(np.nanstd(values, axis=0), _POSITIVE_SD_FLOOR)
         self._compile()
-        logger.info(
-            "feature builder fitted: %d features from %d genes (%d catalogue genes absent)",
-            len(self.specs_),
-            len(genes_in),
-            len(self.absent_genes_),
-        )
-        return self
 
     @staticmethod
     def _gene_specs(
@@ -365,22 +402,31 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
         return specs
 
     def _select_genome_genes(self, X: pd.DataFrame, y: Any, exclude: set[str]) -> list[str]:
+        """Genome-wide genes by :func:`~nkpredict.features.genome.select_genome_genes`: the
+        residual screen on this builder's catalogue features (fitted just before), or the top
+        correlations when ``genome_alpha`` is ``None``."""
         if self.n_genome_genes <= 0:
             return []
         if y is None:
             raise InputError("n_genome_genes > 0 needs the target y in fit")
+        target = np.asarray(y)
+        if target.shape[0] != X.shape[0]:
+            raise InputError(
+                f"y must have one value per sample: {target.shape[0]} values for "
+                f"{X.shape[0]} samples"
+            )
         candidates = [c for c in X.columns if c not in exclude]
-        values = X[candidates].to_numpy(dtype=np.float64)
-        values = np.where(np.isnan(values), np.nanmedian(values, axis=0), values)
-        target = np.asarray(y, dtype=np.float64)
-        centred = values - values.mean(axis=0)
-        t_centred = target - target.mean()
-        denom = np.sqrt((centred**2).sum(axis=0) * (t_centred**2).sum())
-        with np.errstate(invalid="ignore", divide="ignore"):
-            corr = np.abs(t_centred @ centred) / denom
-        corr = np.nan_to_num(corr, nan=0.0)
-        order = np.argsort(-corr, kind="stable")[: self.n_genome_genes]
-        return [candidates[i] for i in order]
+        features = None
+        if self.genome_alpha is not None:
+            features = self.transform_values(self.gene_values(X))
+        return select_genome_genes(
+            X[candidates].to_numpy(dtype=np.float64),
+            candidates,
+            target,
+            self.n_genome_genes,
+            self.genome_alpha,
+            features,
+        )
 
     def _compile(self) -> None:
         """Build the dense index arrays and weight matrix used by ``transform``."""
@@ -551,6 +597,7 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
             "params": {
                 "n_genome_genes": self.n_genome_genes,
                 "min_set_genes": self.min_set_genes,
+                "genome_alpha": self.genome_alpha,
                 "gene_sets": [
                     {
                         "name": s.name,
@@ -581,6 +628,7 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
             gene_sets=tuple(GeneSet(**s) for s in params["gene_sets"]) or None,
             n_genome_genes=params["n_genome_genes"],
             min_set_genes=params["min_set_genes"],
+            genome_alpha=params.get("genome_alpha"),
         )
         builder.catalog_version_ = data["catalog_version"]
         builder.model_genes_ = tuple(data["model_genes"])

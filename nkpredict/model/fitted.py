@@ -43,6 +43,7 @@ from nkpredict.estimator import (
 from nkpredict.exceptions import InputError, LabelError, ModelLoadError
 from nkpredict.fast.scoring import ArrayScorer, Predictions, scorer_for
 from nkpredict.features.builder import COVERAGE_FEATURE, NKFeatureBuilder
+from nkpredict.features.genome import DEFAULT_GENOME_ALPHA, DEFAULT_GENOME_GENES
 from nkpredict.io import follow_umask
 from nkpredict.model.boosting import BoostedTrees
 from nkpredict.model.prior import KnowledgePrior
@@ -87,7 +88,12 @@ class NKResistanceModel(TaskRoleMixin, BaseEstimator):
     gene_sets : sequence of GeneSet, optional
         Extra user gene sets scored as pathway features.
     n_genome_genes : int
-        Genome-wide genes selected inside ``fit`` (0 = only catalogue features).
+        Most genome-wide genes selected inside ``fit`` (0 = only catalogue features); see
+        :mod:`nkpredict.features.genome`.
+    genome_alpha : float or None
+        Family-wise level of the residual screen that genome-wide genes must pass (a gene
+        joins only when it is associated with what the catalogue features leave unexplained);
+        ``None``: exactly the ``n_genome_genes`` genes most correlated with the label.
     booster : dict, optional
         Parameters for :class:`~nkpredict.model.boosting.BoostedTrees` (``task`` is set here).
     decision_threshold : float
@@ -99,7 +105,8 @@ class NKResistanceModel(TaskRoleMixin, BaseEstimator):
         task: Task = "classification",
         scale: ScaleChoice = "auto",
         gene_sets: tuple[GeneSet, ...] | None = None,
-        n_genome_genes: int = 0,
+        n_genome_genes: int = DEFAULT_GENOME_GENES,
+        genome_alpha: float | None = DEFAULT_GENOME_ALPHA,
         booster: dict[str, Any] | None = None,
         decision_threshold: float = 0.5,
     ) -> None:
@@ -107,6 +114,7 @@ class NKResistanceModel(TaskRoleMixin, BaseEstimator):
         self.scale = scale
         self.gene_sets = gene_sets
         self.n_genome_genes = n_genome_genes
+        self.genome_alpha = genome_alpha
         self.booster = booster
         self.decision_threshold = decision_threshold
 
@@ -120,7 +128,11 @@ class NKResistanceModel(TaskRoleMixin, BaseEstimator):
             [
                 (
                     "features",
-                    NKFeatureBuilder(gene_sets=self.gene_sets, n_genome_genes=self.n_genome_genes),
+                    NKFeatureBuilder(
+                        gene_sets=self.gene_sets,
+                        n_genome_genes=self.n_genome_genes,
+                        genome_alpha=self.genome_alpha,
+                    ),
                 ),
                 ("booster", BoostedTrees(task=self.task, **(self.booster or {}))),
             ]
@@ -332,6 +344,7 @@ class NKResistanceModel(TaskRoleMixin, BaseEstimator):
                 "task": self.task,
                 "scale": self.scale,
                 "n_genome_genes": self.n_genome_genes,
+                "genome_alpha": self.genome_alpha,
                 "booster": self.booster or {},
                 "decision_threshold": self.decision_threshold,
             },

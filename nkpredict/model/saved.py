@@ -34,6 +34,7 @@ class SavedParams(_Strict):
     task: Task
     scale: ScaleChoice
     n_genome_genes: int = Field(ge=0)
+    genome_alpha: float | None = Field(default=None, gt=0.0, le=1.0)
     booster: dict[str, Any]
     decision_threshold: float = Field(ge=0.0, le=1.0)
 
@@ -54,6 +55,7 @@ class SavedBuilderParams(_Strict):
 
     n_genome_genes: int = Field(ge=0)
     min_set_genes: int = Field(ge=0)
+    genome_alpha: float | None = Field(default=None, gt=0.0, le=1.0)
     gene_sets: list[SavedGeneSet]
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from nkpredict.explain.attributions import attributions, explain
+from nkpredict.model.boosting import DEFAULT_SCORE_WEIGHT
 from nkpredict.model.fitted import FORMAT_VERSION, MODEL_FILE, NKResistanceModel
 from nkpredict.simulate.cohort import Cohort, simulate_cohort
 from nkpredict.simulate.config import SimulationConfig
@@ -113,6 +114,26 @@ def test_small_cohorts_get_checked_rounds() -> None:
     # chosen by inner folds, never the 800 unchecked rounds of the old small-n rule
     assert trees.n_rounds_ < trees.n_estimators
     assert trees.inner_gain_ is not None
+
+
+def test_score_features_weigh_less_in_the_prior(cohort: Cohort) -> None:
+    """Axis, load and pathway scores get the prior weight ``score_weight``; genes keep 1."""
+    matrix = NKResistanceModel().prepare(cohort.counts).matrix
+    y = cohort.labels["resistant"]
+    fitted = {
+        weight: NKResistanceModel(booster={"score_weight": weight, "n_estimators": 10})
+        .core()
+        .fit(matrix, y)
+        for weight in (DEFAULT_SCORE_WEIGHT, 1.0)
+    }
+    names = fitted[1.0][:-1].get_feature_names_out()
+    trees = fitted[DEFAULT_SCORE_WEIGHT][-1]
+    weights = trees.prior_weights()
+    assert weights is not None and DEFAULT_SCORE_WEIGHT < 1.0
+    for name, weight in zip(names, weights, strict=True):
+        score = name.split(":")[0] in ("axis", "load", "pathway")
+        assert weight == (DEFAULT_SCORE_WEIGHT if score else 1.0)
+    np.testing.assert_allclose(trees.prior_.scale_ * weights, fitted[1.0][-1].prior_.scale_)
 
 
 @pytest.mark.parametrize("max_bin", [64, 256])

@@ -82,3 +82,31 @@ def test_clear_errors() -> None:
     X, _ = _data(n=20)
     with pytest.raises(InputError, match="of each class"):
         KnowledgePrior().fit(X, np.r_[np.ones(19), 0])
+
+
+def test_feature_weights_set_each_features_penalty() -> None:
+    """A weight below 1 penalizes a feature more (its coefficient shrinks), folded into
+    ``scale_`` so attributions stay exact and the saved format is unchanged."""
+    X, y = _data()
+    plain = KnowledgePrior().fit(X, y)
+    ones = KnowledgePrior().fit(X, y, feature_weights=np.ones(6))
+    np.testing.assert_allclose(ones.coef_, plain.coef_)
+    weights = np.array([0.3, 1.0, 1.0, 1.0, 1.0, 1.0])
+    weighted = KnowledgePrior().fit(X, y, feature_weights=weights)
+    np.testing.assert_allclose(weighted.scale_, plain.scale_ / weights)
+    assert abs(weighted.coef_[0] * plain.scale_[0] / weighted.scale_[0]) < abs(plain.coef_[0])
+    np.testing.assert_allclose(
+        weighted.contributions(X).sum(axis=1) + weighted.intercept_, weighted.margin(X)
+    )
+    restored = KnowledgePrior.from_dict(json.loads(json.dumps(weighted.to_dict())))
+    np.testing.assert_allclose(restored.margin(X), weighted.margin(X))
+    for bad in (np.ones(5), np.array([1.0, 1.0, 0.0, 1.0, 1.0, 1.0]), np.full(6, np.nan)):
+        with pytest.raises(InputError, match="feature_weights"):
+            KnowledgePrior().fit(X, y, feature_weights=bad)
+
+
+def test_one_penalty_by_default_several_searched() -> None:
+    X, y = _data()
+    assert KnowledgePrior().fit(X, y).penalty_ == prior_module.PENALTIES[0] == 0.03
+    searched = KnowledgePrior(penalties=(0.01, 1.0)).fit(X, y)
+    assert set(searched.inner_loss_) == {0.01, 1.0}

@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from nkpredict.data.labels import LabelDefinition, direction_source
+from nkpredict.features.genome import DEFAULT_GENOME_ALPHA, DEFAULT_GENOME_GENES
 from nkpredict.vocabulary import AucMethod, Direction, LabelFormat, Task
 from training.cli.loading import open_model
 from training.cli.options import (
@@ -161,8 +162,22 @@ def train(
     cv_splits: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 5,
     cv_repeats: Annotated[int, typer.Option(min=1, help="Cross-validation repeats.")] = 3,
     genome_genes: Annotated[
-        int, typer.Option(min=0, help="Genome-wide genes selected inside each fold.")
-    ] = 0,
+        int,
+        typer.Option(
+            min=0,
+            help="Most genome-wide (non-catalogue) genes selected inside each fold (0 = off).",
+        ),
+    ] = DEFAULT_GENOME_GENES,
+    genome_alpha: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Family-wise level of the screen genome-wide genes must pass: association "
+            "with what the catalogue features leave unexplained (0 = no screen: the "
+            "--genome-genes genes most correlated with the label).",
+        ),
+    ] = DEFAULT_GENOME_ALPHA,
     baselines: Annotated[bool, typer.Option(help="Evaluate baselines on the same folds.")] = True,
     tracking_uri: Tracking = None,
     experiment: Annotated[str | None, typer.Option(help="MLflow experiment name.")] = None,
@@ -224,6 +239,7 @@ def train(
         auc=auc,
         cv=CVConfig(n_splits=cv_splits, n_repeats=cv_repeats, random_state=seed),
         n_genome_genes=genome_genes,
+        genome_alpha=genome_alpha or None,
         tuning_budget=tuning_budget,
         tuning_trials=tuning_trials,
         tracking_uri=tracking_uri,

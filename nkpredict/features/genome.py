@@ -1,0 +1,143 @@
+"""Genome-wide genes beyond the catalogue: which non-catalogue genes join the model.
+
+The catalogue holds what is known of NK escape; a cohort can carry a strong driver outside it.
+:func:`select_genome_genes` looks for such genes inside ``fit`` (so cross-validation that refits
+per fold never leaks), in one of two ways:
+
+*Residual screen* (``alpha`` given, the default model's): a gene joins only when its
+expression is associated with what the catalogue features **do not** explain, i.e. with the
+cross-fitted residual of the biological prior fitted on the catalogue features alone
+(:class:`~nkpredict.model.prior.KnowledgePrior`), and the association passes a
+Bonferroni-corrected correlation test at family-wise level ``alpha`` over all candidate genes.
+Genes that merely track the lineage, which the lineage programs already describe, are not
+associated with that residual and stay out; on the simulator's cohorts without an
+off-catalogue driver no gene passes, with one the driver is found (``benchmarks/
+accuracy_panel.py``).
+
+*Top correlation* (``alpha=None``, the behaviour of models before 0.9): the ``n`` genes
+most correlated with the label itself, whatever their strength.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats
+
+from nkpredict.exceptions import InputError
+from nkpredict.vocabulary import Task
+
+__all__ = ["DEFAULT_GENOME_ALPHA", "DEFAULT_GENOME_GENES", "select_genome_genes"]
+
+DEFAULT_GENOME_GENES = 5
+"""Most genome-wide genes the default model adds (only those passing the residual screen)."""
+DEFAULT_GENOME_ALPHA = 0.05
+"""Family-wise error level of the residual screen (Bonferroni over the candidate genes)."""
+
+
+def _filled(values: np.ndarray) -> np.ndarray:
+    """``values`` with each column's NaN replaced by that column's median (0 if all NaN)."""
+    if not np.isnan(values).any():
+        return values
+    with np.errstate(all="ignore"):
+        median = np.nanmedian(values, axis=0)
+    median = np.where(np.isfinite(median), median, 0.0)
+    return np.where(np.isnan(values), median, values)
+
+
+def _abs_correlation(values: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """|Pearson correlation| of each column of ``values`` with ``target`` (0 where undefined)."""
+    centred = values - values.mean(axis=0)
+    t_centred = target - target.mean()
+    denom = np.sqrt((centred**2).sum(axis=0) * (t_centred**2).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.abs(t_centred @ centred) / denom
+    return np.nan_to_num(corr, nan=0.0)
+
+
+def _bonferroni_passing(corr: np.ndarray, n_samples: int, alpha: float) -> np.ndarray:
+    """Which correlations pass a two-sided t test at family-wise level ``alpha``
+    (Bonferroni over ``corr.size`` tests)."""
+    dof = n_samples - 2
+    if dof < 1:
+        return np.zeros(corr.shape, dtype=bool)
+    r = np.clip(corr, 0.0, 1.0 - 1e-12)
+    t = r * np.sqrt(dof / (1.0 - r * r))
+    p_values = 2.0 * stats.t.sf(t, dof)
+    return np.asarray(p_values * corr.size < alpha)
+
+
+def _label_target(y: np.ndarray) -> tuple[np.ndarray, Task]:
+    """``y`` as floats and the prior's task: two distinct values are a class label (the
+    second sorted one is 1), anything else a readout."""
+    labels = np.unique(y)
+    if labels.size == 2:
+        return (y == labels[1]).astype(np.float64), "classification"
+    try:
+        return y.astype(np.float64), "regression"
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"the genome-wide screen needs a 0/1 label or a numeric readout; got {labels.size} "
+            "distinct non-numeric labels"
+        ) from exc
+
+
+def _prior_residual(features: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """What the prior on ``features`` leaves unexplained, cross-fitted: ``y - p`` (log-odds
+    turned into probabilities) or ``y - prediction`` for a readout."""
+    from nkpredict.model.prior import KnowledgePrior  # here: the model package imports this one
+
+    target, task = _label_target(y)
+    prior = KnowledgePrior(task=task).fit(features, target)
+    margin = prior.oof_margin_
+    if task == "classification":
+        return target - 1.0 / (1.0 + np.exp(-margin))
+    return target - margin
+
+
+def select_genome_genes(
+    values: np.ndarray,
+    candidates: Sequence[str],
+    y: np.ndarray,
+    n_genes: int,
+    alpha: float | None,
+    catalogue_features: np.ndarray | None = None,
+) -> list[str]:
+    """The genome-wide genes (at most ``n_genes``) that join the model, strongest first.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_samples, n_candidates)
+        Expression of the candidate (non-catalogue) genes; NaN is unmeasured.
+    candidates : sequence of str, length n_candidates
+        Their symbols.
+    y : ndarray, shape (n_samples,)
+        The label (two values) or readout.
+    n_genes : int
+        Most genes to return (0: none).
+    alpha : float or None
+        Family-wise level of the residual screen; ``None``: the ``n_genes`` genes most
+        correlated with ``y``, without a test.
+    catalogue_features : ndarray, shape (n_samples, n_features), optional
+        The catalogue features; required with ``alpha``.
+
+    Raises
+    ------
+    InputError
+        ``alpha`` given without ``catalogue_features``, or a non-numeric multi-class ``y``.
+    """
+    if n_genes <= 0 or len(candidates) == 0:
+        return []
+    target = np.asarray(y)
+    filled = _filled(np.asarray(values, dtype=np.float64))
+    if alpha is None:
+        corr = _abs_correlation(filled, _label_target(target)[0])
+        order = np.argsort(-corr, kind="stable")[:n_genes]
+        return [candidates[i] for i in order]
+    if catalogue_features is None:
+        raise InputError("the residual genome-wide screen needs the catalogue features")
+    corr = _abs_correlation(filled, _prior_residual(catalogue_features, target))
+    passing = np.flatnonzero(_bonferroni_passing(corr, filled.shape[0], alpha))
+    order = passing[np.argsort(-corr[passing], kind="stable")][:n_genes]
+    return [candidates[i] for i in order]
