@@ -10,6 +10,7 @@ import pytest
 
 from nkpredict.data.expression import prepare_expression
 from nkpredict.exceptions import InputError
+from nkpredict.features import genome as genome_module
 from nkpredict.features.builder import NKFeatureBuilder
 from nkpredict.features.genome import select_genome_genes
 from nkpredict.model.fitted import NKResistanceModel
@@ -73,10 +74,23 @@ def test_the_default_model_screens_and_saves_its_choice(tmp_path: Path) -> None:
 
 def test_screen_needs_the_catalogue_features_and_a_usable_label() -> None:
     values = np.random.default_rng(0).normal(size=(20, 3))
+    genes = ["A", "B", "C"]
     with pytest.raises(InputError, match="catalogue features"):
-        select_genome_genes(values, ["A", "B", "C"], np.arange(20) % 2, 2, 0.05)
+        select_genome_genes(values, genes, set(), np.arange(20) % 2, 2, 0.05)
     with pytest.raises(InputError, match="non-numeric"):
-        select_genome_genes(
-            values, ["A", "B", "C"], np.array(list("abc") * 6 + ["a", "b"]), 2, None
-        )
-    assert select_genome_genes(values, ["A", "B", "C"], np.arange(20) % 2, 0, None) == []
+        select_genome_genes(values, genes, set(), np.array(list("abc") * 6 + ["a", "b"]), 2, None)
+    assert select_genome_genes(values, genes, set(), np.arange(20) % 2, 0, None) == []
+    assert select_genome_genes(values, genes, set(genes), np.arange(20) % 2, 2, None) == []
+
+
+def test_correlations_read_chunk_by_chunk_match_the_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chunked reading (float32 memory maps too) ranks genes like one pass over all."""
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(50, 40)).astype(np.float32)
+    values[3, 5] = np.nan
+    y = (values[:, 7] + 0.5 * values[:, 30] + rng.normal(size=50) > 0).astype(int)
+    genes = [f"G{i}" for i in range(40)]
+    whole = select_genome_genes(values, genes, {"G0"}, y, 6, None)
+    monkeypatch.setattr(genome_module, "_CHUNK_COLUMNS", 7)
+    assert select_genome_genes(values, genes, {"G0"}, y, 6, None) == whole
+    assert whole[0] == "G7"

@@ -415,13 +415,13 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
                 f"y must have one value per sample: {target.shape[0]} values for "
                 f"{X.shape[0]} samples"
             )
-        candidates = [c for c in X.columns if c not in exclude]
         features = None
         if self.genome_alpha is not None:
             features = self.transform_values(self.gene_values(X))
         return select_genome_genes(
-            X[candidates].to_numpy(dtype=np.float64),
-            candidates,
+            X.to_numpy(),  # a view of a single-dtype frame (a memory-mapped matrix stays one)
+            [str(c) for c in X.columns],
+            exclude,
             target,
             self.n_genome_genes,
             self.genome_alpha,

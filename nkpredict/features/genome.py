@@ -36,6 +36,11 @@ DEFAULT_GENOME_ALPHA = 0.05
 """Family-wise error level of the residual screen (Bonferroni over the candidate genes)."""
 
 
+_CHUNK_COLUMNS = 2048
+"""Candidate genes whose correlations are computed at once: a float64 copy of one chunk, never
+of the whole matrix (20,000 genes x 5,000 samples would be 800 MB per fit)."""
+
+
 def _filled(values: np.ndarray) -> np.ndarray:
     """``values`` with each column's NaN replaced by that column's median (0 if all NaN)."""
     if not np.isnan(values).any():
@@ -46,14 +51,20 @@ def _filled(values: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(values), median, values)
 
 
-def _abs_correlation(values: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """|Pearson correlation| of each column of ``values`` with ``target`` (0 where undefined)."""
-    centred = values - values.mean(axis=0)
+def _abs_correlation(values: np.ndarray, columns: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """|Pearson correlation| with ``target`` of each column of ``values`` at positions
+    ``columns`` (0 where undefined), computed chunk by chunk."""
     t_centred = target - target.mean()
-    denom = np.sqrt((centred**2).sum(axis=0) * (t_centred**2).sum())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = np.abs(t_centred @ centred) / denom
-    return np.nan_to_num(corr, nan=0.0)
+    t_norm = np.sqrt((t_centred**2).sum())
+    out = np.empty(columns.size, dtype=np.float64)
+    for start in range(0, columns.size, _CHUNK_COLUMNS):
+        chunk = columns[start : start + _CHUNK_COLUMNS]
+        block = _filled(np.take(values, chunk, axis=1).astype(np.float64))
+        centred = block - block.mean(axis=0)
+        denom = np.sqrt((centred**2).sum(axis=0)) * t_norm
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[start : start + chunk.size] = np.abs(t_centred @ centred) / denom
+    return np.nan_to_num(out, nan=0.0)
 
 
 def _bonferroni_passing(corr: np.ndarray, n_samples: int, alpha: float) -> np.ndarray:
@@ -98,7 +109,8 @@ def _prior_residual(features: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def select_genome_genes(
     values: np.ndarray,
-    candidates: Sequence[str],
+    genes: Sequence[str],
+    exclude: set[str],
     y: np.ndarray,
     n_genes: int,
     alpha: float | None,
@@ -108,10 +120,13 @@ def select_genome_genes(
 
     Parameters
     ----------
-    values : ndarray, shape (n_samples, n_candidates)
-        Expression of the candidate (non-catalogue) genes; NaN is unmeasured.
-    candidates : sequence of str, length n_candidates
-        Their symbols.
+    values : ndarray, shape (n_samples, n_columns)
+        The expression matrix (any float dtype, a memory map too: it is read chunk by chunk);
+        NaN is unmeasured.
+    genes : sequence of str, length n_columns
+        Its column symbols.
+    exclude : set of str
+        Symbols that are no candidates (the catalogue genes of the model).
     y : ndarray, shape (n_samples,)
         The label (two values) or readout.
     n_genes : int
@@ -127,17 +142,18 @@ def select_genome_genes(
     InputError
         ``alpha`` given without ``catalogue_features``, or a non-numeric multi-class ``y``.
     """
-    if n_genes <= 0 or len(candidates) == 0:
+    columns = np.array([i for i, gene in enumerate(genes) if gene not in exclude], dtype=np.intp)
+    if n_genes <= 0 or columns.size == 0:
         return []
     target = np.asarray(y)
-    filled = _filled(np.asarray(values, dtype=np.float64))
     if alpha is None:
-        corr = _abs_correlation(filled, _label_target(target)[0])
+        corr = _abs_correlation(values, columns, _label_target(target)[0])
         order = np.argsort(-corr, kind="stable")[:n_genes]
-        return [candidates[i] for i in order]
-    if catalogue_features is None:
-        raise InputError("the residual genome-wide screen needs the catalogue features")
-    corr = _abs_correlation(filled, _prior_residual(catalogue_features, target))
-    passing = np.flatnonzero(_bonferroni_passing(corr, filled.shape[0], alpha))
-    order = passing[np.argsort(-corr[passing], kind="stable")][:n_genes]
-    return [candidates[i] for i in order]
+    else:
+        if catalogue_features is None:
+            raise InputError("the residual genome-wide screen needs the catalogue features")
+        residual = _prior_residual(catalogue_features, target)
+        corr = _abs_correlation(values, columns, residual)
+        passing = np.flatnonzero(_bonferroni_passing(corr, values.shape[0], alpha))
+        order = passing[np.argsort(-corr[passing], kind="stable")][:n_genes]
+    return [genes[columns[i]] for i in order]
