@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from nkpredict.explain.attributions import attributions, explain
-from nkpredict.model.boosting import DEFAULT_SCORE_WEIGHT
+from nkpredict.model.boosting import DEFAULT_SCORE_WEIGHT, MIN_TREE_SAMPLES
 from nkpredict.model.fitted import FORMAT_VERSION, MODEL_FILE, NKResistanceModel
 from nkpredict.simulate.cohort import Cohort, simulate_cohort
 from nkpredict.simulate.config import SimulationConfig
@@ -107,13 +107,18 @@ def test_explanations_say_how_much_comes_from_each_part(cohort: Cohort) -> None:
     assert (parts["prior_part"].abs() > 0).all() and (parts["trees_part"].abs() > 0).any()
 
 
-def test_small_cohorts_get_checked_rounds() -> None:
+def test_small_cohorts_get_the_prior_alone_and_larger_ones_checked_rounds() -> None:
     small = simulate_cohort(SimulationConfig(n_samples=36, n_genes=300, seed=2))
     model = NKResistanceModel().fit(small.counts, small.labels["resistant"])
     trees = model.boosted_trees
-    # chosen by inner folds, never the 800 unchecked rounds of the old small-n rule
-    assert trees.n_rounds_ < trees.n_estimators
-    assert trees.inner_gain_ is not None
+    # below MIN_TREE_SAMPLES: the prior alone, never the 800 unchecked rounds of the old rule
+    assert trees.n_rounds_ == 0 and trees.has_no_trees and trees.inner_gain_ is None
+    assert small.counts.shape[0] < MIN_TREE_SAMPLES
+    checked = NKResistanceModel(booster={"min_tree_samples": 30}).fit(
+        small.counts, small.labels["resistant"]
+    )
+    assert checked.boosted_trees.n_rounds_ < checked.boosted_trees.n_estimators
+    assert checked.boosted_trees.inner_gain_ is not None
 
 
 def test_score_features_weigh_less_in_the_prior(cohort: Cohort) -> None:
