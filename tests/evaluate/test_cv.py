@@ -73,8 +73,10 @@ def binary_cohort(n_samples: int = 120, n_noise: int = 100, seed: int = 0):
     return X, y.astype(int).rename("resistant"), probability
 
 
-def nk_core(task: str = "classification", n_genome_genes: int = 0):
-    return NKResistanceModel(task=task, n_genome_genes=n_genome_genes, booster=FAST_BOOSTER).core()
+def nk_core(task: str = "classification", n_genome_genes: int = 0, genome_alpha=None):
+    return NKResistanceModel(
+        task=task, n_genome_genes=n_genome_genes, genome_alpha=genome_alpha, booster=FAST_BOOSTER
+    ).core()
 
 
 def expected_names(task: str, estimators: list[str]) -> set[str]:
@@ -387,7 +389,8 @@ def test_genome_wide_selection_inside_folds_does_not_leak():
     """Pure-noise labels: in-fold selection stays at chance, selection on all data does not.
 
     Only the catalogue ligands are measured besides the 2,000 noise genes, so the 20 leaked
-    genes are not drowned among the pathway features.
+    genes are not drowned among the pathway features. The top 20 by correlation are taken
+    (``genome_alpha=None``): the residual screen would keep none of these genes.
     """
     X = expression(120, 2000, seed=10, catalog_genes=LIGANDS)
     y = pd.Series(np.random.default_rng(11).permutation(np.arange(120) % 2), index=X.index)
