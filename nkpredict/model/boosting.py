@@ -143,6 +143,12 @@ and the prior alone level with it, even when the trees had to beat the prior by 
 errors of the folds' gains; with 96 (n = 120) the trees added up to 0.02 (``saturating``)."""
 DEFAULT_MAX_BIN = 256
 """XGBoost's histogram bins when the parameters name none."""
+QUANTIZED_MIN_CELLS = 1_000_000
+"""Cells (samples x features) from which ``hist`` runs train on a quantized matrix.
+
+Below it the values' copy is at most 8 MB, and a plain matrix is built faster: on 96 samples x
+100 features (the model's fit at n = 120, 11 boosting runs) plain matrices take a tenth less
+CPU time for the whole fit (0.119 s against 0.132 s), with the same trees."""
 _TRAINER: ContextVar[Trainer | None] = ContextVar("nkpredict_trainer", default=None)
 
 
@@ -168,17 +174,19 @@ def boost(
 ) -> xgb.Booster:
     """One boosting run with the current :data:`Trainer` (default: :func:`xgboost.train`).
 
-    ``hist`` runs train on quantized matrices (:meth:`BoostingData.dmatrix` with the
-    parameters' ``max_bin``): the same trees as from a plain :class:`xgboost.DMatrix`, with
-    an eighth of its memory (an all-genes fit of 800 samples x 20,000 genes held 128 MB of
-    values per matrix).
+    ``hist`` runs on matrices of at least :data:`QUANTIZED_MIN_CELLS` cells train on
+    quantized matrices (:meth:`BoostingData.dmatrix` with the parameters' ``max_bin``): the
+    same trees as from a plain :class:`xgboost.DMatrix`, with an eighth of its memory (an
+    all-genes fit of 800 samples x 20,000 genes held 128 MB of values per matrix). Smaller
+    ones use a plain matrix, which is built faster.
     """
     trainer = _TRAINER.get()
     if trainer is not None:
         return trainer(params, train, num_boost_round, validation, early_stopping_rounds)
     nthread = params.get("nthread")
     hist = params.get("tree_method", "hist") == "hist"
-    max_bin = int(params.get("max_bin", DEFAULT_MAX_BIN)) if hist else None
+    quantized = hist and train.x.size >= QUANTIZED_MIN_CELLS
+    max_bin = int(params.get("max_bin", DEFAULT_MAX_BIN)) if quantized else None
     matrix = train.dmatrix(nthread, max_bin)
     evals = (
         [] if validation is None else [(validation.dmatrix(nthread, max_bin, matrix), "validation")]

@@ -142,12 +142,26 @@ def test_score_features_weigh_less_in_the_prior(cohort: Cohort) -> None:
 
 
 @pytest.mark.parametrize("max_bin", [64, 256])
-def test_hist_runs_grow_the_trees_of_a_plain_matrix(max_bin: int) -> None:
+def test_hist_runs_grow_the_trees_of_a_plain_matrix(
+    max_bin: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Boosting on quantized matrices (validation quantized on the training bins) grows
     exactly the trees that plain DMatrix inputs grow, missing values included."""
     import xgboost as xgb
 
+    from nkpredict.model import boosting
     from nkpredict.model.boosting import BoostingData, boost
+
+    built: list[type] = []
+    dmatrix = BoostingData.dmatrix
+
+    def recording(self: BoostingData, *args: object, **kwargs: object) -> xgb.DMatrix:
+        matrix = dmatrix(self, *args, **kwargs)  # type: ignore[arg-type]
+        built.append(type(matrix))
+        return matrix
+
+    monkeypatch.setattr(BoostingData, "dmatrix", recording)
+    monkeypatch.setattr(boosting, "QUANTIZED_MIN_CELLS", 0)  # this small matrix: quantized
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(300, 40)).astype(np.float32)
@@ -171,6 +185,7 @@ def test_hist_runs_grow_the_trees_of_a_plain_matrix(max_bin: int) -> None:
         "nthread": 1,
     }
     ours = boost(params, fit, 200, held_out, 20)
+    assert built == [xgb.QuantileDMatrix, xgb.QuantileDMatrix]
     plain = xgb.train(
         params,
         xgb.DMatrix(fit.x, label=fit.y, base_margin=fit.base_margin),
@@ -184,3 +199,7 @@ def test_hist_runs_grow_the_trees_of_a_plain_matrix(max_bin: int) -> None:
         ours.inplace_predict(x, predict_type="margin"),
         plain.inplace_predict(x, predict_type="margin"),
     )
+    built.clear()
+    monkeypatch.setattr(boosting, "QUANTIZED_MIN_CELLS", x.size + 1)  # small: a plain matrix
+    boost(params, fit, 5, held_out, 2)
+    assert built == [xgb.DMatrix, xgb.DMatrix]
