@@ -14,8 +14,8 @@ associated with that residual and stay out; on the simulator's cohorts without a
 off-catalogue driver no gene passes, with one the driver is found (``benchmarks/
 accuracy_panel.py``).
 
-*Top correlation* (``alpha=None``, the behaviour of models before 0.9): the ``n`` genes
-most correlated with the label itself, whatever their strength.
+*Top correlation* (``alpha=None``, the behaviour before the residual screen): the ``n``
+genes most correlated with the label itself, whatever their strength.
 """
 
 from __future__ import annotations
@@ -97,8 +97,8 @@ def _label_target(y: np.ndarray) -> tuple[np.ndarray, Task]:
 def _prior_residual(features: np.ndarray, y: np.ndarray) -> np.ndarray:
     """What a linear model of ``features`` leaves unexplained, cross-fitted: ``y`` minus the
     out-of-fold prediction of the prior's ridge form (for a label, a linear probability model
-    of the 0/1 values). Ridge solves in closed form: a few milliseconds where the logistic
-    prior's Newton steps took five times longer, for a screening target."""
+    of the 0/1 values). Ridge solves in closed form, for a fraction of the logistic prior's
+    cost (with the logistic form the model's fit at n = 120 took a fifth longer)."""
     from nkpredict.model.prior import KnowledgePrior  # here: the model package imports this one
 
     target = _label_target(y)[0]

@@ -44,10 +44,11 @@ logger = logging.getLogger(__name__)
 PENALTIES: tuple[float, ...] = (0.03,)
 """The default inverse L2 penalty (logistic ``C``; ridge uses ``alpha = 1 / C``).
 
-One fixed penalty, not a search: on the accuracy panel (8 scenarios x 2 sizes x 3 seeds) a
-penalty chosen per fit by inner cross-validation among 0.01-0.3 was worse than this fixed
-one at small n (the choice is noisy, and a different penalty in every outer fold changes the
-scale of the margins from fold to fold). Give several to search them by inner CV."""
+One fixed penalty, not a search: on the accuracy panel's cohorts (seeds 0-2, n = 120 and 300,
+8-11 scenario x size cells) a penalty chosen per fit by inner cross-validation among 0.01-0.3
+was worse than this fixed one at small n (the choice is noisy, and a different penalty in
+every outer fold changes the scale of the margins from fold to fold). Give several to search
+them by inner CV."""
 _SCALE_FLOOR = 1e-8
 
 
