@@ -26,7 +26,6 @@ import numpy as np
 from scipy import stats
 
 from nkpredict.exceptions import InputError
-from nkpredict.vocabulary import Task
 
 __all__ = ["DEFAULT_GENOME_ALPHA", "DEFAULT_GENOME_GENES", "select_genome_genes"]
 
@@ -79,14 +78,14 @@ def _bonferroni_passing(corr: np.ndarray, n_samples: int, alpha: float) -> np.nd
     return np.asarray(p_values * corr.size < alpha)
 
 
-def _label_target(y: np.ndarray) -> tuple[np.ndarray, Task]:
-    """``y`` as floats and the prior's task: two distinct values are a class label (the
-    second sorted one is 1), anything else a readout."""
+def _numeric_target(y: np.ndarray) -> np.ndarray:
+    """``y`` as floats: two distinct values are a class label (1.0 for the second sorted one,
+    as :func:`~nkpredict.estimator.binary_target` reads labels), anything else a readout."""
     labels = np.unique(y)
     if labels.size == 2:
-        return (y == labels[1]).astype(np.float64), "classification"
+        return (y == labels[1]).astype(np.float64)
     try:
-        return y.astype(np.float64), "regression"
+        return y.astype(np.float64)
     except (TypeError, ValueError) as exc:
         raise InputError(
             f"the genome-wide screen needs a 0/1 label or a numeric readout; got {labels.size} "
@@ -101,7 +100,7 @@ def _prior_residual(features: np.ndarray, y: np.ndarray) -> np.ndarray:
     cost (with the logistic form the model's fit at n = 120 took a fifth longer)."""
     from nkpredict.model.prior import KnowledgePrior  # here: the model package imports this one
 
-    target = _label_target(y)[0]
+    target = _numeric_target(y)
     prior = KnowledgePrior(task="regression").fit(features, target)
     return target - prior.oof_margin_
 
@@ -146,7 +145,7 @@ def select_genome_genes(
         return []
     target = np.asarray(y)
     if alpha is None:
-        corr = _abs_correlation(values, columns, _label_target(target)[0])
+        corr = _abs_correlation(values, columns, _numeric_target(target))
         order = np.argsort(-corr, kind="stable")[:n_genes]
     else:
         if catalogue_features is None:
