@@ -107,3 +107,41 @@ def test_thresholds_follow_the_quantile(quantile: float) -> None:
         quantile=quantile,
     )
     assert domain.held_out_rate <= 5 * (1 - quantile) + 0.02
+
+
+@pytest.mark.parametrize("with_lineages", [True, False])
+def test_one_sample_checks_equal_the_batch_checks_bit_for_bit(with_lineages: bool) -> None:
+    """The one-sample path (``_scores_one``, ``_assessment_one``) gives the same scores, bit
+    for bit, and the same reasons as the array path, on samples as measured, with unmeasured
+    genes, on other platforms and out of range."""
+    model = _model(with_lineages)
+    domain = model.domain
+    assert domain is not None
+    scorer = model.scorer
+    external = _cohort(13, "platform-shift").external
+    assert external is not None and external.expression is not None
+    rng = np.random.default_rng(5)
+    frames = [_cohort(12).counts.iloc[:20], external.expression.iloc[:10]]
+    rows = []
+    for frame in frames:
+        genes = scorer.gene_values(model.prepare(frame))
+        rows += list(genes)
+    holes = np.array(rows[:10])
+    holes[rng.random(holes.shape) < 0.3] = np.nan
+    rows += [*holes, np.array(rows[0]) * 3.0, np.full(len(rows[0]), np.nan)]
+    reference = domain.reference
+    for genes in rows:
+        one = np.array([genes])
+        features = scorer.features(one)
+        values, selected = features[:, domain._features], one
+        programs = features[:, domain._programs] if domain.program_columns.size else None
+        fast = reference._scores_one(values, selected, programs)
+        slow = reference._scores_many(values, selected, programs)
+        assert fast[0].tobytes() == slow[0].tobytes()
+        assert fast[1] == slow[1]
+        coverage = scorer.coverage(features)
+        for cut in (fast[0], fast[0] * 0.5):  # the thresholds' side of a few more scores
+            a = domain._assessment_one(cut, coverage, fast[1], fast[2])
+            b = domain._assessment_many(cut, coverage, slow[1], slow[2])
+            assert a.reasons == b.reasons
+            assert a.out_of_domain.tolist() == b.out_of_domain.tolist()
