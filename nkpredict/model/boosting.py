@@ -40,12 +40,13 @@ from nkpredict.estimator import (
 )
 from nkpredict.exceptions import InputError, ModelLoadError
 from nkpredict.features.builder import is_score_feature
-from nkpredict.model.prior import KnowledgePrior
+from nkpredict.model.prior import PENALTIES, PRIOR_ALONE_PENALTIES, KnowledgePrior
 from nkpredict.model.splits import inner_folds, inner_split
 from nkpredict.vocabulary import TASKS, Task, check_choice
 
 __all__ = [
     "DEFAULT_SCORE_WEIGHT",
+    "DEFAULT_TREE_BINS",
     "MIN_TREE_SAMPLES",
     "BoostedTrees",
     "BoostingData",
@@ -143,6 +144,14 @@ and the prior alone level with it, even when the trees had to beat the prior by 
 errors of the folds' gains; with 96 (n = 120) the trees added up to 0.02 (``saturating``)."""
 DEFAULT_MAX_BIN = 256
 """XGBoost's histogram bins when the parameters name none."""
+DEFAULT_TREE_BINS = 64
+"""Histogram bins of the model's trees (XGBoost's default is 256).
+
+Fewer candidate split points per feature: coarser splits, a milder search on small cohorts,
+and about a tenth less time per boosting round. On the accuracy panel (seeds 0-2) against 256
+bins, the mean paired ROC AUC difference to the linear baseline was +0.012 against +0.011 at
+n = 120 (7 scenarios), +0.027 against +0.026 at n = 300 (6; ``saturating`` +0.032 against
++0.027) and +0.008 against +0.008 at n = 1,000 (3 scenarios x 2 seeds)."""
 QUANTIZED_MIN_CELLS = 1_000_000
 """Cells (samples x features) from which ``hist`` runs train on a quantized matrix.
 
@@ -238,12 +247,15 @@ class BoostedTrees(TaskRoleMixin, BaseEstimator):
     max_depth, learning_rate, subsample, colsample_bytree, min_child_weight, reg_lambda
         XGBoost tree parameters (``min_child_weight`` is in hessian units: at p = 0.5 a
         sample weighs 0.25).
+    max_bin : int
+        Histogram bins per feature (:data:`DEFAULT_TREE_BINS`).
     early_stopping_rounds : int or None
         ``None`` or 0 switches the inner search off (all ``n_estimators`` rounds are used).
     min_tree_samples : int
         With the prior, fewer training samples than this give the prior alone (zero rounds;
         :data:`MIN_TREE_SAMPLES`): inner validation folds are then too small to tell the
-        trees' gains from noise.
+        trees' gains from noise. Such a prior takes the penalty of a prior that stands alone
+        (:data:`~nkpredict.model.prior.PRIOR_ALONE_PENALTIES`).
     inner_folds : int
         Inner cross-validation folds for the rounds and for the prior.
     validation_fraction : float
@@ -295,6 +307,7 @@ class BoostedTrees(TaskRoleMixin, BaseEstimator):
         colsample_bytree: float = 0.8,
         min_child_weight: float = 1.0,
         reg_lambda: float = 1.0,
+        max_bin: int = DEFAULT_TREE_BINS,
         early_stopping_rounds: int | None = 25,
         min_tree_samples: int = MIN_TREE_SAMPLES,
         inner_folds: int = 5,
@@ -315,6 +328,7 @@ class BoostedTrees(TaskRoleMixin, BaseEstimator):
         self.colsample_bytree = colsample_bytree
         self.min_child_weight = min_child_weight
         self.reg_lambda = reg_lambda
+        self.max_bin = max_bin
         self.early_stopping_rounds = early_stopping_rounds
         self.min_tree_samples = min_tree_samples
         self.inner_folds = inner_folds
@@ -338,6 +352,7 @@ class BoostedTrees(TaskRoleMixin, BaseEstimator):
             "colsample_bytree": self.colsample_bytree,
             "min_child_weight": self.min_child_weight,
             "lambda": self.reg_lambda,
+            "max_bin": self.max_bin,
             "device": self.device,
             "seed": self.random_state,
         }
@@ -389,7 +404,10 @@ class BoostedTrees(TaskRoleMixin, BaseEstimator):
         data = BoostingData(values, target)
         if self.prior:
             self.prior_ = KnowledgePrior(
-                task=self.task, n_folds=self.inner_folds, random_state=self.random_state
+                task=self.task,
+                penalties=PRIOR_ALONE_PENALTIES if self._prior_alone(len(target)) else PENALTIES,
+                n_folds=self.inner_folds,
+                random_state=self.random_state,
             ).fit(values, target, labels, self.prior_weights())
             data = BoostingData(values, target, self.prior_.oof_margin_)
         tuned = self.tuning_budget > 0 or self.tuning_trials > 0
@@ -397,6 +415,10 @@ class BoostedTrees(TaskRoleMixin, BaseEstimator):
         self.n_rounds_, self.inner_gain_ = trees._inner_rounds(data, labels)
         self.booster_ = boost(trees.xgb_params(), data, self.n_rounds_)
         return self
+
+    def _prior_alone(self, n_samples: int) -> bool:
+        """True when ``n_samples`` training samples are too few to look for trees at all."""
+        return bool(self.prior and self.early_stopping_rounds and n_samples < self.min_tree_samples)
 
     def prior_weights(self) -> np.ndarray | None:
         """The prior's feature weights: ``score_weight`` for score features, 1 for the others
@@ -477,7 +499,7 @@ class BoostedTrees(TaskRoleMixin, BaseEstimator):
         trees' mean inner loss gain over the prior (``None`` when no search ran)."""
         if not self.early_stopping_rounds:
             return self.n_estimators, None
-        if self.prior and data.y.shape[0] < self.min_tree_samples:
+        if self._prior_alone(data.y.shape[0]):
             logger.info(
                 "%d samples (fewer than %d): the prior alone is the model",
                 data.y.shape[0],

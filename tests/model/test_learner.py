@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from nkpredict.explain.attributions import attributions, explain
-from nkpredict.model.boosting import DEFAULT_SCORE_WEIGHT, MIN_TREE_SAMPLES
+from nkpredict.model.boosting import DEFAULT_SCORE_WEIGHT, DEFAULT_TREE_BINS, MIN_TREE_SAMPLES
+from nkpredict.model.prior import PENALTIES, PRIOR_ALONE_PENALTIES
 from nkpredict.model.fitted import FORMAT_VERSION, MODEL_FILE, NKResistanceModel
 from nkpredict.simulate.cohort import Cohort, simulate_cohort
 from nkpredict.simulate.config import SimulationConfig
@@ -119,6 +120,16 @@ def test_small_cohorts_get_the_prior_alone_and_larger_ones_checked_rounds() -> N
     )
     assert checked.boosted_trees.n_rounds_ < checked.boosted_trees.n_estimators
     assert checked.boosted_trees.inner_gain_ is not None
+    # a prior that stands alone takes its own penalty; one that trees start from, the default
+    assert trees.prior_.penalty_ == PRIOR_ALONE_PENALTIES[0] != PENALTIES[0]
+    assert checked.boosted_trees.prior_.penalty_ == PENALTIES[0]
+
+
+def test_trees_use_the_model_s_histogram_bins() -> None:
+    from nkpredict.model.boosting import BoostedTrees
+
+    assert BoostedTrees().xgb_params()["max_bin"] == DEFAULT_TREE_BINS < 256
+    assert BoostedTrees(max_bin=256).xgb_params()["max_bin"] == 256
 
 
 def test_score_features_weigh_less_in_the_prior(cohort: Cohort) -> None:
