@@ -14,6 +14,7 @@ swaps the served model meanwhile.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from itertools import islice, pairwise
@@ -164,15 +165,21 @@ def _harmonization(model: NKResistanceModel, inputs: ModelInputs, limit: int) ->
     return _harmonization_of(inputs.prepared.report, model.scorer.missing(inputs.genes), limit)
 
 
-def _harmonization_of(
-    report: HarmonizationReport, missing: list[str], limit: int
-) -> dict[str, Any]:
-    """The identifier report ``report`` with the model genes ``missing`` from every sample."""
+@dataclass(frozen=True, eq=False)
+class _ReportHead:
+    """What the answer says of an identifier report, capped at a number of entries per part
+    (everything of :func:`_harmonization_of` but the missing model genes)."""
+
+    head: dict[str, Any]
+    truncated: bool
+
+
+def _report_head(report: HarmonizationReport, limit: int) -> _ReportHead:
     renamed, cut_renamed = _cap_dict(report.renamed, limit)
     unmapped, cut_unmapped = _cap_list(report.unmapped, limit)
     ambiguous, cut_ambiguous = _cap_dict(report.ambiguous, limit)
     collided, cut_collided = _cap_dict(report.collided, limit)
-    return {
+    head = {
         "n_input": report.n_input,
         "n_mapped": len(report.mapped),
         "n_renamed": len(report.renamed),
@@ -183,9 +190,42 @@ def _harmonization_of(
         "ambiguous": ambiguous,
         "n_collided": len(report.collided),
         "collided": collided,
+    }
+    truncated = cut_renamed or cut_unmapped or cut_ambiguous or cut_collided
+    return _ReportHead(head, truncated)
+
+
+_REPORT_HEADS: dict[tuple[int, int], tuple[weakref.ref[HarmonizationReport], _ReportHead]] = {}
+"""The capped parts of recent identifier reports, by report (its id, checked by a weak
+reference) and limit: the preparation shares one read-only report by identifier list, so
+requests with the same genes cap it once."""
+_REPORT_HEADS_SIZE = 64
+
+
+def _capped_report(report: HarmonizationReport, limit: int) -> _ReportHead:
+    """:func:`_report_head` of ``report``, remembered while it lives (at most
+    :data:`_REPORT_HEADS_SIZE` reports at a time)."""
+    key = (id(report), limit)
+    found = _REPORT_HEADS.get(key)
+    if found is not None and found[0]() is report:
+        return found[1]
+    head = _report_head(report, limit)
+    if len(_REPORT_HEADS) >= _REPORT_HEADS_SIZE:
+        _REPORT_HEADS.clear()
+    _REPORT_HEADS[key] = (weakref.ref(report), head)
+    return head
+
+
+def _harmonization_of(
+    report: HarmonizationReport, missing: list[str], limit: int
+) -> dict[str, Any]:
+    """The identifier report ``report`` with the model genes ``missing`` from every sample."""
+    found = _capped_report(report, limit)
+    return {
+        **found.head,
         "n_missing_model_genes": len(missing),
         "missing_model_genes": missing,
-        "truncated": cut_renamed or cut_unmapped or cut_ambiguous or cut_collided,
+        "truncated": found.truncated,
     }
 
 
@@ -451,6 +491,8 @@ def _compact(values: np.ndarray, units: list[str], top_n: int) -> list[dict[str,
     rest summed under :data:`OTHER_UNIT`."""
     if len(units) <= top_n:
         return [dict(zip(units, row, strict=True)) for row in values.tolist()]
+    if values.shape[0] == 1:
+        return [_compact_row(values[0], units, top_n)]
     order = np.argsort(-np.abs(values), axis=1, kind="stable")
     rows = np.arange(values.shape[0])[:, None]
     top = order[:, :top_n]
@@ -464,6 +506,18 @@ def _compact(values: np.ndarray, units: list[str], top_n: int) -> list[dict[str,
         kept[OTHER_UNIT] = other
         out.append(kept)
     return out
+
+
+def _compact_row(values: np.ndarray, units: list[str], top_n: int) -> dict[str, float]:
+    """:func:`_compact` of one row ``values`` (n_units,), more than ``top_n`` units: the same
+    order (a stable sort of the same keys) and the same sum of the rest (the same reduction
+    over the same contiguous values), in fewer array operations."""
+    order = np.argsort(-np.abs(values), kind="stable")
+    rest = float(values[order[top_n:]].sum())
+    row = values.tolist()
+    kept = {units[k]: row[k] for k in order[:top_n].tolist()}
+    kept[OTHER_UNIT] = rest
+    return kept
 
 
 def _explain_chunk(
@@ -501,7 +555,15 @@ def _explain_chunk(
         )
         for i, prediction in enumerate(records)
     ]
-    said = sample_words(model, genes, result, options.n_drivers, shown, summed.get("gene"))
+    said = sample_words(
+        model,
+        genes,
+        result,
+        options.n_drivers,
+        shown,
+        summed.get("gene"),
+        predictions.imputed_genes,
+    )
     base, prior = result.base_value, result.prior_part
     for i, (prediction, drivers, words, output, prior_part, trees_part) in enumerate(
         zip(

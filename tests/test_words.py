@@ -185,3 +185,21 @@ def test_the_explain_answer_and_command_carry_the_sentences(
     assert first["sentence"].tolist()[:3] == [
         g.sentence for g in explanation_words(model, explanation, 3)[0].genes
     ]
+
+
+def test_top_genes_of_one_sample_equal_those_of_a_batch() -> None:
+    """The one-sample ranking keeps the batch's order, ties and 1e-12 floor."""
+    from nkpredict.explain.words import _top_genes
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        ranked = np.abs(rng.normal(size=(4, int(rng.integers(1, 200)))))
+        ranked[rng.random(ranked.shape) < 0.2] = -1.0  # unmeasured
+        ranked[rng.random(ranked.shape) < 0.1] = 0.0
+        ranked[:, : ranked.shape[1] // 3] = np.round(ranked[:, : ranked.shape[1] // 3], 1)
+        n = int(rng.integers(0, 6))
+        sample, column = _top_genes(ranked, n)
+        for i in range(4):
+            one_sample, one_column = _top_genes(ranked[i : i + 1], n)
+            assert one_sample.tolist() == [0] * one_column.size
+            assert one_column.tolist() == column[sample == i].tolist()

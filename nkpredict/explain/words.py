@@ -256,6 +256,21 @@ def _medians(model: NKResistanceModel) -> np.ndarray:
     return np.asarray(reference.quantiles[:, 50], dtype=np.float64)
 
 
+def _top_genes(ranked: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sample and column of each sample's top ``n`` genes by ``ranked`` (n_samples,
+    n_genes_in: |attribution|, -1 where unmeasured), largest first (ties in gene order),
+    leaving out those at or below 1e-12; sample by sample."""
+    if ranked.shape[0] == 1:  # one sample: the same stable order, read off in Python
+        row = ranked[0]
+        order = np.argsort(-row, kind="stable")[: max(n, 0)].tolist()
+        kept = [j for j, value in zip(order, row[order].tolist(), strict=True) if value > 1e-12]
+        return np.zeros(len(kept), dtype=np.intp), np.array(kept, dtype=np.intp)
+    top = np.argsort(-ranked, axis=1, kind="stable")[:, : max(n, 0)]
+    kept_mask = ranked[np.arange(top.shape[0])[:, None], top] > 1e-12
+    sample, place = np.nonzero(kept_mask)
+    return sample, top[sample, place]
+
+
 def sample_words(
     model: NKResistanceModel,
     gene_values: np.ndarray,
@@ -263,6 +278,7 @@ def sample_words(
     n: int = 3,
     drivers: Sequence[Sequence[Driver]] | None = None,
     gene_attributions: np.ndarray | None = None,
+    imputed: Sequence[list[str]] | None = None,
 ) -> list[SampleWords]:
     """Each sample's top measured genes in sentences, with notes on non-biological units.
 
@@ -283,6 +299,8 @@ def sample_words(
     gene_attributions : ndarray, shape (n_samples, n_gene_units), optional
         ``result.contributions @ level_allocations(builder)["gene"].matrix`` when the caller
         has it already (computed here otherwise).
+    imputed : sequence of list of str, optional
+        ``model.scorer.imputed(gene_values)`` when the caller has it already.
 
     Returns
     -------
@@ -301,10 +319,7 @@ def sample_words(
     if basis.without_column is not None:
         per_gene[:, basis.without_column] = 0.0
     ranked = np.where(np.isnan(gene_values), -1.0, np.abs(per_gene))
-    top = np.argsort(-ranked, axis=1, kind="stable")[:, : max(n, 0)]
-    kept = ranked[np.arange(top.shape[0])[:, None], top] > 1e-12
-    sample, place = np.nonzero(kept)
-    column = top[sample, place]
+    sample, column = _top_genes(ranked, n)
     columns = column.tolist()
     medians = _medians(model)
     changes = Changes(
@@ -319,11 +334,10 @@ def sample_words(
         else np.zeros(0)
     )
     classification = model.task == "classification"
-    outputs, at_outputs = (
-        (probability(result.model_output).tolist(), probability(at_median).tolist())
-        if classification
-        else (result.model_output.tolist(), at_median.tolist())
-    )
+    n_samples = result.model_output.shape[0]
+    both = np.concatenate([result.model_output, at_median])  # one element-wise pass
+    said_outputs = (probability(both) if classification else both).tolist()
+    outputs, at_outputs = said_outputs[:n_samples], said_outputs[n_samples:]
     reference = model.gene_reference_
     said = (classification, resistant_sign(model), output_units(model), reference is not None)
     values = gene_values[sample, column].tolist()
@@ -357,7 +371,8 @@ def sample_words(
                 genes[j], basis.names[j], value, percentile, contribution, output, at, sentence
             )
         )
-    imputed = model.scorer.imputed(gene_values)
+    if imputed is None:
+        imputed = model.scorer.imputed(gene_values)
     return [
         SampleWords(
             genes=words,
