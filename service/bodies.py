@@ -171,6 +171,8 @@ class _Text:
         for word in (b"true", b"false"):
             at = ends[ends >= len(word) - 1]
             for back, byte in enumerate(reversed(word[:-1]), start=1):
+                if not at.size:
+                    break
                 at = at[array[at - back] == byte]
             found += at.size
         return found

@@ -27,6 +27,7 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 from scipy import sparse
 
@@ -255,6 +256,10 @@ LONG_PLAN_MAX_IDS = 100_000
 """Identifier lists longer than this are mapped afresh each time."""
 
 
+RECENT_PLANS = 4
+"""Identifier lists of at least :data:`RECENT_PLAN_MIN_IDS` identifiers whose plans are also
+found by the lists' JSON text (see :func:`_mapping_plan`)."""
+RECENT_PLAN_MIN_IDS = 1_000
 KEPT_PER_PLAN = 8
 """Distinct gene selections (``keep`` of :func:`column_plan`, one per served model) whose
 columns are remembered with each identifier list's mapping."""
@@ -454,14 +459,46 @@ def _cached_long_plan(ids: tuple[str, ...], catalog: Catalog | None) -> _Mapping
     return _build_plan(ids, catalog)
 
 
+_recent_plans: tuple[tuple[bytes, Catalog | None, _MappingPlan], ...] = ()
+"""The plans of the last :data:`RECENT_PLANS` identifier lists of at least
+:data:`RECENT_PLAN_MIN_IDS` identifiers, by the lists' JSON text (most recent first)."""
+
+
+def _ids_text(ids: Sequence[str]) -> bytes | None:
+    """The JSON text of ``ids``: equal texts are equal lists (strings quoted and escaped one
+    way, numbers in their own spelling), one contiguous comparison instead of one per
+    identifier. ``None`` when it could stand for other lists too (``null``: None and NaN alike)
+    or the identifiers are not plain JSON values."""
+    try:
+        text = orjson.dumps(ids if type(ids) is list or type(ids) is tuple else list(ids))
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+    return None if b"null" in text else text
+
+
 def _mapping_plan(ids: Sequence[str], catalog: Catalog | None) -> _MappingPlan:
-    """The plan for ``ids``; remembered per tuple of identifiers (requests repeat them)."""
+    """The plan for ``ids``; remembered per tuple of identifiers (requests repeat them).
+
+    Long lists (a whole profile) are first looked up among the last few by their JSON text
+    (:func:`_ids_text`): building and comparing a tuple of 19,000 fresh strings costs more
+    than writing and comparing their text."""
+    global _recent_plans
+    text = _ids_text(ids) if len(ids) >= RECENT_PLAN_MIN_IDS else None
+    if text is not None:
+        recent = _recent_plans  # one read: another thread may replace it
+        for seen, seen_catalog, plan in recent:
+            if seen_catalog is catalog and seen == text:
+                return plan
     key = ids if type(ids) is tuple else tuple(ids)
     if len(key) <= PLAN_CACHE_MAX_IDS:
-        return _cached_plan(key, catalog)
-    if len(key) <= LONG_PLAN_MAX_IDS:
-        return _cached_long_plan(key, catalog)
-    return _build_plan(key, catalog)
+        found = _cached_plan(key, catalog)
+    elif len(key) <= LONG_PLAN_MAX_IDS:
+        found = _cached_long_plan(key, catalog)
+    else:
+        return _build_plan(key, catalog)
+    if text is not None:
+        _recent_plans = ((text, catalog, found), *recent[: RECENT_PLANS - 1])
+    return found
 
 
 def column_plan(

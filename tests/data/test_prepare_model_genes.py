@@ -88,3 +88,25 @@ def test_long_bodies_whose_text_proves_nothing_are_read_alike(extra: dict[str, o
     np.testing.assert_array_equal(samples.values[0], expected)
     assert samples.genes == list(document)
     assert options.scale == "log"
+
+
+def test_long_identifier_lists_are_found_again_by_their_text() -> None:
+    """A whole profile's plan is found by the JSON text of its identifiers: the same list
+    (new string objects) finds it, a list one identifier apart does not, and lists whose
+    text cannot tell values apart (None and NaN are both ``null``) never share one."""
+    from nkpredict.data import identifiers
+    from nkpredict.data.identifiers import RECENT_PLAN_MIN_IDS, _mapping_plan
+
+    n = RECENT_PLAN_MIN_IDS + 5
+    ids = [f"G{k}X" for k in range(n)] + ["MICA", "B7-H6"]
+    plan = _mapping_plan(ids, None)
+    again = _mapping_plan(["".join(list(i)) for i in ids], None)  # fresh str objects
+    assert again is plan
+    assert identifiers._recent_plans[0][2] is plan
+    other = _mapping_plan([*ids[:-1], "PVR"], None)
+    assert other is not plan
+    assert list(other.symbols) == [*plan.symbols[:-1], "PVR"]
+    assert identifiers._ids_text([None] * n) is None
+    assert identifiers._ids_text([float("nan")] * n) is None
+    assert identifiers._ids_text([object()]) is None
+    assert identifiers._ids_text(["a", "b"]) != identifiers._ids_text(["a,b"])
