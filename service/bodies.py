@@ -448,7 +448,7 @@ def parse_samples_body(
         )
     samples = document.pop("samples")
     try:
-        options = options_type.model_validate(document)
+        options = _validated_options(options_type, document)
     except ValidationError as exc:
         details = _validation_details(exc)
         first = details[0]
@@ -458,6 +458,42 @@ def parse_samples_body(
     scale = options.scale or model_scale
     plain = None if text is None else _PlainValues(text, document)
     return samples_matrix(samples, max_samples, model_genes, scale, plain), options
+
+
+_OPTIONS_CACHE_SIZE = 64
+_validated: dict[tuple[Any, ...], PredictOptions] = {}
+"""Options already validated, by their type and fields (clients repeat the same options)."""
+
+
+def _options_key(options_type: type, document: dict[str, Any]) -> tuple[Any, ...] | None:
+    """What tells two option fields apart exactly: each name, value type and value (floats
+    by ``repr``: ``-0.0`` is not ``0.0``, NaN is NaN); ``None`` for values that are not
+    plain scalars (validation refuses them anyway)."""
+    key: list[Any] = [options_type]
+    for name, value in document.items():
+        kind = type(value)
+        if kind is float:
+            key.append((name, kind, repr(value)))
+        elif kind in (str, int, bool) or value is None:
+            key.append((name, kind, value))
+        else:
+            return None
+    return tuple(key)
+
+
+def _validated_options(options_type: type[OptionsT], document: dict[str, Any]) -> OptionsT:
+    """``options_type.model_validate(document)``, remembered for the last
+    :data:`_OPTIONS_CACHE_SIZE` distinct fields (shared: read, never changed)."""
+    key = _options_key(options_type, document)
+    if key is None:
+        return options_type.model_validate(document)
+    found = _validated.get(key)
+    if found is None:
+        found = options_type.model_validate(document)
+        if len(_validated) >= _OPTIONS_CACHE_SIZE:
+            _validated.clear()
+        _validated[key] = found
+    return found  # type: ignore[return-value]
 
 
 def _check_sample(sample_id: str, genes: Any) -> None:
