@@ -36,6 +36,7 @@ from nkpredict.explain.attributions import (
     resistant_sign,
 )
 from nkpredict.explain.words import sample_words
+from nkpredict.fast.scoring import ArrayScorer
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.vocabulary import AGGREGATE_LEVELS, Level, Orientation, Scale, ScaleChoice
 from service.bodies import SampleMatrix, parse_samples_body
@@ -107,18 +108,21 @@ class ModelInputs:
     ----------
     prepared : PreparedExpression
     genes : ndarray, shape (n_samples, n_genes_in)
-        ``model.scorer.gene_values(prepared)``.
+        ``scorer.gene_values(prepared)``.
     features : ndarray, shape (n_samples, n_features)
-        ``model.scorer.features(genes)``; holds the coverage too.
+        ``scorer.features(genes)``; holds the coverage too.
+    scorer : ArrayScorer
+        The model's scorer that computed them (``model.scorer``).
     """
 
     prepared: PreparedExpression
     genes: np.ndarray
     features: np.ndarray
+    scorer: ArrayScorer
 
 
 def _check_coverage(
-    model: NKResistanceModel,
+    scorer: ArrayScorer,
     prepared: PreparedExpression,
     minimum: float,
     limit: int,
@@ -130,10 +134,10 @@ def _check_coverage(
     With ``features`` (the usual case) their coverage column answers first, without building
     the check's details; without, the check reads the prepared array only.
     """
-    if features is not None and (model.scorer.coverage(features) >= minimum).all():
+    if features is not None and (scorer.coverage(features) >= minimum).all():
         return
     try:
-        model.scorer.check_coverage(prepared, minimum)
+        scorer.check_coverage(prepared, minimum)
     except CoverageError as exc:
         below = list(exc.coverage.items())
         raise ServiceError(
@@ -160,9 +164,9 @@ def _cap_dict(items: dict[str, Any], limit: int) -> tuple[dict[str, Any], bool]:
     return dict(islice(items.items(), limit)), True
 
 
-def _harmonization(model: NKResistanceModel, inputs: ModelInputs, limit: int) -> dict[str, Any]:
+def _harmonization(inputs: ModelInputs, limit: int) -> dict[str, Any]:
     """The identifier report of a request, with the model genes it lacks."""
-    return _harmonization_of(inputs.prepared.report, model.scorer.missing(inputs.genes), limit)
+    return _harmonization_of(inputs.prepared.report, inputs.scorer.missing(inputs.genes), limit)
 
 
 @dataclass(frozen=True, eq=False)
@@ -248,11 +252,11 @@ def _model_inputs(
     n_genes_in = len(scorer.builder.genes_in_)
     if prepared.n_samples * n_genes_in > SPARSE_INPUT_FACTOR * prepared.values.size:
         # the model's arrays would dwarf the input: refuse low coverage before building them
-        _check_coverage(model, prepared, minimum, limit)
+        _check_coverage(scorer, prepared, minimum, limit)
     genes = scorer.gene_values(prepared)
     features = scorer.features(genes)
-    _check_coverage(model, prepared, minimum, limit, features)
-    return ModelInputs(prepared, genes, features)
+    _check_coverage(scorer, prepared, minimum, limit, features)
+    return ModelInputs(prepared, genes, features, scorer)
 
 
 def _prepared_input(
@@ -281,7 +285,7 @@ def _checked_input(
     model = loaded.model
     prepared = _prepared_input(model, samples, options)
     limit = settings.report_max_items
-    _check_coverage(model, prepared, _minimum_coverage(options, settings), limit)
+    _check_coverage(model.scorer, prepared, _minimum_coverage(options, settings), limit)
     return prepared
 
 
@@ -384,7 +388,7 @@ def _input_chunks(
     for part in chunks:
         genes = scorer.gene_values(part)
         measured |= ~np.isnan(genes).all(axis=0)
-        yield ModelInputs(part, genes, scorer.features(genes))
+        yield ModelInputs(part, genes, scorer.features(genes), scorer)
 
 
 def _streamed(
@@ -412,9 +416,9 @@ def _missing_genes(model: NKResistanceModel, measured: np.ndarray) -> list[str]:
     return model.scorer.missing(np.where(measured, 0.0, np.nan)[None, :])
 
 
-def _prediction_records(model: NKResistanceModel, inputs: ModelInputs) -> list[dict[str, Any]]:
+def _prediction_records(inputs: ModelInputs) -> list[dict[str, Any]]:
     """One prediction dict per sample of ``inputs``."""
-    scorer = model.scorer
+    scorer = inputs.scorer
     margin = scorer.margins(inputs.features)
     predictions = scorer.predictions(
         inputs.prepared.sample_ids, inputs.features, margin, inputs.genes
@@ -442,7 +446,7 @@ def _predict_stream(
     return _streamed(
         head,
         "predictions",
-        (_prediction_records(model, inputs) for inputs in chunks),
+        (_prediction_records(inputs) for inputs in chunks),
         lambda: _harmonization_of(
             report, _missing_genes(model, measured), settings.report_max_items
         ),
@@ -457,15 +461,15 @@ def predict_payload(
 ) -> dict[str, Any]:
     """The /v1/predict answer (before serialisation) for ``samples``."""
     inputs = _model_inputs(loaded, samples, options, settings)
-    prepared, model = inputs.prepared, loaded.model
-    predictions = _prediction_records(model, inputs)
+    prepared = inputs.prepared
+    predictions = _prediction_records(inputs)
     return {
         "model": loaded.model_ref(),
         "task": loaded.task,
         "scale": prepared.scale,
         "n_samples": len(predictions),
         "predictions": predictions,
-        "harmonization": _harmonization(model, inputs, settings.report_max_items),
+        "harmonization": _harmonization(inputs, settings.report_max_items),
     }
 
 
@@ -670,7 +674,7 @@ def explain_json(loaded: LoadedModel, raw: bytes, settings: ServiceSettings) -> 
     payload = {
         **head(prepared.scale),
         "explanations": explanations,
-        "harmonization": _harmonization(model, inputs, limit),
+        "harmonization": _harmonization(inputs, limit),
     }
     return dumps(payload), n_samples
 

@@ -368,12 +368,18 @@ class SampleMatrix:
     genes: list[str]
     report: HarmonizationReport | None = None
 
-    @cached_property
+    @property
     def values(self) -> np.ndarray:
-        """float64 values, shape (n_samples, n_genes); NaN = not measured."""
+        """float64 values, shape (n_samples, n_genes); NaN = not measured (a sparse body's
+        dense array is built on first use and kept)."""
         if isinstance(self.stored, np.ndarray):
             return self.stored
-        return self.stored.dense(0, len(self.sample_ids))
+        return self._dense
+
+    @cached_property
+    def _dense(self) -> np.ndarray:
+        stored = self.stored
+        return stored if isinstance(stored, np.ndarray) else stored.dense(0, len(self.sample_ids))
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         """The values of samples ``start:stop`` (a sparse body's without its whole array)."""

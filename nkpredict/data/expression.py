@@ -509,20 +509,33 @@ class _Values:
         self.values = values
         self.labels = labels
         self.all_finite = all_finite
+        # read once each, on first use (plain attributes: a request reads them a few times)
+        self._top: float | None = None
+        self._bottom: float | None = None
+        self._integer: bool | None = None
 
-    @cached_property
+    @property
     def top(self) -> float:
         """The largest finite value (NaN when there is none); what ``np.nanmax`` gives."""
-        return float(np.fmax.reduce(self.values, axis=None))
+        if self._top is None:
+            self._top = float(np.fmax.reduce(self.values, axis=None))
+        return self._top
 
-    @cached_property
+    @property
     def bottom(self) -> float:
         """The smallest finite value (NaN when there is none)."""
-        return float(np.fmin.reduce(self.values, axis=None))
+        if self._bottom is None:
+            self._bottom = float(np.fmin.reduce(self.values, axis=None))
+        return self._bottom
 
-    @cached_property
+    @property
     def integer(self) -> bool:
         """Whether every finite value is an integer."""
+        if self._integer is None:
+            self._integer = self._all_integers()
+        return self._integer
+
+    def _all_integers(self) -> bool:
         values = self.values
         probe = values[0, :_INTEGER_PROBE].tolist() if values.ndim == 2 and len(values) else []
         # x % 1 of a float is exact: > 0 for a finite fraction (NaN compares False)

@@ -227,7 +227,7 @@ def whatif_json(loaded: LoadedModel, raw: bytes, settings: ServiceSettings) -> t
         "n_models": result.n_models,
         "interventions": result.described_interventions(),
         "results": result.to_records(),
-        "harmonization": _harmonization(loaded.model, inputs, settings.report_max_items),
+        "harmonization": _harmonization(inputs, settings.report_max_items),
     }
     return dumps(payload), len(result.sample_id)
 
