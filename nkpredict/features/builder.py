@@ -63,6 +63,7 @@ __all__ = [
     "SCORE_PREFIXES",
     "FeatureSpec",
     "NKFeatureBuilder",
+    "expected_sign",
     "is_score_feature",
 ]
 
@@ -72,6 +73,7 @@ COVERAGE_FEATURE = "coverage:catalog"
 COVERAGE_UNIT = "COVERAGE"
 GENOME_UNIT = "GENOME_WIDE"
 LIGAND_UNIT = "NK_LIGANDS"
+_GENE_PREFIX = "gene:"
 SCORE_PREFIXES = ("axis:", "load:", "pathway:")
 """Name prefixes of the score features (kind ``"score"``: weighted means of gene features)."""
 _POSITIVE_SD_FLOOR = 1e-3
@@ -189,6 +191,21 @@ def _check_frame(X: Any, method: str, allow_empty: bool = False) -> None:
             f"NKFeatureBuilder.{method} needs a non-empty samples x genes DataFrame with gene "
             f"symbols as columns; got {describe_input('X', X)}"
         )
+
+
+def expected_sign(name: str) -> int:
+    """The catalogue's expected direction of the feature called ``name`` on resistance.
+
+    The ``effect`` (+1: higher expression, more resistant; -1: more sensitive) of the gene of a
+    ``gene:<SYMBOL>`` feature when the embedded catalogue knows it and it is not contested; 0
+    (no expectation) for every other feature: scores, genome-wide genes, the coverage, and
+    genes of unclear or contested effect."""
+    catalog = load_catalog()
+    symbol = name[len(_GENE_PREFIX) :]
+    if not name.startswith(_GENE_PREFIX) or symbol not in catalog.symbols:
+        return 0
+    gene = catalog.gene(symbol)
+    return 0 if gene.contested else int(gene.effect)
 
 
 def is_score_feature(name: str) -> bool:
@@ -316,7 +333,7 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
     ) -> list[FeatureSpec]:
         return [
             FeatureSpec(
-                f"gene:{g.symbol}",
+                f"{_GENE_PREFIX}{g.symbol}",
                 "gene",
                 (g.symbol,),
                 (1.0,),

@@ -39,7 +39,7 @@ from nkpredict.estimator import (
     classification_only,
 )
 from nkpredict.exceptions import InputError, ModelLoadError
-from nkpredict.features.builder import is_score_feature
+from nkpredict.features.builder import expected_sign, is_score_feature
 from nkpredict.model.prior import PENALTIES, PRIOR_ALONE_PENALTIES, KnowledgePrior
 from nkpredict.model.splits import inner_folds, inner_split
 from nkpredict.vocabulary import TASKS, Task, check_choice
@@ -300,6 +300,7 @@ class BoostedTrees(TaskRoleMixin, BaseEstimator):
         task: Task = "classification",
         prior: bool = True,
         score_weight: float = DEFAULT_SCORE_WEIGHT,
+        signed_prior: bool = True,
         n_estimators: int = 800,
         max_depth: int = 2,
         learning_rate: float = 0.05,
@@ -321,6 +322,7 @@ class BoostedTrees(TaskRoleMixin, BaseEstimator):
         self.task = task
         self.prior = prior
         self.score_weight = score_weight
+        self.signed_prior = signed_prior
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -408,7 +410,7 @@ class BoostedTrees(TaskRoleMixin, BaseEstimator):
                 penalties=PRIOR_ALONE_PENALTIES if self._prior_alone(len(target)) else PENALTIES,
                 n_folds=self.inner_folds,
                 random_state=self.random_state,
-            ).fit(values, target, labels, self.prior_weights())
+            ).fit(values, target, labels, self.prior_weights(), self.prior_signs())
             data = BoostingData(values, target, self.prior_.oof_margin_)
         tuned = self.tuning_budget > 0 or self.tuning_trials > 0
         trees = self._tuned(data, labels) if tuned else self
@@ -427,6 +429,14 @@ class BoostedTrees(TaskRoleMixin, BaseEstimator):
         if names is None:
             return None
         return np.array([self.score_weight if is_score_feature(str(n)) else 1.0 for n in names])
+
+    def prior_signs(self) -> np.ndarray | None:
+        """The sign constraints of the prior's coefficients (``None``: none, when
+        ``signed_prior`` is off, the task is regression or the input had no feature names)."""
+        names = getattr(self, "feature_names_in_", None)
+        if names is None or not self.signed_prior or self.task != "classification":
+            return None
+        return np.array([expected_sign(str(n)) for n in names], dtype=np.int8)
 
     def _tuned(self, data: BoostingData, groups: np.ndarray | None) -> BoostedTrees:
         """A copy with the parameters found by the search (kept in tuned_params_)."""

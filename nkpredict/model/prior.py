@@ -34,6 +34,7 @@ from nkpredict.estimator import (
     classification_only,
 )
 from nkpredict.exceptions import InputError
+from nkpredict.model.signed import fit_signed_linear
 from nkpredict.model.splits import inner_folds
 from nkpredict.vocabulary import TASKS, Task, check_choice
 
@@ -88,6 +89,19 @@ def _checked_weights(weights: Any, n_features: int) -> np.ndarray:
     return array
 
 
+def _checked_signs(signs: Any, n_features: int) -> np.ndarray:
+    """Expected coefficient signs as an int array of -1, 0 and +1 (zeros when ``None``)."""
+    if signs is None:
+        return np.zeros(n_features, dtype=np.int8)
+    array = np.asarray(signs)
+    if array.shape != (n_features,) or not np.isin(array, (-1, 0, 1)).all():
+        raise InputError(
+            f"feature_signs must be {n_features} values of -1, 0 or 1 (one per feature); got "
+            f"shape {array.shape}"
+        )
+    return array.astype(np.int8)
+
+
 class KnowledgePrior(TaskRoleMixin, BaseEstimator):
     """Penalized linear model on standardized NK features; its margin is the trees' start.
 
@@ -115,6 +129,9 @@ class KnowledgePrior(TaskRoleMixin, BaseEstimator):
         Cross-fitted margin of each training sample.
     mean_, scale_, coef_ : ndarray, shape (n_features_in_,)
     intercept_ : float
+    signs_ : ndarray of int8, shape (n_features_in_,)
+        The sign constraints of the fit (0: free); set by :meth:`fit` only (a prior loaded
+        from a file has its coefficients, not how they were constrained).
     classes_ : ndarray, shape (2,)
         The two labels (classification); the second is class 1.
     n_features_in_ : int
@@ -142,19 +159,30 @@ class KnowledgePrior(TaskRoleMixin, BaseEstimator):
         return Ridge(alpha=1.0 / penalty)
 
     def _fit_linear(
-        self, X: np.ndarray, y: np.ndarray, penalty: float, weights: np.ndarray
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        penalty: float,
+        weights: np.ndarray,
+        signs: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """Standardization and coefficients learned on ``X``: (mean, scale, coef, intercept).
 
         The scale is each feature's spread divided by its prior weight (``weights``:
         :meth:`fit`'s ``feature_weights``), so the L2 penalty on a feature's coefficient is
-        divided by the square of its weight."""
+        divided by the square of its weight. With any nonzero ``signs`` (:meth:`fit`'s
+        ``feature_signs``) the coefficients are fitted under those sign constraints
+        (:func:`~nkpredict.model.signed.fit_signed_linear`), otherwise by scikit-learn."""
         mean = np.nanmean(X, axis=0)
         mean = np.where(np.isfinite(mean), mean, 0.0)
         scale = np.nanstd(X, axis=0)
         scale = np.where(np.isfinite(scale) & (scale > _SCALE_FLOOR), scale, 1.0)
         scale = scale / weights
-        linear = self._linear(penalty).fit(_standardized(X, mean, scale), y)
+        z = _standardized(X, mean, scale)
+        if signs.any():
+            coef, intercept = fit_signed_linear(z, y, penalty, signs, self.task)
+            return mean, scale, coef, intercept
+        linear = self._linear(penalty).fit(z, y)
         coef = np.ravel(linear.coef_).astype(np.float64)
         intercept = float(np.ravel(linear.intercept_)[0])
         return mean, scale, coef, intercept
@@ -179,10 +207,11 @@ class KnowledgePrior(TaskRoleMixin, BaseEstimator):
         folds: list[tuple[np.ndarray, np.ndarray]],
         penalty: float,
         weights: np.ndarray,
+        signs: np.ndarray,
     ) -> np.ndarray:
         margin = np.empty(y.shape[0], dtype=np.float64)
         for fit, held_out in folds:
-            state = self._fit_linear(X[fit], y[fit], penalty, weights)
+            state = self._fit_linear(X[fit], y[fit], penalty, weights, signs)
             margin[held_out] = self._margin_of(X[held_out], state)
         return margin
 
@@ -192,6 +221,7 @@ class KnowledgePrior(TaskRoleMixin, BaseEstimator):
         y: Any,
         groups: Any = None,
         feature_weights: np.ndarray | None = None,
+        feature_signs: np.ndarray | None = None,
     ) -> KnowledgePrior:
         """Choose the penalty (when several), fit on all samples and cross-fit training margins.
 
@@ -207,6 +237,10 @@ class KnowledgePrior(TaskRoleMixin, BaseEstimator):
             penalty on that feature's standardized coefficient by ``w**2``. The weights are
             folded into ``scale_``, so attributions stay ``coef_ * z`` and saved priors keep
             their format.
+        feature_signs : array-like of -1, 0 and 1, shape (n_features,), optional
+            Expected sign of each feature's coefficient (for class 1 in classification); a
+            nonzero sign keeps that coefficient on its side of zero or at zero (default: all
+            free, the scikit-learn fit). Kept as ``signs_``.
 
         Raises
         ------
@@ -227,6 +261,7 @@ class KnowledgePrior(TaskRoleMixin, BaseEstimator):
             del self.classes_  # refitted as a regressor
         target = np.asarray(target, dtype=np.float64)
         weights = _checked_weights(feature_weights, values.shape[1])
+        signs = _checked_signs(feature_signs, values.shape[1])
         labels = None if groups is None else np.asarray(groups, dtype=object)
         if labels is not None and labels.shape[0] != values.shape[0]:
             raise InputError(
@@ -248,13 +283,14 @@ class KnowledgePrior(TaskRoleMixin, BaseEstimator):
         losses = {}
         margins = {}
         for penalty in self.penalties:
-            margins[penalty] = self._out_of_fold(values, target, folds, penalty, weights)
+            margins[penalty] = self._out_of_fold(values, target, folds, penalty, weights, signs)
             losses[penalty] = self._loss(target, margins[penalty])
         best = min(self.penalties, key=lambda c: (losses[c], -c))
         self.penalty_ = float(best)
         self.inner_loss_ = {float(c): loss for c, loss in losses.items()}
         self.oof_margin_ = margins[best]
-        mean, scale, coef, intercept = self._fit_linear(values, target, best, weights)
+        mean, scale, coef, intercept = self._fit_linear(values, target, best, weights, signs)
+        self.signs_ = signs
         self.mean_, self.scale_, self.coef_, self.intercept_ = mean, scale, coef, intercept
         logger.debug("prior: C=%g, inner loss %.4f", best, losses[best])
         return self

@@ -14,8 +14,8 @@ import pytest
 
 from nkpredict.explain.attributions import attributions, explain
 from nkpredict.model.boosting import DEFAULT_SCORE_WEIGHT, DEFAULT_TREE_BINS, MIN_TREE_SAMPLES
-from nkpredict.model.prior import PENALTIES, PRIOR_ALONE_PENALTIES
 from nkpredict.model.fitted import FORMAT_VERSION, MODEL_FILE, NKResistanceModel
+from nkpredict.model.prior import PENALTIES, PRIOR_ALONE_PENALTIES
 from nkpredict.simulate.cohort import Cohort, simulate_cohort
 from nkpredict.simulate.config import SimulationConfig
 
