@@ -6,7 +6,8 @@ cross-validated ROC AUC of
 
 - ``model``: the default model (prior + trees, as the panel runs it);
 - ``linear``: the panel's linear baseline (``LogisticRegression(C=0.1)`` on the NK features);
-- ``prior``: the biological prior alone on the NK features;
+- ``prior``: the model's biological prior alone on the NK features (its score weights and
+  signed catalogue genes);
 - ``prior + visible truth``: the same prior given extra features in the exact form of the planted
   structure, built from the simulator's own state wherever that state shows in a tumour's
   expression profile, which no learner is told:
@@ -102,6 +103,8 @@ def ceiling(scenario: str, n: int, seed: int, n_genes: int) -> dict[str, float]:
         baseline = linear().fit(matrix.iloc[train], y.iloc[train])
         predicted["linear"][test] = baseline.predict_proba(matrix.iloc[test])[:, 1]
         features = core[0].transform(matrix)
+        trees = core[-1]
+        weights, signs = trees.prior_weights(), trees.prior_signs()
         visible, invisible = TRUTHS[scenario](cohort, features)
         frames = {
             "prior": features,
@@ -110,7 +113,13 @@ def ceiling(scenario: str, n: int, seed: int, n_genes: int) -> dict[str, float]:
         }
         for name, frame in frames.items():
             values = frame.to_numpy()
-            prior = KnowledgePrior().fit(values[train], y.iloc[train].to_numpy())
+            extra = values.shape[1] - features.shape[1]  # the truth: weight 1, no sign
+            prior = KnowledgePrior().fit(
+                values[train],
+                y.iloc[train].to_numpy(),
+                feature_weights=np.concatenate([weights, np.ones(extra)]),
+                feature_signs=np.concatenate([signs, np.zeros(extra, dtype=np.int8)]),
+            )
             predicted[name][test] = prior.margin(values[test])
     aucs = {name: float(roc_auc_score(y, p)) for name, p in predicted.items()}
     aucs["oracle"] = score("classification", y, cohort.labels["true_probability"])["roc_auc"]
