@@ -473,7 +473,22 @@ def _ids_text(ids: Sequence[str]) -> bytes | None:
         text = orjson.dumps(ids if type(ids) is list or type(ids) is tuple else list(ids))
     except (TypeError, orjson.JSONEncodeError):
         return None
-    return None if b"null" in text else text
+    return None if _holds_null(text) else text
+
+
+_N, _U, _L = ord("n"), ord("u"), ord("l")
+
+
+def _holds_null(text: bytes) -> bool:
+    """Whether ``null`` occurs in ``text`` (inside a string too: it then fails safe), by
+    array scans (a few times faster than ``in`` over a long text)."""
+    array = np.frombuffer(text, dtype=np.uint8)
+    at = np.flatnonzero(array[:-3] == _N)
+    for back, byte in ((1, _U), (2, _L), (3, _L)):
+        if not at.size:
+            break
+        at = at[array[at + back] == byte]
+    return bool(at.size)
 
 
 def _mapping_plan(ids: Sequence[str], catalog: Catalog | None) -> _MappingPlan:

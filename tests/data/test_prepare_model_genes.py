@@ -110,3 +110,12 @@ def test_long_identifier_lists_are_found_again_by_their_text() -> None:
     assert identifiers._ids_text([float("nan")] * n) is None
     assert identifiers._ids_text([object()]) is None
     assert identifiers._ids_text(["a", "b"]) != identifiers._ids_text(["a,b"])
+
+
+def test_null_is_found_anywhere_in_an_identifier_text() -> None:
+    from nkpredict.data.identifiers import _holds_null
+
+    for text in (b"[null]", b"null", b'["a",null]', b'["xnull"]', b"[1,null,2]"):
+        assert _holds_null(text)
+    for text in (b"", b"nul", b'["nu","ll"]', b'["NULL"]', b"nulL", b'["n","u","l"]'):
+        assert not _holds_null(text)
