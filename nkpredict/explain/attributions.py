@@ -234,17 +234,19 @@ def drivers_of(
         skipped = set(imputed) if level == "gene" else {f"gene:{g}" for g in imputed}
         order = np.array([k for k in order if units[k] not in skipped], dtype=np.intp)
     order = order[:n]
-    return [
-        Driver(
-            unit=units[k],
-            label=unit_label(level, units[k]),
-            contribution=value,
-            direction=_toward(value, resistant_sign, output_units),
-            kind=_unit_noun(level, units[k]),
-            units=output_units,
-        )
-        for k, value in zip(order.tolist(), values[order].tolist(), strict=True)
-    ]
+    drivers = []
+    for k, value in zip(order.tolist(), values[order].tolist(), strict=True):
+        label, kind = _unit_words(level, units[k])
+        direction = _toward(value, resistant_sign, output_units)
+        drivers.append(Driver(units[k], label, value, direction, kind, output_units))
+    return drivers
+
+
+@lru_cache(maxsize=4096)
+def _unit_words(level: Level, unit: str) -> tuple[str, str]:
+    """:func:`unit_label` and :func:`_unit_noun` of a unit (read from the catalogue, which
+    does not change while the process runs: remembered)."""
+    return unit_label(level, unit), _unit_noun(level, unit)
 
 
 def _rank_correlation(x: pd.DataFrame, y: pd.DataFrame) -> pd.Series:
@@ -722,7 +724,10 @@ def explain(
 def _check_additivity(contributions: np.ndarray, base: float, output: np.ndarray) -> None:
     if not len(output):
         return
-    gap = float(np.abs(base + contributions.sum(axis=1) - output).max())
+    if len(output) == 1:  # one sample: the same check on Python floats
+        gap = abs(base + float(contributions.sum()) - float(output[0]))
+    else:
+        gap = float(np.abs(base + contributions.sum(axis=1) - output).max())
     if gap > ADDITIVITY_TOLERANCE:
         logger.warning("TreeSHAP values miss the model output by up to %.2g", gap)
 

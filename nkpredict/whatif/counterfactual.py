@@ -126,12 +126,14 @@ def counterfactual_margins(
     scorer = model.scorer
     position = _positions(scorer.builder)
     copies = gene_values[changes.sample]
-    columns = np.array([position.get(g, -1) for g in changes.gene], dtype=np.intp)
-    read = columns >= 0
-    if read.all():
-        copies[changes.copy, columns] = changes.value
-    elif read.any():
-        copies[changes.copy[read], columns[read]] = changes.value[read]
+    found = [position.get(g, -1) for g in changes.gene]
+    if -1 not in found:  # every changed gene is read (the usual case): no mask
+        copies[changes.copy, found] = changes.value
+    else:
+        columns = np.array(found, dtype=np.intp)
+        read = columns >= 0
+        if read.any():
+            copies[changes.copy[read], columns[read]] = changes.value[read]
     copied = scorer.features(copies)
     column = scorer.coverage_column
     coverage = scorer.builder.coverage_of(gene_values) if features is None else features[:, column]
