@@ -231,9 +231,9 @@ class AllGenesTrees(BoostedTrees):
     """It converts its input to float32 before anything else, so a cross-validation may hand
     it float32 values (:mod:`nkpredict.evaluate.cv`): the same numbers in half the memory."""
 
-    def xgb_params(self) -> dict[str, Any]:
-        """:meth:`BoostedTrees.xgb_params` with :data:`XGB_MAX_BIN` bins."""
-        return super().xgb_params() | {"max_bin": XGB_MAX_BIN}
+    def xgb_params(self, n_samples: int | None = None) -> dict[str, Any]:
+        """:meth:`BoostedTrees.xgb_params` with :data:`XGB_MAX_BIN` bins at any size."""
+        return super().xgb_params(n_samples) | {"max_bin": XGB_MAX_BIN}
 
     def inner_cv_folds(
         self, target: np.ndarray, groups: np.ndarray | None = None

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from nkpredict.explain.attributions import attributions, explain
-from nkpredict.model.boosting import DEFAULT_SCORE_WEIGHT, DEFAULT_TREE_BINS, MIN_TREE_SAMPLES
+from nkpredict.model.boosting import (
+    DEFAULT_SCORE_WEIGHT,
+    DEFAULT_TREE_BINS,
+    MIN_TREE_BINS,
+    MIN_TREE_SAMPLES,
+    tree_bins,
+)
 from nkpredict.model.fitted import FORMAT_VERSION, MODEL_FILE, NKResistanceModel
 from nkpredict.model.prior import PENALTIES, PRIOR_ALONE_PENALTIES
 from nkpredict.simulate.cohort import Cohort, simulate_cohort
@@ -130,6 +137,42 @@ def test_trees_use_the_model_s_histogram_bins() -> None:
 
     assert BoostedTrees().xgb_params()["max_bin"] == DEFAULT_TREE_BINS < 256
     assert BoostedTrees(max_bin=256).xgb_params()["max_bin"] == 256
+
+
+@pytest.mark.parametrize(("n_samples", "bins"), [(96, 24), (40 * 4, 40), (300, 64), (2000, 64)])
+def test_a_small_cohort_s_trees_use_fewer_bins(n_samples: int, bins: int) -> None:
+    """Every boosting run of a fit (inner folds and the final fit) uses the bins of the fit's
+    training samples: one per 4 samples below ``4 * max_bin``."""
+    import xgboost as xgb
+
+    from nkpredict.model.boosting import BoostedTrees, BoostingData, use_trainer
+
+    seen: list[tuple[int, int]] = []
+
+    def recording(
+        params: dict[str, Any],
+        train: BoostingData,
+        rounds: int,
+        validation: BoostingData | None,
+        patience: int | None,
+    ) -> Any:
+        seen.append((params["max_bin"], train.y.shape[0]))
+        matrix = train.dmatrix(1)
+        evals = [] if validation is None else [(validation.dmatrix(1), "validation")]
+        return xgb.train(
+            params, matrix, rounds, evals=evals, early_stopping_rounds=patience, verbose_eval=False
+        )
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(n_samples, 12))
+    y = (x[:, 0] * x[:, 1] + rng.normal(scale=0.5, size=n_samples) > 0).astype(int)
+    with use_trainer(recording):
+        BoostedTrees(n_estimators=30).fit(x, y)
+    assert len(seen) == 6  # five inner folds and the final fit
+    assert {used for used, _ in seen} == {bins}
+    assert seen[-1][1] == n_samples
+    assert tree_bins(DEFAULT_TREE_BINS, 10) == MIN_TREE_BINS
+    assert tree_bins(8, 1000) == 8
 
 
 def test_score_features_weigh_less_in_the_prior(cohort: Cohort) -> None:
