@@ -28,6 +28,7 @@ from nkpredict import __version__
 from nkpredict.exceptions import ModelLoadError
 from service.api import admin, model, probes, scoring, whatif
 from service.config import ServiceSettings
+from service.dispatch import ServiceApp
 from service.docs import add_docs
 from service.errors import install_error_handlers
 from service.metrics import MetricsMiddleware, ServiceMetrics
@@ -102,8 +103,10 @@ def create_app(
     Returns
     -------
     FastAPI
-        Not yet serving: the model is loaded when its lifespan starts (``with TestClient(app)``
-        or under uvicorn).
+        A :class:`~service.dispatch.ServiceApp` (POSTs to ``/v1/predict``, ``/v1/explain``
+        and ``/v1/whatif`` skip the framework's routing layers, with the same middleware and
+        error handlers); not yet serving: the model is loaded when its lifespan starts
+        (``with TestClient(app)`` or under uvicorn).
     """
     settings = settings if settings is not None else ServiceSettings()
     metrics = ServiceMetrics()
@@ -130,7 +133,7 @@ def create_app(
         yield
         logger.info("service stopped")
 
-    app = FastAPI(
+    app = ServiceApp(
         title="nkpredict",
         version=__version__,
         description=DESCRIPTION,
