@@ -19,8 +19,9 @@ the catalogue in :mod:`service.errors`.
 from __future__ import annotations
 
 import json
+import struct
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import chain
@@ -50,6 +51,7 @@ __all__ = [
     "OptionsT",
     "SampleMatrix",
     "SparseRows",
+    "count_byte",
     "load_json",
     "parse_samples_body",
     "samples_matrix",
@@ -73,6 +75,32 @@ _OBJECT_BYTES = 64
 :data:`_SCAN_MIN_BYTES`) are parsed by the standard library: see :func:`load_json`."""
 OTHER_GENES = "<other genes>"
 """Label of the columns standing for the genes a sparse body's reduction left out."""
+
+
+def count_byte(raw: bytes, byte: int) -> int:
+    """Occurrences of the character ``byte`` in ``raw`` (with numpy beyond
+    :data:`_SCAN_MIN_BYTES`: :meth:`bytes.count` of one character is ~4x slower)."""
+    if len(raw) <= _SCAN_MIN_BYTES:
+        return raw.count(bytes((byte,)))
+    return int(np.count_nonzero(np.frombuffer(raw, dtype=np.uint8) == byte))
+
+
+def _floats(cells: Callable[[], Iterable[Any]], size: int) -> np.ndarray:
+    """``np.fromiter(cells(), dtype=np.float64, count=size)``, writeable, in half the time
+    when every cell is a Python float, int or bool.
+
+    :func:`struct.pack_into` converts those as ``fromiter`` does (``float()`` of each,
+    exact for floats, correctly rounded for ints) straight into the array's memory; on
+    anything else (``None``, strings, containers, an int beyond the float range, a count
+    other than ``size``) ``fromiter`` runs on a fresh ``cells()`` and raises or converts
+    exactly as it always did.
+    """
+    memory = bytearray(8 * size)  # packed into faster than into an array's buffer
+    try:
+        struct.pack_into(f"{size}d", memory, 0, *cells())
+    except (struct.error, TypeError, ValueError, OverflowError):
+        return np.fromiter(cells(), dtype=np.float64, count=size)
+    return np.frombuffer(memory, dtype=np.float64)
 
 
 class _DuplicateKeys(dict[str, Any]):
@@ -531,10 +559,14 @@ def _first_bad_value(samples: dict[str, dict[str, Any]]) -> tuple[str, str, Any]
     return "", "", None  # pragma: no cover - only called when a bad value exists
 
 
+def _cells(rows: list[dict[str, Any]]) -> Iterable[Any]:
+    """Every value of the samples ``rows``, sample after sample."""
+    return rows[0].values() if len(rows) == 1 else chain.from_iterable(r.values() for r in rows)
+
+
 def _check_types(samples: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> None:
     """Every value a number or ``null``, else a 422 naming the first other one."""
-    cells = rows[0].values() if len(rows) == 1 else chain.from_iterable(r.values() for r in rows)
-    types = set(map(type, cells))
+    types = set(map(type, _cells(rows)))
     if not types <= _ALLOWED_VALUE_TYPES:
         sample_id, gene, value = _first_bad_value(samples)
         raise ServiceError(
@@ -554,9 +586,8 @@ def _plain_values(
     if not plain.no_strings():
         return None
     n_samples = len(rows)
-    cells = rows[0].values() if n_samples == 1 else chain.from_iterable(r.values() for r in rows)
     try:  # only numbers, booleans and numeric strings convert
-        values = np.fromiter(cells, dtype=np.float64, count=n_samples * n_genes)
+        values = _floats(lambda: _cells(rows), n_samples * n_genes)
     except TypeError:  # null values (or an object): NaN
         try:
             values = np.array([list(r.values()) for r in rows], dtype=np.float64)
@@ -629,9 +660,7 @@ def samples_matrix(
             values = proven
         elif same_layout:
             try:  # straight from the dicts, without a list per sample
-                size = n_samples * len(genes)
-                every = chain.from_iterable(r.values() for r in rows)
-                values = np.fromiter(every, dtype=np.float64, count=size)
+                values = _floats(lambda: _cells(rows), n_samples * len(genes))
                 values = values.reshape(n_samples, len(genes))
             except TypeError:  # null values: NaN
                 values = np.array([list(r.values()) for r in rows], dtype=np.float64)
