@@ -69,7 +69,7 @@ it has at most ``max(DENSE_MIN_CELLS, DENSE_FACTOR x cells sent)`` cells; sparse
 keep only the model's genes (see :func:`samples_matrix`), so memory follows the body."""
 _SCAN_MIN_BYTES = 1 << 14
 """Bodies longer than this are scanned with numpy (bytes.count is ~10x slower per byte)."""
-_COLON, _OPEN_BRACE, _QUOTE, _E = ord(":"), ord("{"), ord('"'), ord("e")
+_OPEN_BRACE, _QUOTE, _E = ord("{"), ord('"'), ord("e")
 _OBJECT_BYTES = 64
 """Bodies with more than one JSON object per this many bytes (and longer than
 :data:`_SCAN_MIN_BYTES`) are parsed by the standard library: see :func:`load_json`."""
@@ -77,12 +77,12 @@ OTHER_GENES = "<other genes>"
 """Label of the columns standing for the genes a sparse body's reduction left out."""
 
 
-def count_byte(raw: bytes, byte: int) -> int:
-    """Occurrences of the character ``byte`` in ``raw`` (with numpy beyond
+def count_byte(raw: bytes, char: bytes) -> int:
+    """Occurrences of the one-byte character ``char`` in ``raw`` (with numpy beyond
     :data:`_SCAN_MIN_BYTES`: :meth:`bytes.count` of one character is ~4x slower)."""
     if len(raw) <= _SCAN_MIN_BYTES:
-        return raw.count(bytes((byte,)))
-    return int(np.count_nonzero(np.frombuffer(raw, dtype=np.uint8) == byte))
+        return raw.count(char)
+    return int(np.count_nonzero(np.frombuffer(raw, dtype=np.uint8) == ord(char)))
 
 
 def _floats(cells: Callable[[], Iterable[Any]], size: int) -> np.ndarray:
@@ -277,7 +277,7 @@ def _load(raw: bytes) -> tuple[Any, _Text | None]:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return _load_json_strictly(raw), None
-    colons = raw.count(b":") if text is None else int(np.count_nonzero(text == _COLON))
+    colons = count_byte(raw, b":")
     if _counted_keys(document) == colons:
         return document, None if text is None else _Text(text, colons)
     return _load_json_strictly(raw), None

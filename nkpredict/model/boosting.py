@@ -273,7 +273,7 @@ class BoostedTrees(TaskRoleMixin, BaseEstimator):
         sample weighs 0.25).
     max_bin : int
         Most histogram bins per feature (:data:`DEFAULT_TREE_BINS`); a fit on fewer than
-        ``4 * max_bin`` samples uses fewer (:func:`tree_bins`).
+        :data:`SAMPLES_PER_TREE_BIN` ``* max_bin`` samples uses fewer (:func:`tree_bins`).
     early_stopping_rounds : int or None
         ``None`` or 0 switches the inner search off (all ``n_estimators`` rounds are used).
     min_tree_samples : int
