@@ -179,9 +179,11 @@ class _PositionMemo:
 
 def _measured_share(missing: np.ndarray) -> np.ndarray:
     """Share of False per row of a boolean matrix (n_samples, n_genes): exactly
-    ``(~missing).mean(axis=1)``, at a fraction of the cost for request-sized inputs."""
+    ``(~missing).mean(axis=1)``, at a fraction of the cost for request-sized inputs (the
+    counts are integers, so any way of counting gives the same shares; ``count_nonzero``
+    with an axis costs a one-sample request about 3 us, an integer row sum about 1 us)."""
     n_genes = missing.shape[1]
-    return (n_genes - np.count_nonzero(missing, axis=1)) / n_genes
+    return (n_genes - missing.sum(axis=1, dtype=np.intp)) / n_genes
 
 
 def _check_frame(X: Any, method: str, allow_empty: bool = False) -> None:
@@ -553,7 +555,10 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
 
     def missing_of(self, gene_values: np.ndarray) -> list[str]:
         """:meth:`missing_genes` of :meth:`gene_values` output."""
-        unseen = np.isnan(gene_values).all(axis=0)
+        absent = np.isnan(gene_values)
+        if not absent.any():  # the usual case, in one whole-array pass
+            return []
+        unseen = absent.all(axis=0)
         if not unseen.any():
             return []
         return [gene for gene, absent in zip(self.genes_in_, unseen, strict=True) if absent]
@@ -571,14 +576,16 @@ class NKFeatureBuilder(TransformerMixin, BaseEstimator):
         """
         self._check_fitted()
         missing = np.isnan(values)
-        filled = np.where(missing, self.median_, values)
+        incomplete = bool(missing.any())  # usually not: no filling, full coverage
+        filled = np.where(missing, self.median_, values) if incomplete else values
         out = np.empty((values.shape[0], len(self.specs_)))
         direct_out, direct_in, score_cols, coverage_cols = self._selectors
         out[:, direct_out] = filled[:, direct_in]
         z = (filled - self.mean_) / self.scale_
         out[:, score_cols] = z @ self._score_weights
         if self._n_model:
-            out[:, coverage_cols] = _measured_share(missing[:, : self._n_model])[:, None]
+            shares = _measured_share(missing[:, : self._n_model])[:, None] if incomplete else 1.0
+            out[:, coverage_cols] = shares
         return out
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:

@@ -192,7 +192,12 @@ class KnowledgePrior(TaskRoleMixin, BaseEstimator):
         X: np.ndarray, state: tuple[np.ndarray, np.ndarray, np.ndarray, float]
     ) -> np.ndarray:
         mean, scale, coef, intercept = state
-        return intercept + _standardized(X, mean, scale) @ coef
+        z = np.subtract(X, mean, dtype=np.float64)
+        z /= scale
+        margin = z @ coef
+        if not np.isfinite(margin).all():  # a missing or infinite value: at the mean
+            margin = _standardized(X, mean, scale) @ coef
+        return intercept + margin
 
     def _loss(self, y: np.ndarray, margin: np.ndarray) -> float:
         if self.task == "classification":
