@@ -33,20 +33,20 @@ Parallel fits (``n_jobs``)
 --------------------------
 Every (estimator, fold) fit is independent of the others, so :func:`cross_validate` can run
 them in a pool of worker processes (joblib's ``loky``). The matrix is written once to a
-memory-mapped file that every worker maps read-only (it is neither re-read nor re-sent per
-fit; estimators with a true ``float32_input`` attribute, which convert their input to float32
-first, map a float32 copy of it instead: the same values in half the memory); each fit gets
-``cores // workers`` threads (the estimators' ``n_jobs``), so workers
-times threads never exceeds the cores. Every fit sees the same data, seeds and folds as in
-the serial loop and results are assembled in the same order: the numbers are identical (tests
-compare the metrics of both paths).
+memory-mapped file that every worker maps read-only, in a scratch folder of the job
+(:func:`nkpredict.evaluate.scratch.scratch_folder`, which also removes the folders of killed
+jobs); it is neither re-read nor re-sent per fit (estimators with a true ``float32_input``
+attribute, which convert their input to float32 first, map a float32 copy of it instead: the
+same values in half the memory). Each fit gets ``cores // workers`` threads (the estimators'
+``n_jobs``), so workers times threads never exceeds the cores. Every fit sees the same data,
+seeds and folds as in the serial loop and results are assembled in the same order: the
+numbers are identical (tests compare the metrics of both paths).
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +72,7 @@ from nkpredict.evaluate.metrics import (
     score,
     weighted_roc_auc,
 )
+from nkpredict.evaluate.scratch import scratch_folder
 from nkpredict.exceptions import InputError, LabelError
 from nkpredict.vocabulary import TASKS, Task, check_choice
 
@@ -744,8 +745,8 @@ def _run_fits(
         return
     logger.info("%d fits on %d workers, %d thread(s) each", len(units), workers, threads)
     float32 = {name for name in estimators if _takes_float32(estimators[name]())}
-    with tempfile.TemporaryDirectory(prefix="nkpredict-cv-") as folder:
-        shared = _MappedMatrix.write(X, Path(folder), float32=bool(float32))
+    with scratch_folder() as folder:
+        shared = _MappedMatrix.write(X, folder, float32=bool(float32))
         pool = joblib.Parallel(n_jobs=workers, backend="loky", return_as="generator")
         yield from pool(
             joblib.delayed(_timed_fold)(
