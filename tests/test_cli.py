@@ -120,6 +120,21 @@ def test_quiet_silences_mlflow_warnings() -> None:
     assert [str(w.message) for w in caught] == ["ours"]
 
 
+def test_quiet_silences_what_mlflow_prints_straight_to_stderr(capsys) -> None:
+    from mlflow.utils.logging_utils import eprint
+
+    from training.cli.output import configure_logging
+
+    try:
+        configure_logging(True)
+        eprint("Successfully registered model 'nk-resistance'.")
+        assert capsys.readouterr().err == ""
+    finally:
+        configure_logging(False)
+    eprint("Created version '2' of model 'nk-resistance'.")
+    assert "Created version '2'" in capsys.readouterr().err
+
+
 def test_models_names_the_store_it_read(tmp_path: Path) -> None:
     from nkpredict.settings import Settings
     from training import tracking

@@ -62,11 +62,24 @@ def configure_logging(quiet: bool) -> None:
     logging.getLogger("mlflow").setLevel(max(level, logging.WARNING))
     logging.getLogger("distributed").setLevel(max(level, logging.WARNING))
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    _mlflow_events(shown=not quiet)
     if quiet:  # MLflow's own chatter: its Python warnings and its logger's warnings
         warnings.filterwarnings("ignore", module=r"mlflow(\..*)?$")
         warnings.filterwarnings("ignore", category=FutureWarning, message=r".*[Mm][Ll]flow.*")
         logging.getLogger("mlflow").setLevel(logging.ERROR)
         logging.getLogger("alembic").setLevel(logging.ERROR)
+
+
+def _mlflow_events(shown: bool) -> None:
+    """Show or silence the events MLflow prints straight to stderr past any logger level
+    ("Successfully registered model ...", "Created version ..."). MLflow is imported to
+    silence them only: a command that never imports it has nothing to silence."""
+    if not shown:
+        from mlflow.utils.logging_utils import disable_logging
+
+        disable_logging()
+    elif "mlflow.utils.logging_utils" in sys.modules:
+        sys.modules["mlflow.utils.logging_utils"].enable_logging()
 
 
 def mlflow_ui_command(tracking_uri: str) -> str | None:
