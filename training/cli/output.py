@@ -72,8 +72,10 @@ def configure_logging(quiet: bool) -> None:
 
 def _mlflow_events(shown: bool) -> None:
     """Show or silence the events MLflow prints straight to stderr past any logger level
-    ("Successfully registered model ...", "Created version ..."). MLflow is imported to
-    silence them only: a command that never imports it has nothing to silence."""
+    ("Successfully registered model ...", "Created version ..."). Its own logger writes to the
+    same stream, so a quiet command also drops errors MLflow only logs (ours, and every error
+    that stops a command, are still printed). MLflow is imported to silence them only: a
+    command that never imports it has nothing to silence."""
     if not shown:
         from mlflow.utils.logging_utils import disable_logging
 
