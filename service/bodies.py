@@ -82,7 +82,12 @@ def count_byte(raw: bytes, char: bytes) -> int:
     :data:`_SCAN_MIN_BYTES`: :meth:`bytes.count` of one character is ~4x slower)."""
     if len(raw) <= _SCAN_MIN_BYTES:
         return raw.count(char)
-    return int(np.count_nonzero(np.frombuffer(raw, dtype=np.uint8) == ord(char)))
+    return _count_in(np.frombuffer(raw, dtype=np.uint8), ord(char))
+
+
+def _count_in(text: np.ndarray, byte: int) -> int:
+    """Occurrences of ``byte`` in a text held as uint8."""
+    return int(np.count_nonzero(text == byte))
 
 
 def _floats(cells: Callable[[], Iterable[Any]], size: int) -> np.ndarray:
@@ -189,7 +194,7 @@ class _Text:
 
     def count(self, byte: int) -> int:
         """Occurrences of the character ``byte`` in the text."""
-        return int(np.count_nonzero(self.array == byte))
+        return _count_in(self.array, byte)
 
     def booleans(self) -> int:
         """Occurrences of the words ``true`` and ``false`` in the text."""
@@ -268,7 +273,7 @@ def _load(raw: bytes) -> tuple[Any, _Text | None]:
     if not raw.strip():
         raise ServiceError(400, "invalid_json", "the request body is empty (expected JSON)")
     text = np.frombuffer(raw, dtype=np.uint8) if len(raw) > _SCAN_MIN_BYTES else None
-    if text is not None and _OBJECT_BYTES * np.count_nonzero(text == _OPEN_BRACE) > len(raw):
+    if text is not None and _OBJECT_BYTES * _count_in(text, _OPEN_BRACE) > len(raw):
         # many tiny objects: orjson's working memory (about 12x the text on top of the
         # objects) would outgrow the objects themselves; the standard library builds them
         # directly (about a third of the peak, at a few times the time)
@@ -564,6 +569,24 @@ def _cells(rows: list[dict[str, Any]]) -> Iterable[Any]:
     return rows[0].values() if len(rows) == 1 else chain.from_iterable(r.values() for r in rows)
 
 
+def _layout_values(rows: list[dict[str, Any]], n_genes: int) -> np.ndarray:
+    """The values of samples that list the same ``n_genes`` genes in the same order, as one
+    array (n_samples, n_genes), NaN for null; straight from the dicts, without a list per
+    sample, unless some value is null.
+
+    Raises
+    ------
+    TypeError, ValueError, OverflowError
+        A value that is not a number or null (an integer beyond the float range:
+        ``OverflowError``).
+    """
+    try:
+        values = _floats(lambda: _cells(rows), len(rows) * n_genes)
+    except TypeError:  # null values: NaN
+        return np.array([list(r.values()) for r in rows], dtype=np.float64)
+    return values.reshape(len(rows), n_genes)
+
+
 def _check_types(samples: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> None:
     """Every value a number or ``null``, else a 422 naming the first other one."""
     types = set(map(type, _cells(rows)))
@@ -585,17 +608,10 @@ def _plain_values(
     when they do not (the values are then checked one by one)."""
     if not plain.no_strings():
         return None
-    n_samples = len(rows)
     try:  # only numbers, booleans and numeric strings convert
-        values = _floats(lambda: _cells(rows), n_samples * n_genes)
-    except TypeError:  # null values (or an object): NaN
-        try:
-            values = np.array([list(r.values()) for r in rows], dtype=np.float64)
-        except (TypeError, ValueError, OverflowError):
-            return None
-    except (ValueError, OverflowError):  # a list, or an integer beyond the float range
+        values = _layout_values(rows, n_genes)
+    except (TypeError, ValueError, OverflowError):  # an object, a list, a huge integer
         return None
-    values = values.reshape(n_samples, n_genes)
     if ((values == 0) | (values == 1)).any() and not plain.no_booleans():
         return None  # some 0 or 1 might be a boolean
     return values
@@ -659,11 +675,7 @@ def samples_matrix(
         if proven is not None:
             values = proven
         elif same_layout:
-            try:  # straight from the dicts, without a list per sample
-                values = _floats(lambda: _cells(rows), n_samples * len(genes))
-                values = values.reshape(n_samples, len(genes))
-            except TypeError:  # null values: NaN
-                values = np.array([list(r.values()) for r in rows], dtype=np.float64)
+            values = _layout_values(rows, len(genes))
         else:
             cells = np.array(list(chain.from_iterable(r.values() for r in rows)), dtype=np.float64)
             names = np.fromiter(chain.from_iterable(rows), dtype=object, count=cells.size)
