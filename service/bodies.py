@@ -90,22 +90,32 @@ def _count_in(text: np.ndarray, byte: int) -> int:
     return int(np.count_nonzero(text == byte))
 
 
-def _floats(cells: Callable[[], Iterable[Any]], size: int) -> np.ndarray:
-    """``np.fromiter(cells(), dtype=np.float64, count=size)``, writeable, in half the time
-    when every cell is a Python float, int or bool.
+def _packed(cells: Iterable[Any], size: int) -> np.ndarray | None:
+    """The ``size`` cells as a writeable float64 array when every one is a Python float, int
+    or bool (``float()`` of each, as :func:`numpy.fromiter` converts them); ``None`` when one
+    is anything else (``None``, a string, a container, an int beyond the float range) or
+    their number is not ``size``.
 
-    :func:`struct.pack_into` converts those as ``fromiter`` does (``float()`` of each,
-    exact for floats, correctly rounded for ints) straight into the array's memory; on
-    anything else (``None``, strings, containers, an int beyond the float range, a count
-    other than ``size``) ``fromiter`` runs on a fresh ``cells()`` and raises or converts
-    exactly as it always did.
+    :func:`struct.pack_into` writes them straight into the array's memory, in half the time
+    of ``fromiter``; it refuses strings (numeric or not), which ``fromiter`` would convert.
     """
     memory = bytearray(8 * size)  # packed into faster than into an array's buffer
     try:
-        struct.pack_into(f"{size}d", memory, 0, *cells())
+        struct.pack_into(f"{size}d", memory, 0, *cells)
     except (struct.error, TypeError, ValueError, OverflowError):
-        return np.fromiter(cells(), dtype=np.float64, count=size)
+        return None
     return np.frombuffer(memory, dtype=np.float64)
+
+
+def _floats(cells: Callable[[], Iterable[Any]], size: int) -> np.ndarray:
+    """``np.fromiter(cells(), dtype=np.float64, count=size)``, writeable, in half the time
+    when every cell is a Python float, int or bool (:func:`_packed`); on anything else
+    ``fromiter`` runs on a fresh ``cells()`` and raises or converts exactly as it always did.
+    """
+    packed = _packed(cells(), size)
+    if packed is None:
+        return np.fromiter(cells(), dtype=np.float64, count=size)
+    return packed
 
 
 class _DuplicateKeys(dict[str, Any]):
@@ -583,8 +593,13 @@ def _layout_values(rows: list[dict[str, Any]], n_genes: int) -> np.ndarray:
     try:
         values = _floats(lambda: _cells(rows), len(rows) * n_genes)
     except TypeError:  # null values: NaN
-        return np.array([list(r.values()) for r in rows], dtype=np.float64)
+        return _rows_with_nulls(rows)
     return values.reshape(len(rows), n_genes)
+
+
+def _rows_with_nulls(rows: list[dict[str, Any]]) -> np.ndarray:
+    """:func:`_layout_values` of samples holding ``null`` values (NaN), a list per sample."""
+    return np.array([list(r.values()) for r in rows], dtype=np.float64)
 
 
 def _check_types(samples: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> None:
@@ -604,14 +619,21 @@ def _plain_values(
     rows: list[dict[str, Any]], n_genes: int, plain: _PlainValues
 ) -> np.ndarray | None:
     """Samples that list the same genes as one array (n_samples, n_genes), NaN for null,
-    when ``plain`` and the conversion prove every value a number or ``null``; ``None``
-    when they do not (the values are then checked one by one)."""
-    if not plain.no_strings():
+    when the conversion and ``plain`` prove every value a number or ``null``; ``None``
+    when they do not (the values are then checked one by one).
+
+    Cells that all pack as floats (:func:`_packed`) hold no string, so the text's quotes are
+    counted only for a body with some other value (nulls, most often)."""
+    packed = _packed(_cells(rows), len(rows) * n_genes)
+    if packed is not None:
+        values = packed.reshape(len(rows), n_genes)
+    elif not plain.no_strings():
         return None
-    try:  # only numbers, booleans and numeric strings convert
-        values = _layout_values(rows, n_genes)
-    except (TypeError, ValueError, OverflowError):  # an object, a list, a huge integer
-        return None
+    else:
+        try:  # numbers, booleans and nulls convert; so would numeric strings (none here)
+            values = _rows_with_nulls(rows)
+        except (TypeError, ValueError, OverflowError):  # an object, a list, a huge integer
+            return None
     if ((values == 0) | (values == 1)).any() and not plain.no_booleans():
         return None  # some 0 or 1 might be a boolean
     return values

@@ -75,6 +75,15 @@ def test_long_bodies_refuse_what_is_not_a_number(value: str) -> None:
     assert "gene 'B2M'" in str(caught.value.detail)
 
 
+def test_long_bodies_with_nulls_still_refuse_strings() -> None:
+    """A null stops the values packing as floats; the text's quotes then find the string."""
+    raw = _long_body({"MICA": None, "B2M": "1.5"})
+    with pytest.raises(ServiceError) as caught:
+        parse_samples_body(raw, 10, PredictOptions)
+    assert caught.value.code == "non_numeric_value"
+    assert "gene 'B2M'" in str(caught.value.detail)
+
+
 @pytest.mark.parametrize(
     "extra",
     [{'we"ird': 1.0}, {"untrue": 0.0, "falsetto": 1.0}, {"B2M": None}],
