@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -95,6 +96,19 @@ def prepare(workdir: Path) -> BenchModel:
         n_genes=len(genes),
         n_features=len(model.feature_builder.get_feature_names_out()),
     )
+
+
+EARLIER_LEARNER: dict[str, Any] = {"prior": False, "early_stopping_rounds": 0, "n_estimators": 303}
+"""The shape of the model the first service rows were measured with (issue 7): 303 depth-2
+trees boosted from ``base_score``, no knowledge prior."""
+
+
+def prepare_learner(workdir: Path, booster: dict[str, Any]) -> Path:
+    """Train ``NKResistanceModel(booster=booster)`` on the demo cohort and save it under
+    ``workdir``; its directory (``nkpredict serve --model`` reads it directly)."""
+    cohort = simulate_cohort(SimulationConfig(seed=0))
+    model = NKResistanceModel(booster=booster).fit(cohort.counts, cohort.labels["resistant"])
+    return Path(model.save(workdir / "learner-model"))
 
 
 def frame_of(body: Path) -> pd.DataFrame:

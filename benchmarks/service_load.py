@@ -22,10 +22,16 @@ and 19,000 genes, one sample and 100 samples per request (100 x 19,000 is a 47 M
 the service's default 20 MB limit: left out), to ``/v1/predict`` and ``/v1/explain``, each
 next to the read-only and the parse-only endpoint with the same body.
 
-The model is the demo model (``NKResistanceModel()`` on the 600 x 3,000 demo cohort: about
-300 depth-2 trees on the model's ~150 genes), trained, logged with ``training.tracking`` and
-registered in a temporary SQLite MLflow store (``benchmarks/bench_model.py``). Requests carry
-the model's genes as log2(TPM+1) of held-out simulated samples.
+The model is the demo model (``NKResistanceModel()`` on the 600 x 3,000 demo cohort: with
+today's default learner the knowledge prior alone, no trees, on the model's ~150 genes),
+trained, logged with ``training.tracking`` and registered in a temporary SQLite MLflow store
+(``benchmarks/bench_model.py``). Requests carry the model's genes as log2(TPM+1) of held-out
+simulated samples.
+
+The learner's own cost (``--learners``): a second ``nkpredict serve`` of a model of the
+earlier learner's shape (:data:`bench_model.EARLIER_LEARNER`: 303 depth-2 trees from
+``base_score``, no prior, as the first service rows were measured with) on the same cohort,
+one-sample predict and explain in the same rounds, and the ratio of the two models' req/s.
 
 Measurements are interleaved round by round (``--rounds``) and the median of the rounds is
 reported, so that a busy moment on a shared machine does not favour one server. wrk and the
@@ -35,6 +41,7 @@ Usage::
 
     python benchmarks/service_load.py                 # 10 s per measurement, 3 rounds
     python benchmarks/service_load.py --seconds 5 --rounds 1 --skip-mlflow
+    python benchmarks/service_load.py --skip-mlflow --workers 1 --no-profiles --learners
 
 Prints markdown tables for BENCHMARKS.md and the issue's targets, met or not.
 """
@@ -133,13 +140,20 @@ def profile_cases() -> list[Case]:
     return out
 
 
-def start_nkpredict(model: bench_model.BenchModel, logs: Path, workers: int) -> Server:
-    """``nkpredict serve`` of the registered model (one XGBoost/BLAS thread per worker)."""
+def start_nkpredict(
+    model: bench_model.BenchModel,
+    logs: Path,
+    workers: int,
+    model_uri: str | None = None,
+    name: str | None = None,
+) -> Server:
+    """``nkpredict serve`` of the registered model, or of ``model_uri`` (one XGBoost/BLAS
+    thread per worker)."""
     port = free_port()
     return start_server(
-        "nkpredict" if workers == 1 else f"nkpredict-{workers}-workers",
+        name or ("nkpredict" if workers == 1 else f"nkpredict-{workers}-workers"),
         python_command(
-            "-m", "training.cli", "serve", "--model", model.model_uri,
+            "-m", "training.cli", "serve", "--model", model_uri or model.model_uri,
             "--tracking-uri", model.tracking_uri, "--port", str(port),
             "--log-level", "warning", "--workers", str(workers),
         ),
@@ -193,6 +207,39 @@ def start_all(
             },
         )  # fmt: skip
     return servers
+
+
+LEARNER_CASES = (
+    ("predict", "/v1/predict", "nkpredict predict, 1 sample"),
+    ("explain", "/v1/explain", "nkpredict explain, 1 sample"),
+)
+"""(request, path, label of the default model's case) compared with the earlier learner."""
+
+
+def learner_cases() -> list[Case]:
+    """One-sample predict and explain of the earlier learner's model (``--learners``)."""
+    return [
+        Case(f"earlier learner {request}, 1 sample", "earlier-learner", path, "predict_1",
+             request, "bare, 1 sample")
+        for request, path, _ in LEARNER_CASES
+    ]  # fmt: skip
+
+
+def learner_table(results: dict[str, Measured]) -> str:
+    """Today's default model against the earlier learner's, same code, same rounds."""
+    lines = [
+        "| request | default model req/s | earlier learner req/s | default / earlier (rounds) |",
+        "|---|---:|---:|---|",
+    ]
+    for request, _, label in LEARNER_CASES:
+        ours, earlier = results[label], results[f"earlier learner {request}, 1 sample"]
+        rounds = [a.rps / b.rps for a, b in zip(ours.runs, earlier.runs, strict=True)]
+        shown = " / ".join(f"{r:.2f}" for r in rounds)
+        lines.append(
+            f"| {request}, 1 sample | {ours.rps:,.0f} | {earlier.rps:,.0f} | "
+            f"{statistics.median(rounds):.2f}x ({shown}) |"
+        )
+    return "\n".join(lines)
 
 
 def check_same_answers(servers: dict[str, Server], model: bench_model.BenchModel) -> None:
@@ -467,6 +514,11 @@ def main() -> None:
     parser.add_argument(
         "--no-profiles", action="store_true", help="leave out the whole-profile cases"
     )
+    parser.add_argument(
+        "--learners",
+        action="store_true",
+        help="also serve a model of the earlier learner (303 trees, no prior) and compare",
+    )
     args = parser.parse_args()
     require_wrk()
     with tempfile.TemporaryDirectory(prefix="nkp-service-load-") as tmp:
@@ -477,9 +529,17 @@ def main() -> None:
         if not args.no_profiles:
             model.bodies.update(profile_bodies(model.model_dir, workdir))
             todo += profile_cases()
+        learner_dir = None
+        if args.learners:
+            learner_dir = bench_model.prepare_learner(workdir, bench_model.EARLIER_LEARNER)
+            todo += learner_cases()
         print(f"model ready in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         servers = start_all(model, workdir, not args.skip_mlflow, args.workers)
         try:
+            if learner_dir is not None:
+                servers["earlier-learner"] = start_nkpredict(
+                    model, workdir, 1, str(learner_dir), "earlier-learner"
+                )
             check_same_answers(servers, model)
             load_before = os.getloadavg()[0]
             results = measure(servers, model, todo, args)
@@ -502,6 +562,9 @@ def main() -> None:
         print(profile_table(results))
         print()
         print(profile_targets(results))
+    if args.learners:
+        print()
+        print(learner_table(results))
 
 
 if __name__ == "__main__":
