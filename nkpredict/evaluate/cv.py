@@ -48,7 +48,9 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -725,6 +727,23 @@ def fit_plan(n_jobs: int, n_fits: int) -> tuple[int, int | None]:
     return workers, max(1, cores // workers)
 
 
+_WORKER_RESTARTED = "A worker stopped while some jobs were given to the executor"
+"""The start of loky's warning when it replaces a worker of the pool."""
+
+
+@contextmanager
+def _quiet_worker_restarts() -> Iterator[None]:
+    """Leave out loky's "A worker stopped" warning while the pool runs.
+
+    loky restarts a worker whose memory grew by more than 300 MB since its first fit (its leak
+    check; large fits leave that much with the allocator) and warns, from the pool's manager
+    thread. Nothing is lost: the worker sent its fit back before it stopped, and a new one
+    takes the next fit. The warning would only alarm a user who can do nothing about it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_WORKER_RESTARTED, category=UserWarning)
+        yield
+
+
 def _run_fits(
     units: list[tuple[str, Fold]],
     estimators: Mapping[str, EstimatorFactory],
@@ -745,7 +764,7 @@ def _run_fits(
         return
     logger.info("%d fits on %d workers, %d thread(s) each", len(units), workers, threads)
     float32 = {name for name in estimators if _takes_float32(estimators[name]())}
-    with scratch_folder() as folder:
+    with scratch_folder() as folder, _quiet_worker_restarts():
         shared = _MappedMatrix.write(X, folder, float32=bool(float32))
         pool = joblib.Parallel(n_jobs=workers, backend="loky", return_as="generator")
         yield from pool(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import warnings
+from typing import Any
 
 import joblib
 import numpy as np
@@ -591,3 +593,31 @@ def test_parallel_fits_give_the_serial_numbers(classification_run):
         for k, v in serial.summary(n_bootstrap=200).items()
         if not k.startswith("baseline_chance_")
     }
+
+
+@pytest.mark.integration  # starts a pool of worker processes
+def test_a_worker_restarted_for_its_memory_says_nothing() -> None:
+    """loky replaces a worker whose memory grew by over 300 MB since its first fit; the fits
+    still all come back, and its "A worker stopped" warning is not shown to the user."""
+
+    class Hoarder(DummyClassifier):
+        """Keeps 320 MB more in its worker process at every fit (what loky's leak check
+        sees when a worker's allocator holds on to a large fit's memory)."""
+
+        def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Hoarder:
+            import sys
+            import time
+
+            kept = sys.__dict__.setdefault("_hoarded", [])
+            kept.append(np.ones(40_000_000))
+            time.sleep(1.1)  # past loky's one-second interval between memory checks
+            return super().fit(X, y)
+
+    X, y, _ = binary_cohort(60, 10, seed=5)
+    folds = make_folds(y, None, CVConfig(n_splits=3, n_repeats=2), "classification")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = cross_validate({"hoarder": Hoarder}, X, y, folds, "classification", n_jobs=2)
+    assert len(result.fold_metrics["fold"].drop_duplicates()) == 3
+    assert len(result.predictions) == 2 * len(y)
+    assert not [w for w in caught if "worker stopped" in str(w.message)]
