@@ -451,9 +451,11 @@ def profile_targets(results: dict[str, Measured]) -> str:
         ("nkpredict predict, 3,000 genes, 100 samples", "parse, 3,000 genes, 100 samples", 0.7),
         ("nkpredict explain, 3,000 genes, 1 sample", "parse, 3,000 genes, 1 sample", 0.6),
         ("nkpredict explain, 19,000 genes, 1 sample", "parse, 19,000 genes, 1 sample", 0.6),
+        # the catalogue-gene rows "stay where they are": predict >= 0.5x (the words),
+        # explain and batches within 10% of their rows of the first service table (0.39x, 0.16x)
         ("nkpredict predict, 1 sample", "bare, 1 sample", 0.5),
-        ("nkpredict explain, 1 sample", "bare, 1 sample", 0.5),
-        ("nkpredict predict, 100 samples", "bare, 100 samples", 0.5),
+        ("nkpredict explain, 1 sample", "bare, 1 sample", 0.35),
+        ("nkpredict predict, 100 samples", "bare, 100 samples", 0.144),
     ):
         if label not in results or baseline not in results:
             continue
