@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import struct
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import chain
@@ -105,17 +105,6 @@ def _packed(cells: Iterable[Any], size: int) -> np.ndarray | None:
     except (struct.error, TypeError, ValueError, OverflowError):
         return None
     return np.frombuffer(memory, dtype=np.float64)
-
-
-def _floats(cells: Callable[[], Iterable[Any]], size: int) -> np.ndarray:
-    """``np.fromiter(cells(), dtype=np.float64, count=size)``, writeable, in half the time
-    when every cell is a Python float, int or bool (:func:`_packed`); on anything else
-    ``fromiter`` runs on a fresh ``cells()`` and raises or converts exactly as it always did.
-    """
-    packed = _packed(cells(), size)
-    if packed is None:
-        return np.fromiter(cells(), dtype=np.float64, count=size)
-    return packed
 
 
 class _DuplicateKeys(dict[str, Any]):
@@ -580,21 +569,20 @@ def _cells(rows: list[dict[str, Any]]) -> Iterable[Any]:
 
 
 def _layout_values(rows: list[dict[str, Any]], n_genes: int) -> np.ndarray:
-    """The values of samples that list the same ``n_genes`` genes in the same order, as one
-    array (n_samples, n_genes), NaN for null; straight from the dicts, without a list per
-    sample, unless some value is null.
+    """The values of samples that list the same ``n_genes`` genes in the same order, and whose
+    values are numbers or null (checked by the caller), as one array (n_samples, n_genes),
+    NaN for null; straight from the dicts (:func:`_packed`), without a list per sample, unless
+    some value is null.
 
     Raises
     ------
-    TypeError, ValueError, OverflowError
-        A value that is not a number or null (an integer beyond the float range:
-        ``OverflowError``).
+    OverflowError
+        An integer beyond the float range.
     """
-    try:
-        values = _floats(lambda: _cells(rows), len(rows) * n_genes)
-    except TypeError:  # null values: NaN
+    packed = _packed(_cells(rows), len(rows) * n_genes)
+    if packed is None:  # nulls, or an integer beyond the float range
         return _rows_with_nulls(rows)
-    return values.reshape(len(rows), n_genes)
+    return packed.reshape(len(rows), n_genes)
 
 
 def _rows_with_nulls(rows: list[dict[str, Any]]) -> np.ndarray:
