@@ -1,0 +1,111 @@
+"""Is there a JSON parser substantially faster than orjson for whole-profile request bodies?
+
+The whole-profile targets of the HTTP service are ratios to an endpoint that reads the body and
+parses it with orjson, so meeting them with a full parse needs a parser faster than orjson's
+own. This script times, in one process and interleaved rounds, on the whole-profile bodies of
+``service_load.py`` (3,000 and 19,000 DepMap-style genes, one sample; 3,000 genes, 100
+samples):
+
+- ``orjson.loads`` (the service's parser, and the parse-only endpoint's);
+- ``msgspec.json.decode``, generic (into dicts, lists, str and float, as orjson);
+- ``msgspec.json.decode`` typed (``{"samples": {str: {str: float}}}``, so the decoder also
+  checks every value is a number, work the service does after orjson).
+
+msgspec is not a dependency of nkpredict: ``pip install msgspec`` to run this script.
+
+Usage::
+
+    python benchmarks/json_parsers.py --rounds 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_model
+from service_load import profile_bodies
+
+try:
+    import msgspec
+except ImportError:  # pragma: no cover - the script says what it needs
+    sys.exit("json_parsers.py needs msgspec: pip install msgspec")
+
+REPEATS = 5
+
+
+def _best_us(parse: Callable[[bytes], object], body: bytes, calls: int) -> float:
+    """Best of :data:`REPEATS` runs of ``calls`` parses of ``body``: thread CPU microseconds
+    a parse."""
+    best = float("inf")
+    for _ in range(REPEATS):
+        started = time.thread_time()
+        for _ in range(calls):
+            parse(body)
+        best = min(best, time.thread_time() - started)
+    return 1e6 * best / calls
+
+
+def main() -> None:
+    """Build the bodies, time each parser on each body in interleaved rounds, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    generic = msgspec.json.Decoder()
+    typed = msgspec.json.Decoder(dict[str, dict[str, dict[str, float]]])
+    with tempfile.TemporaryDirectory(prefix="nkp-json-parsers-") as tmp:
+        workdir = Path(tmp)
+        bench = bench_model.prepare(workdir)
+        bodies = {
+            name: path.read_bytes()
+            for name, path in profile_bodies(bench.model_dir, workdir).items()
+        }
+    parsers: dict[str, Callable[[bytes], object]] = {
+        "orjson": orjson.loads,
+        "msgspec generic": generic.decode,
+        "msgspec typed": typed.decode,
+    }
+    for body in bodies.values():  # every parser reads every body the same way
+        assert parsers["msgspec generic"](body) == parsers["orjson"](body)
+    times: dict[tuple[str, str], list[float]] = {}
+    for round_number in range(args.rounds):
+        for body_name, body in bodies.items():
+            calls = max(3, 3_000_000 // len(body))
+            for parser_name, parse in parsers.items():
+                key = (body_name, parser_name)
+                times.setdefault(key, []).append(_best_us(parse, body, calls))
+        print(f"round {round_number + 1} of {args.rounds} done", file=sys.stderr)
+    print(
+        f"\n{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"orjson {orjson.__version__}, msgspec {msgspec.__version__}; {args.rounds} rounds, "
+        "median of the rounds; ratio to orjson within each round\n"
+    )
+    lines = [
+        "| body | bytes | parser | CPU us per parse | x orjson (median) |",
+        "|---|---:|---|---:|---:|",
+    ]
+    for body_name, body in bodies.items():
+        reference = times[(body_name, "orjson")]
+        for parser_name in parsers:
+            values = times[(body_name, parser_name)]
+            ratio = statistics.median(v / r for v, r in zip(values, reference, strict=True))
+            lines.append(
+                f"| {body_name} | {len(body):,} | {parser_name} | "
+                f"{statistics.median(values):,.0f} | {ratio:.2f} |"
+            )
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
