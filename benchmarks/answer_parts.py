@@ -35,13 +35,13 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_model
+from cpu_timing import best_thread_us
 
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.registry import ModelReference
@@ -61,17 +61,6 @@ def _loaded(directory: Path, domain: bool = True, uncertainty: bool = True) -> L
     if not uncertainty:
         model.uncertainty_ = None
     return make_loaded(model, ModelReference(uri=str(directory)))
-
-
-def _cpu_us(call: Callable[[], object]) -> float:
-    """Best of :data:`REPEATS` runs of :data:`CALLS` calls: thread CPU microseconds a call."""
-    best = float("inf")
-    for _ in range(REPEATS):
-        started = time.thread_time()
-        for _ in range(CALLS):
-            call()
-        best = min(best, time.thread_time() - started)
-    return 1e6 * best / CALLS
 
 
 def main() -> None:
@@ -109,7 +98,7 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in variants}
         for round_number in range(args.rounds):
             for name, call in variants.items():
-                times[name].append(_cpu_us(call))
+                times[name].append(best_thread_us(call, CALLS, REPEATS))
             print(f"round {round_number + 1} of {args.rounds} done", file=sys.stderr)
     print(
         f"\n{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "

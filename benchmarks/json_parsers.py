@@ -26,8 +26,8 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -35,6 +35,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_model
+from cpu_timing import best_thread_us
 from service_load import profile_bodies
 
 try:
@@ -43,18 +44,6 @@ except ImportError:  # pragma: no cover - the script says what it needs
     sys.exit("json_parsers.py needs msgspec: pip install msgspec")
 
 REPEATS = 5
-
-
-def _best_us(parse: Callable[[bytes], object], body: bytes, calls: int) -> float:
-    """Best of :data:`REPEATS` runs of ``calls`` parses of ``body``: thread CPU microseconds
-    a parse."""
-    best = float("inf")
-    for _ in range(REPEATS):
-        started = time.thread_time()
-        for _ in range(calls):
-            parse(body)
-        best = min(best, time.thread_time() - started)
-    return 1e6 * best / calls
 
 
 def main() -> None:
@@ -84,7 +73,9 @@ def main() -> None:
             calls = max(3, 3_000_000 // len(body))
             for parser_name, parse in parsers.items():
                 key = (body_name, parser_name)
-                times.setdefault(key, []).append(_best_us(parse, body, calls))
+                times.setdefault(key, []).append(
+                    best_thread_us(partial(parse, body), calls, REPEATS)
+                )
         print(f"round {round_number + 1} of {args.rounds} done", file=sys.stderr)
     print(
         f"\n{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
