@@ -247,11 +247,7 @@ def _cell_means(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per scenario and size: the mean over its seeds of the columns the targets read."""
     frame = frame.assign(minus_linear=frame["cv_roc_auc"] - frame["baseline_linear_cv_roc_auc"])
     columns = ["ratio_to_oracle", "cv_roc_auc_minus_best_baseline", "minus_linear"]
-    means = frame.groupby(["scenario", "n"])[columns].mean()
-    means["seeds"] = frame.groupby(["scenario", "n"])["seed"].apply(
-        lambda s: ",".join(str(v) for v in sorted(s))
-    )
-    return means.reset_index()
+    return frame.groupby(["scenario", "n"])[columns].mean().reset_index()
 
 
 def target_summary(rows: list[dict[str, Any]]) -> str:
