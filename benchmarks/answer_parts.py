@@ -41,7 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_model
-from cpu_timing import best_thread_us
+from cpu_timing import best_thread_us, round_ratios
 
 from nkpredict.model.fitted import NKResistanceModel
 from nkpredict.registry import ModelReference
@@ -112,7 +112,7 @@ def main() -> None:
     ]
     for name, values in times.items():
         reference = times[f"{name.split(',')[0]}, as served"]
-        ratios = [v / r for v, r in zip(values, reference, strict=True)]
+        ratios = round_ratios(values, reference)
         shown = " / ".join(f"{r:.2f}" for r in ratios)
         lines.append(
             f"| {name} | {statistics.median(values):.0f} | "

@@ -21,3 +21,9 @@ def best_thread_us(call: Callable[[], object], calls: int, repeats: int) -> floa
             call()
         best = min(best, time.thread_time() - started)
     return 1e6 * best / calls
+
+
+def round_ratios(values: list[float], reference: list[float]) -> list[float]:
+    """Each round's time over the reference's time of the same round (the machine's drift
+    between rounds cancels out; take the median of these, not the ratio of the medians)."""
+    return [value / base for value, base in zip(values, reference, strict=True)]

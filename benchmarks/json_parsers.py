@@ -35,7 +35,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_model
-from cpu_timing import best_thread_us
+from cpu_timing import best_thread_us, round_ratios
 from service_load import profile_bodies
 
 try:
@@ -90,7 +90,7 @@ def main() -> None:
         reference = times[(body_name, "orjson")]
         for parser_name in parsers:
             values = times[(body_name, parser_name)]
-            ratio = statistics.median(v / r for v, r in zip(values, reference, strict=True))
+            ratio = statistics.median(round_ratios(values, reference))
             lines.append(
                 f"| {body_name} | {len(body):,} | {parser_name} | "
                 f"{statistics.median(values):,.0f} | {ratio:.2f} |"
