@@ -160,7 +160,7 @@ def _lone_surrogate(document: Any) -> str | None:
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError:
-                return text.encode("utf-8", "backslashreplace").decode("ascii")[:50]
+                return text.encode("ascii", "backslashreplace").decode("ascii")[:50]
     return None
 
 

@@ -176,6 +176,7 @@ def test_a_sample_of_zero_counts_is_a_422(client: TestClient, service_cohort: An
         b'{"samples": {"\\ud800": {"CD58": 1}}}',
         b'{"samples": {"a": {"\\udfff": 1}}}',
         b'{"samples": {"a": {"CD58": 1}}, "scale": "\\ud800"}',
+        b'{"samples": {"a": {"\xc3\xa9\\ud800": 1}}}',  # beside text that is not ASCII
     ],
 )
 def test_lone_surrogates_are_a_400(client: TestClient, raw: bytes) -> None:
