@@ -41,6 +41,7 @@ from nkpredict.data.identifiers import (
 from nkpredict.exceptions import ScaleError
 from nkpredict.vocabulary import ScaleChoice
 from service.errors import ServiceError
+from service.plain_bodies import scan_plain_body
 from service.schemas import PredictOptions
 
 __all__ = [
@@ -465,6 +466,10 @@ def parse_samples_body(
     ServiceError
         400/413/422 with the codes listed in :mod:`service.errors`.
     """
+    plain_body = scan_plain_body(raw, max_samples)
+    if plain_body is not None:
+        matrix = SampleMatrix(plain_body.values, plain_body.sample_ids, plain_body.genes)
+        return matrix, _checked_options(options_type, plain_body.options)
     document, text = _load(raw)
     if not isinstance(document, dict):
         raise ServiceError(
@@ -485,14 +490,7 @@ def parse_samples_body(
             [{"loc": ["samples"], "type": "missing", "msg": "Field required"}],
         )
     samples = document.pop("samples")
-    try:
-        options = _validated_options(options_type, document)
-    except ValidationError as exc:
-        details = _validation_details(exc)
-        first = details[0]
-        raise ServiceError(
-            422, "validation_error", f"{'.'.join(first['loc'])}: {first['msg']}", details
-        ) from None
+    options = _checked_options(options_type, document)
     scale = options.scale or model_scale
     plain = None if text is None else _PlainValues(text, document)
     return samples_matrix(samples, max_samples, model_genes, scale, plain), options
@@ -501,6 +499,18 @@ def parse_samples_body(
 _OPTIONS_CACHE_SIZE = 64
 _validated: dict[tuple[Any, ...], PredictOptions] = {}
 """Options already validated, by their type and fields (clients repeat the same options)."""
+
+
+def _checked_options(options_type: type[OptionsT], document: dict[str, Any]) -> OptionsT:
+    """The option fields ``document`` validated, or the 422 naming the first error."""
+    try:
+        return _validated_options(options_type, document)
+    except ValidationError as exc:
+        details = _validation_details(exc)
+        first = details[0]
+        raise ServiceError(
+            422, "validation_error", f"{'.'.join(first['loc'])}: {first['msg']}", details
+        ) from None
 
 
 def _options_key(options_type: type, document: dict[str, Any]) -> tuple[Any, ...] | None:
