@@ -24,6 +24,10 @@ COPY pyproject.toml README.md ./
 COPY nkpredict ./nkpredict
 COPY service ./service
 COPY training ./training
+# A C compiler for the project's one extension (the body scanner, service/_plain_scan.c);
+# the runtime image gets the compiled wheel, not the compiler.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 # The project's wheel and binary wheels of all its dependencies: nothing is compiled later.
 RUN pip wheel --wheel-dir /wheels .
 

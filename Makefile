@@ -15,7 +15,7 @@ PORT ?= 8000
 # compile its imports again).
 unexport PYTHONDONTWRITEBYTECODE
 
-$(BIN)/nkpredict: pyproject.toml
+$(BIN)/nkpredict: pyproject.toml service/_plain_scan.c
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	if $(BIN)/python -m pip install --quiet "uv>=0.5"; then \
