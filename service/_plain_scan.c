@@ -113,6 +113,17 @@ static int take(Cursor *c, unsigned char ch) {
     return -1;
 }
 
+/* The bytes a plain string stops at: its closing quote, a backslash, a control character. */
+static unsigned char STRING_STOP[256];
+
+static void fill_string_stops(void) {
+    for (int ch = 0; ch < 0x20; ch++) {
+        STRING_STOP[ch] = 1;
+    }
+    STRING_STOP['"'] = 1;
+    STRING_STOP['\\'] = 1;
+}
+
 /* A string with no escape and no control character at the cursor (after white space):
  * its content in [*start, *start + *size), the cursor after its closing quote. */
 static int plain_string(Cursor *c, const unsigned char **start, Py_ssize_t *size) {
@@ -120,20 +131,18 @@ static int plain_string(Cursor *c, const unsigned char **start, Py_ssize_t *size
         return -1;
     }
     const unsigned char *first = c->at;
-    while (c->at < c->end) {
-        unsigned char ch = *c->at;
-        if (ch == '"') {
-            *start = first;
-            *size = c->at - first;
-            c->at++;
-            return 0;
-        }
-        if (ch == '\\' || ch < 0x20) {
-            return -1;
-        }
-        c->at++;
+    const unsigned char *at = first;
+    const unsigned char *end = c->end;
+    while (at < end && !STRING_STOP[*at]) {
+        at++;
     }
-    return -1;
+    if (at >= end || *at != '"') {
+        return -1;
+    }
+    *start = first;
+    *size = at - first;
+    c->at = at + 1;
+    return 0;
 }
 
 static int is_digit(const Cursor *c) {
@@ -301,17 +310,13 @@ static int option_value(Cursor *c) {
 
 typedef struct {
     Buffer values;    /* doubles */
-    Buffer keys;      /* the first sample's keys, each followed by '"' */
     Buffer positions; /* Py_ssize_t pairs: each first-sample key's offset and size */
     Py_ssize_t n_genes;
+    Py_ssize_t keys_size; /* the first sample's keys, each with one byte more */
     PyObject *sample_ids;
 } Samples;
 
-static int append_value(Samples *s, double value) {
-    return buffer_append(&s->values, &value, sizeof value);
-}
-
-/* The first sample's genes: their keys are recorded. */
+/* The first sample's genes: their keys' places are recorded. */
 static int first_sample(Cursor *c, const unsigned char *text, Samples *s) {
     skip_space(c);
     if (c->at < c->end && *c->at == '}') {
@@ -325,13 +330,17 @@ static int first_sample(Cursor *c, const unsigned char *text, Samples *s) {
             number_or_null(c, &value) < 0) {
             return -1;
         }
-        Py_ssize_t position[2] = {key - text, size};
-        if (buffer_append(&s->keys, key, (size_t)size) < 0 ||
-            buffer_append(&s->keys, "\"", 1) < 0 ||
-            buffer_append(&s->positions, position, sizeof position) < 0 ||
-            append_value(s, value) < 0) {
+        if (buffer_reserve(&s->positions, 2 * sizeof(Py_ssize_t)) < 0 ||
+            buffer_reserve(&s->values, sizeof value) < 0) {
             return -1;
         }
+        Py_ssize_t *position = (Py_ssize_t *)(s->positions.data + s->positions.size);
+        position[0] = key - text;
+        position[1] = size;
+        s->positions.size += 2 * sizeof(Py_ssize_t);
+        memcpy(s->values.data + s->values.size, &value, sizeof value);
+        s->values.size += sizeof value;
+        s->keys_size += size + 1;
         s->n_genes++;
         skip_space(c);
         if (c->at >= c->end) {
@@ -345,6 +354,23 @@ static int first_sample(Cursor *c, const unsigned char *text, Samples *s) {
             return -1;
         }
     }
+}
+
+/* The first sample's keys, each followed by '"'. */
+static PyObject *gene_keys(const unsigned char *text, const Samples *s) {
+    PyObject *keys = PyBytes_FromStringAndSize(NULL, s->keys_size);
+    if (keys == NULL) {
+        return NULL;
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(keys);
+    const Py_ssize_t *positions = (const Py_ssize_t *)s->positions.data;
+    for (Py_ssize_t j = 0; j < s->n_genes; j++) {
+        Py_ssize_t size = positions[2 * j + 1];
+        memcpy(out, text + positions[2 * j], (size_t)size);
+        out[size] = '"';
+        out += size + 1;
+    }
+    return keys;
 }
 
 /* A later sample: the same keys as the first, in the same order. */
@@ -476,7 +502,7 @@ static PyObject *scan(PyObject *module, PyObject *args) {
     }
     const unsigned char *text = (const unsigned char *)data;
     Cursor cursor = {text, text + size};
-    Samples samples = {{NULL, 0, 0}, {NULL, 0, 0}, {NULL, 0, 0}, 0, PyList_New(0)};
+    Samples samples = {{NULL, 0, 0}, {NULL, 0, 0}, 0, 0, PyList_New(0)};
     PyObject *option_spans = PyList_New(0);
     PyObject *result = NULL;
     if (samples.sample_ids == NULL || option_spans == NULL) {
@@ -486,8 +512,7 @@ static PyObject *scan(PyObject *module, PyObject *args) {
         result = Py_NewRef(Py_None);
         goto done;
     }
-    PyObject *keys = PyBytes_FromStringAndSize((const char *)samples.keys.data,
-                                               (Py_ssize_t)samples.keys.size);
+    PyObject *keys = gene_keys(text, &samples);
     PyObject *values = PyByteArray_FromStringAndSize((const char *)samples.values.data,
                                                      (Py_ssize_t)samples.values.size);
     if (keys != NULL && values != NULL) {
@@ -498,7 +523,6 @@ static PyObject *scan(PyObject *module, PyObject *args) {
     Py_XDECREF(values);
 done:
     PyMem_Free(samples.values.data);
-    PyMem_Free(samples.keys.data);
     PyMem_Free(samples.positions.data);
     Py_XDECREF(samples.sample_ids);
     Py_XDECREF(option_spans);
@@ -518,4 +542,7 @@ static struct PyModuleDef module = {
     -1, methods, NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__plain_scan(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__plain_scan(void) {
+    fill_string_stops();
+    return PyModule_Create(&module);
+}

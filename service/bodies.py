@@ -11,6 +11,11 @@ FastAPI validate it into pydantic models:
   that no sample value is a string or a boolean (:class:`_PlainValues`), without looking at
   the type of each value either.
 
+A body of the plain shape (the same genes in every sample, keys without escapes, numbers
+or null) is read first by the compiled scanner of :mod:`service.plain_bodies`, without a
+Python object per gene or value; the rest of this module is the general parser, which reads
+every other body and gives every refusal (the scanner declines what it cannot read exactly).
+
 The options (every field but ``samples``) are validated by the pydantic models of
 :mod:`service.schemas`. Every refusal is a :class:`~service.errors.ServiceError` with a code of
 the catalogue in :mod:`service.errors`.
@@ -389,8 +394,9 @@ class SampleMatrix:
         :attr:`values` and :meth:`rows`.
     sample_ids : list of str, length n_samples
         In request order.
-    genes : list of str, length n_genes
-        Gene identifiers as sent (a sparse body: those kept, see :func:`samples_matrix`).
+    genes : list or tuple of str, length n_genes
+        Gene identifiers as sent (a sparse body: those kept, see :func:`samples_matrix`); a
+        tuple shared by the bodies that sent the same genes (:mod:`service.plain_bodies`).
     report : HarmonizationReport, optional
         For a sparse body reduced to the model's genes, the identifier report of every gene
         it sent (the report of ``genes`` would miss those left out); ``None`` otherwise.
@@ -398,7 +404,7 @@ class SampleMatrix:
 
     stored: np.ndarray | SparseRows
     sample_ids: list[str]
-    genes: list[str]
+    genes: list[str] | tuple[str, ...]
     report: HarmonizationReport | None = None
 
     @property

@@ -15,7 +15,8 @@ extension was not compiled (no C compiler at install), every body goes that way.
 
 The gene keys of the first sample are compared, as bytes, with those of the last few bodies
 (:data:`RECENT_KEY_LISTS`): clients send the same identifiers request after request, and a
-repeated list comes back as the *same* list of strings, decoded once.
+repeated list comes back as the *same* tuple of strings, decoded once (and its identifier
+mapping is then found by that object).
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ COMPILED = _scan is not None
 RECENT_KEY_LISTS = 8
 """Distinct gene lists remembered (as their text and their decoded strings)."""
 
-_recent_genes: tuple[tuple[bytes, list[str]], ...] = ()
-"""The last gene lists: (keys as scanned, the list of strings), newest first."""
+_recent_genes: tuple[tuple[bytes, tuple[str, ...]], ...] = ()
+"""The last gene lists: (keys as scanned, the strings), newest first."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,16 +54,17 @@ class PlainBody:
         Writeable; NaN for ``null``.
     sample_ids : list of str
         Unique, in request order.
-    genes : list of str
-        The gene keys as sent, unique. Shared with every body that sent the same list: read
-        it, never change it.
+    genes : tuple of str
+        The gene keys as sent, unique; the same tuple for every body that sent the same list
+        (the identifier mapping finds its plan by that object,
+        :func:`nkpredict.data.identifiers.column_plan`).
     options : dict
         Every top-level field but ``samples``, parsed, its keys unique.
     """
 
     values: np.ndarray
     sample_ids: list[str]
-    genes: list[str]
+    genes: tuple[str, ...]
     options: dict[str, Any]
 
 
@@ -87,7 +89,7 @@ def scan_plain_body(raw: bytes, max_samples: int) -> PlainBody | None:
     return PlainBody(values, sample_ids, genes, options)
 
 
-def _genes(keys: bytes, n_genes: int) -> list[str] | None:
+def _genes(keys: bytes, n_genes: int) -> tuple[str, ...] | None:
     """The gene list of the scanned ``keys`` (each followed by ``"``); ``None`` when they
     are not UTF-8 or some gene is listed twice."""
     global _recent_genes
@@ -96,7 +98,7 @@ def _genes(keys: bytes, n_genes: int) -> list[str] | None:
         if seen == keys:
             return genes
     try:
-        genes = keys.decode("utf-8").split('"')[:n_genes]
+        genes = tuple(keys.decode("utf-8").split('"')[:n_genes])
     except UnicodeDecodeError:
         return None
     if len(set(genes)) != n_genes:

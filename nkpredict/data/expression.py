@@ -131,7 +131,7 @@ class _Labels:
     """Row and column labels of a matrix held as a plain array (for error messages)."""
 
     index: pd.Index | list[str]
-    columns: pd.Index | list[str]
+    columns: pd.Index | list[str] | tuple[str, ...]
 
 
 def _first_cell(matrix: pd.DataFrame | _Labels, mask: np.ndarray) -> str:
@@ -873,8 +873,9 @@ def prepare_values(
     scale, catalog
         See :func:`prepare_expression`.
     str_labels : bool, default False
-        The caller guarantees that ``samples`` and ``genes`` are lists of ``str`` (JSON keys):
-        they are used as they are (converting 19,000 gene names costs more than a millisecond).
+        The caller guarantees that ``samples`` and ``genes`` are lists (``genes`` also a
+        tuple) of ``str`` (JSON keys): they are used as they are (converting 19,000 gene names
+        costs more than a millisecond).
     keep : collection of str, optional
         HGNC symbols wanted (e.g. the genes a model reads; pass the same tuple each time, it
         is remembered with the genes' mapping): only their columns are converted and
@@ -900,7 +901,7 @@ def prepare_values(
             f"{len(genes)} genes"
         )
     _check_not_empty(*array.shape)
-    str_lists = str_labels and type(samples) is list and type(genes) is list
+    str_lists = str_labels and type(samples) is list and type(genes) in (list, tuple)
     sample_ids = samples if str_lists else list(map(str, samples))
     _check_unique(sample_ids)
     columns = genes if str_lists else list(map(str, genes))
@@ -922,7 +923,7 @@ def _prepare(
     converted."""
     labels = values.labels
     columns = labels.columns
-    genes = columns if isinstance(columns, list) else columns.tolist()
+    genes = columns if isinstance(columns, list | tuple) else columns.tolist()
     plan = column_plan(genes, keep, catalog)
     log_values, resolved = _to_log_values(values, scale, plan.positions)
     harmonized = plan.harmonize(log_values)

@@ -459,9 +459,11 @@ def _cached_long_plan(ids: tuple[str, ...], catalog: Catalog | None) -> _Mapping
     return _build_plan(ids, catalog)
 
 
-_recent_plans: tuple[tuple[bytes, Catalog | None, _MappingPlan], ...] = ()
+_recent_plans: tuple[tuple[bytes, Catalog | None, _MappingPlan, Sequence[str]], ...] = ()
 """The plans of the last :data:`RECENT_PLANS` identifier lists of at least
-:data:`RECENT_PLAN_MIN_IDS` identifiers, by the lists' JSON text (most recent first)."""
+:data:`RECENT_PLAN_MIN_IDS` identifiers, by the lists' JSON text (most recent first), with
+the identifiers as passed (a tuple passed again, the same object, is found without its
+text)."""
 
 
 def _ids_text(ids: Sequence[str]) -> bytes | None:
@@ -494,14 +496,20 @@ def _holds_null(text: bytes) -> bool:
 def _mapping_plan(ids: Sequence[str], catalog: Catalog | None) -> _MappingPlan:
     """The plan for ``ids``; remembered per tuple of identifiers (requests repeat them).
 
-    Long lists (a whole profile) are first looked up among the last few by their JSON text
-    (:func:`_ids_text`): building and comparing a tuple of 19,000 fresh strings costs more
-    than writing and comparing their text."""
+    Long lists (a whole profile) are first looked up among the last few: the same tuple
+    object (immutable, so the same identifiers; the service's body reader hands a repeated
+    gene list back as one tuple), else by their JSON text (:func:`_ids_text`): building and
+    comparing a tuple of 19,000 fresh strings costs more than writing and comparing their
+    text."""
     global _recent_plans
+    recent = _recent_plans  # one read: another thread may replace it
+    if type(ids) is tuple:
+        for _, seen_catalog, plan, seen_ids in recent:
+            if seen_ids is ids and seen_catalog is catalog:
+                return plan
     text = _ids_text(ids) if len(ids) >= RECENT_PLAN_MIN_IDS else None
     if text is not None:
-        recent = _recent_plans  # one read: another thread may replace it
-        for seen, seen_catalog, plan in recent:
+        for seen, seen_catalog, plan, _ in recent:
             if seen_catalog is catalog and seen == text:
                 return plan
     key = ids if type(ids) is tuple else tuple(ids)
@@ -512,7 +520,7 @@ def _mapping_plan(ids: Sequence[str], catalog: Catalog | None) -> _MappingPlan:
     else:
         return _build_plan(key, catalog)
     if text is not None:
-        _recent_plans = ((text, catalog, found), *recent[: RECENT_PLANS - 1])
+        _recent_plans = ((text, catalog, found, ids), *recent[: RECENT_PLANS - 1])
     return found
 
 

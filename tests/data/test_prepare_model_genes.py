@@ -95,7 +95,7 @@ def test_long_bodies_whose_text_proves_nothing_are_read_alike(extra: dict[str, o
     document = json.loads(raw)["samples"]["S1"]
     expected = [np.nan if v is None else float(v) for v in document.values()]
     np.testing.assert_array_equal(samples.values[0], expected)
-    assert samples.genes == list(document)
+    assert list(samples.genes) == list(document)
     assert options.scale == "log"
 
 
@@ -119,6 +119,27 @@ def test_long_identifier_lists_are_found_again_by_their_text() -> None:
     assert identifiers._ids_text([float("nan")] * n) is None
     assert identifiers._ids_text([object()]) is None
     assert identifiers._ids_text(["a", "b"]) != identifiers._ids_text(["a,b"])
+
+
+def test_a_long_tuple_passed_again_is_found_by_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same tuple object finds its plan without its text being written; an equal tuple
+    (another object) still finds it by the text, and a list is never trusted by identity."""
+    from nkpredict.data import identifiers
+    from nkpredict.data.identifiers import RECENT_PLAN_MIN_IDS, _mapping_plan
+
+    ids = (*(f"T{k}Y" for k in range(RECENT_PLAN_MIN_IDS + 1)), "CD48")
+    plan = _mapping_plan(ids, None)
+    texts: list[object] = []
+    written = identifiers._ids_text
+    monkeypatch.setattr(identifiers, "_ids_text", lambda i: texts.append(i) or written(i))
+    assert _mapping_plan(ids, None) is plan
+    assert texts == []
+    assert _mapping_plan(tuple(list(ids)), None) is plan
+    assert len(texts) == 1
+    listed = list(ids)
+    assert _mapping_plan(listed, None) is plan
+    listed[-1] = "PVR"  # the same list object, changed: a new plan
+    assert list(_mapping_plan(listed, None).symbols)[-1] == "PVR"
 
 
 def test_null_is_found_anywhere_in_an_identifier_text() -> None:
