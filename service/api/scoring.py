@@ -65,7 +65,9 @@ T = TypeVar("T")
 
 PARSE_MS_PER_MB = 10.0
 """Milliseconds of CPU per megabyte of JSON body: parsing, type checks and preparation of the
-values (about 4.2 ms of ``orjson.loads`` and 3 ms more for a 470 kB profile of 19,000 genes)."""
+values when orjson parses it (about 4.2 ms of ``orjson.loads`` and 3 ms more for a 470 kB
+profile of 19,000 genes); a plain body, read by :mod:`service.plain_bodies`, takes about a
+third of that, so the estimate errs toward the threadpool."""
 SAMPLE_MS: dict[str, float] = {"predict": 0.05, "explain": 0.5, "whatif": 0.5}
 """Milliseconds of model work per sample of each endpoint, beyond the parsing (an
 explanation: TreeSHAP, the sums per level, the drivers and their sentences)."""
