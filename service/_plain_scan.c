@@ -113,6 +113,20 @@ static int take(Cursor *c, unsigned char ch) {
     return -1;
 }
 
+/* After an object's member (white space allowed): 1 at a ',' (another member follows), 0 at
+ * the object's closing '}', -1 at anything else. */
+static int next_member(Cursor *c) {
+    skip_space(c);
+    if (c->at >= c->end) {
+        return -1;
+    }
+    unsigned char ch = *c->at++;
+    if (ch == ',') {
+        return 1;
+    }
+    return ch == '}' ? 0 : -1;
+}
+
 /* The bytes a plain string stops at: its closing quote, a backslash, a control character. */
 static unsigned char STRING_STOP[256];
 
@@ -342,16 +356,9 @@ static int first_sample(Cursor *c, const unsigned char *text, Samples *s) {
         s->values.size += sizeof value;
         s->keys_size += size + 1;
         s->n_genes++;
-        skip_space(c);
-        if (c->at >= c->end) {
-            return -1;
-        }
-        unsigned char ch = *c->at++;
-        if (ch == '}') {
-            return 0;
-        }
-        if (ch != ',') {
-            return -1;
+        int more = next_member(c);
+        if (more <= 0) {
+            return more;
         }
     }
 }
@@ -430,16 +437,9 @@ static int samples_object(Cursor *c, const unsigned char *text, Py_ssize_t max_s
         if ((n == 0 ? first_sample(c, text, s) : next_sample(c, text, s)) < 0) {
             return -1;
         }
-        skip_space(c);
-        if (c->at >= c->end) {
-            return -1;
-        }
-        unsigned char ch = *c->at++;
-        if (ch == '}') {
-            return 0;
-        }
-        if (ch != ',') {
-            return -1;
+        int more = next_member(c);
+        if (more <= 0) {
+            return more;
         }
     }
 }
@@ -476,16 +476,12 @@ static int body(Cursor *c, const unsigned char *text, Py_ssize_t max_samples, Sa
             }
             Py_DECREF(span);
         }
-        skip_space(c);
-        if (c->at >= c->end) {
+        int more = next_member(c);
+        if (more < 0) {
             return -1;
         }
-        unsigned char ch = *c->at++;
-        if (ch == '}') {
+        if (more == 0) {
             break;
-        }
-        if (ch != ',') {
-            return -1;
         }
     }
     skip_space(c);
