@@ -271,6 +271,21 @@ def check_same_answers(servers: dict[str, Server], model: bench_model.BenchModel
         raise RuntimeError("nkpredict and mlflow models serve disagree on the same model")
 
 
+QUIET_EXPLAIN = "nkpredict explain without driver sentences, 1 sample"
+"""The one-sample explanation with ``"n_drivers": 0`` (no top drivers, no driver sentences and
+no counterfactual outputs behind them): about the content of the explanation that the first
+service table measured (its 0.39x row), before the driver sentences and domain checks."""
+
+
+def quiet_explain_body(model: bench_model.BenchModel, workdir: Path) -> Path:
+    """The one-sample body of :data:`QUIET_EXPLAIN`: ``predict_1`` with ``"n_drivers": 0``."""
+    document = json.loads(model.bodies["predict_1"].read_text())
+    document["n_drivers"] = 0
+    path = workdir / "explain_quiet_1.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
 def cases(with_mlflow: bool, workers: int) -> list[Case]:
     """Everything measured, in the order of each round."""
     one, hundred = "bare, 1 sample", "bare, 100 samples"
@@ -281,6 +296,10 @@ def cases(with_mlflow: bool, workers: int) -> list[Case]:
         ),
         Case(
             "nkpredict explain, 1 sample", "nkpredict", "/v1/explain", "predict_1", "explain", one
+        ),
+        Case(
+            QUIET_EXPLAIN, "nkpredict", "/v1/explain", "explain_quiet_1",
+            "explain, no driver sentences", one,
         ),
         Case(hundred, "bare", "/predict", "predict_100", "100-sample body", hundred),
         Case(
@@ -483,6 +502,14 @@ def profile_targets(results: dict[str, Measured]) -> str:
             f"| {label} >= {goal} x {baseline.split(',')[0]} | {median:.2f} x ({rounds}) | "
             f"{'yes' if median >= goal else 'no'} |"
         )
+    label, baseline = QUIET_EXPLAIN, "bare, 1 sample"
+    if label in results and baseline in results:
+        per_round = [ours / base for ours, base in _paired(results, label, baseline)]
+        rounds = " / ".join(f"{r:.2f}" for r in per_round)
+        rows.append(
+            f"| (reference, not a target) {label} x bare | "
+            f"{statistics.median(per_round):.2f} x ({rounds}) | |"
+        )
     lines = ["| target | median of the rounds (rounds) | met |", "|---|---:|---|", *rows]
     return "\n".join(lines)
 
@@ -593,6 +620,7 @@ def main() -> None:
         workdir = args.workdir or Path(tmp)
         started = time.perf_counter()
         model = bench_model.prepare(workdir)
+        model.bodies["explain_quiet_1"] = quiet_explain_body(model, workdir)
         todo = cases(not args.skip_mlflow, args.workers)
         if not args.no_profiles:
             model.bodies.update(profile_bodies(model.model_dir, workdir))
