@@ -11,9 +11,10 @@
  * - keys hold no backslash and no control character (no escapes to decode);
  * - values are JSON numbers or null; options are strings, numbers, true, false or null.
  *
- * scan(body, max_samples) returns None for any other body, and for bodies the general parser
- * refuses (no samples, an empty sample, more than max_samples samples, a number beyond the
- * float range...), so every refusal keeps its one wording. Otherwise a tuple:
+ * scan(body, max_samples), body any bytes-like object, returns None for any other body, and
+ * for bodies the general parser refuses (no samples, an empty sample, more than max_samples
+ * samples, a number beyond the float range...), so every refusal keeps its one wording.
+ * Otherwise a tuple:
  *
  *   (sample_ids: list[str], gene_keys: bytes, n_genes: int, values: bytearray,
  *    option_spans: list[tuple[int, int]])
@@ -490,14 +491,14 @@ static int body(Cursor *c, const unsigned char *text, Py_ssize_t max_samples, Sa
 
 static PyObject *scan(PyObject *module, PyObject *args) {
     (void)module;
-    const char *data;
-    Py_ssize_t size;
+    Py_buffer view;
     Py_ssize_t max_samples;
-    if (!PyArg_ParseTuple(args, "y#n:scan", &data, &size, &max_samples)) {
+    if (!PyArg_ParseTuple(args, "y*n:scan", &view, &max_samples)) {
         return NULL;
     }
-    const unsigned char *text = (const unsigned char *)data;
-    Cursor cursor = {text, text + size};
+    /* read while holding the GIL, so the buffer cannot change under the scan */
+    const unsigned char *text = (const unsigned char *)view.buf;
+    Cursor cursor = {text, text + view.len};
     Samples samples = {{NULL, 0, 0}, {NULL, 0, 0}, 0, 0, PyList_New(0)};
     PyObject *option_spans = PyList_New(0);
     PyObject *result = NULL;
@@ -518,6 +519,7 @@ static PyObject *scan(PyObject *module, PyObject *args) {
     Py_XDECREF(keys);
     Py_XDECREF(values);
 done:
+    PyBuffer_Release(&view);
     PyMem_Free(samples.values.data);
     PyMem_Free(samples.positions.data);
     Py_XDECREF(samples.sample_ids);
