@@ -487,6 +487,14 @@ def _paired(results: dict[str, Measured], label: str, baseline: str) -> list[tup
     return [(a.rps, b.rps) for a, b in zip(ours, base, strict=True)]
 
 
+def _ratio_cell(results: dict[str, Measured], label: str, baseline: str) -> tuple[float, str]:
+    """The median of the rounds' ratios of ``label`` to ``baseline``, and the table cell that
+    shows it with every round's ratio."""
+    per_round = [ours / base for ours, base in _paired(results, label, baseline)]
+    median = statistics.median(per_round)
+    return median, f"{median:.2f} x ({' / '.join(f'{r:.2f}' for r in per_round)})"
+
+
 def profile_targets(results: dict[str, Measured]) -> str:
     """Issue 17's HTTP targets, as ratios in this run: each round's ratio of the two
     measurements made in it, and their median (the figure a target is judged by: a pair of
@@ -495,21 +503,15 @@ def profile_targets(results: dict[str, Measured]) -> str:
     for label, baseline, goal in TARGET_ROWS:
         if label not in results or baseline not in results:
             continue
-        per_round = [ours / base for ours, base in _paired(results, label, baseline)]
-        median = statistics.median(per_round)
-        rounds = " / ".join(f"{r:.2f}" for r in per_round)
+        median, cell = _ratio_cell(results, label, baseline)
         rows.append(
-            f"| {label} >= {goal} x {baseline.split(',')[0]} | {median:.2f} x ({rounds}) | "
+            f"| {label} >= {goal} x {baseline.split(',')[0]} | {cell} | "
             f"{'yes' if median >= goal else 'no'} |"
         )
     label, baseline = QUIET_EXPLAIN, "bare, 1 sample"
     if label in results and baseline in results:
-        per_round = [ours / base for ours, base in _paired(results, label, baseline)]
-        rounds = " / ".join(f"{r:.2f}" for r in per_round)
-        rows.append(
-            f"| (reference, not a target) {label} x bare | "
-            f"{statistics.median(per_round):.2f} x ({rounds}) | |"
-        )
+        _, cell = _ratio_cell(results, label, baseline)
+        rows.append(f"| (reference, not a target) {label} x bare | {cell} | |")
     lines = ["| target | median of the rounds (rounds) | met |", "|---|---:|---|", *rows]
     return "\n".join(lines)
 
